@@ -1,0 +1,20 @@
+// The subcommands of `ferry`. Each adds itself to the CLI11 app and returns
+// what to run once the command line parsed; that returns the exit status.
+// `trailing` holds the words after a `--` (CLI11 would not pass them on to
+// a subcommand's remaining words).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace ferry::cli {
+
+struct Subcommand {
+  CLI::App* app;
+  std::function<int(const std::vector<std::string>& trailing)> run;
+};
+
+Subcommand add_run(CLI::App& app);
+Subcommand add_demo(CLI::App& app);
+
+}  // namespace ferry::cli

@@ -1,0 +1,57 @@
+// The job log of `ferry run`: one tab-separated row per attempt, with GNU
+// parallel's header and columns, so existing tools read it. Rows are
+// appended with one write() each as attempts end, so a crash or an interrupt
+// leaves every finished attempt recorded. The format is documented in
+// docs/joblog.md.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+
+namespace ferry::run {
+
+inline constexpr const char* kJoblogHeader =
+    "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand";
+
+struct JoblogRow {
+  std::uint64_t seq = 0;
+  std::string host = ":";      // ":" is this machine, as in parallel
+  double start = 0;            // seconds since the Unix epoch
+  double runtime = 0;          // seconds
+  std::uint64_t sent = 0;      // bytes written to stdin
+  std::uint64_t received = 0;  // bytes of output
+  int exit_code = 0;
+  int signal = 0;
+  std::string command;
+};
+
+// Tabs, newlines and backslashes in a command are written as \t \n \\.
+std::string escape_command(const std::string& command);
+std::string unescape_command(const std::string& text);
+
+std::string format_row(const JoblogRow& row);
+
+class Joblog {
+ public:
+  // Opens `path` for appending; truncates it first unless `keep` (resume).
+  // Writes the header when the file is empty. Throws UsageError on failure.
+  Joblog(const std::string& path, bool keep);
+  ~Joblog();
+  Joblog(const Joblog&) = delete;
+  Joblog& operator=(const Joblog&) = delete;
+
+  void append(const JoblogRow& row);
+
+ private:
+  int fd_ = -1;
+  std::string path_;
+};
+
+// The Seq numbers that succeeded (exit 0, no signal) in the joblog at `path`;
+// empty when it does not exist. Like GNU parallel, --resume matches by Seq.
+// A torn last line (a crash while writing it) is ignored. Throws UsageError
+// when the file is not a joblog or a complete row is malformed.
+std::set<std::uint64_t> succeeded_jobs(const std::string& path);
+
+}  // namespace ferry::run

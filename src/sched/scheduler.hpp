@@ -1,0 +1,150 @@
+// ferry::sched — the scheduler, a deterministic state machine.
+//
+// It owns the jobs' scheduling state: which job may run next, who holds it
+// under which lease, when a failed job is retried, and each job's history of
+// attempts. It does no I/O, starts no threads and reads no clock: every call
+// carries the current time. The same sequence of calls always gives the same
+// decisions, so tests can drive days of scheduling in a millisecond.
+//
+// Job life: waiting (delayed or backing off) -> queued -> running ->
+// succeeded | failed | cancelled. A failed attempt with retries left goes back
+// to waiting until its backoff passes; a lease that expires (the holder went
+// silent) puts the job back in its queue as a new attempt without spending a
+// retry. Completions carry the lease token; a stale one is ignored and counted,
+// so a job is recorded as finished exactly once.
+//
+// Callers learn what changed from take_changes(), in order.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sched/ready_queue.hpp"
+
+namespace ferry::sched {
+
+// Milliseconds since an epoch of the caller's choosing.
+using Time = std::chrono::milliseconds;
+
+enum class State : std::uint8_t { waiting, queued, running, succeeded, failed, cancelled };
+std::string_view name(State state);
+bool is_final(State state);
+
+struct RetryPolicy {
+  int max_retries = 0;           // attempts beyond the first
+  Time backoff{1000};            // delay before the first retry; doubles for each further one
+  Time max_backoff{5 * 60'000};  // the doubling stops here
+};
+
+// The delay after the `failures`-th failed attempt (failures >= 1).
+Time retry_delay(const RetryPolicy& policy, int failures);
+
+struct JobOptions {
+  std::string queue = "default";
+  int priority = 0;  // higher runs first
+  RetryPolicy retry;
+  Time not_before{0};  // waiting until then
+};
+
+enum class AttemptEnd : std::uint8_t { running, succeeded, failed, lease_expired, cancelled };
+std::string_view name(AttemptEnd end);
+
+struct Attempt {
+  int number = 0;  // 1-based
+  std::uint64_t lease = 0;
+  std::string worker;
+  Time started{0};
+  Time ended{0};
+  AttemptEnd end = AttemptEnd::running;
+  std::string reason;
+};
+
+struct Job {
+  JobId id = 0;
+  JobOptions options;
+  State state = State::waiting;
+  Time ready_at{0};                   // when a waiting job becomes queued
+  std::optional<Time> lease_expires;  // while running under an expiring lease
+  std::string reason;                 // why it ended, for failed and cancelled jobs
+  std::vector<Attempt> attempts;
+
+  int failures() const;  // attempts that ended failed: they spend retries
+};
+
+struct Lease {
+  JobId job = 0;
+  std::uint64_t token = 0;
+  int attempt = 0;
+  std::optional<Time> expires;  // nullopt: held until completed
+};
+
+struct Change {
+  JobId job;
+  State from;
+  State to;
+};
+
+enum class Completion { recorded, stale };
+
+struct Counts {
+  std::size_t by_state[6] = {};
+  std::uint64_t stale_completions = 0;
+  std::size_t operator[](State state) const { return by_state[static_cast<int>(state)]; }
+  std::size_t total() const;
+  std::size_t final() const;
+};
+
+class Scheduler {
+ public:
+  JobId submit(JobOptions options, Time now);
+
+  // Takes the best queued job, from `queues` (all queues when empty), and
+  // leases it to `worker` for `lease_for` (nullopt: no expiry).
+  std::optional<Lease> lease(Time now, std::string_view worker, std::optional<Time> lease_for,
+                             std::span<const std::string> queues = {});
+
+  // Extends a live lease; false when the token is stale.
+  bool renew(JobId job, std::uint64_t token, Time now, Time lease_for);
+
+  // Records the end of the attempt holding `token`.
+  Completion complete(JobId job, std::uint64_t token, bool succeeded, std::string reason, Time now);
+
+  // Cancels a job that has not ended; a running attempt ends as cancelled (the
+  // caller stops the process on seeing the running -> cancelled change).
+  bool cancel(JobId job, std::string reason, Time now);
+
+  // Moves time forward: waiting jobs whose time came are queued, expired
+  // leases put their jobs back.
+  void advance(Time now);
+
+  // The earliest time at which advance() would change something.
+  std::optional<Time> next_wakeup() const;
+
+  const Job* find(JobId job) const;
+  const Counts& counts() const { return counts_; }
+  bool all_final() const { return counts_.final() == counts_.total(); }
+  std::vector<Change> take_changes();
+
+ private:
+  Job* get(JobId job);
+  void set_state(Job& job, State state);
+  void make_ready(Job& job, Time now);  // queued now, or waiting until ready_at
+  void finish_attempt(Job& job, AttemptEnd end, std::string reason, Time now);
+
+  std::vector<Job> jobs_;  // jobs_[id - 1]: ids are dense and start at 1
+  std::map<std::string, ReadyQueue, std::less<>> queues_;
+  std::set<std::pair<Time, JobId>> delayed_;   // waiting jobs by ready_at
+  std::set<std::pair<Time, JobId>> expiring_;  // running jobs by lease expiry
+  std::uint64_t next_token_ = 1;
+  Counts counts_;
+  std::vector<Change> changes_;
+};
+
+}  // namespace ferry::sched

@@ -1,0 +1,197 @@
+#include "sched/scheduler.hpp"
+
+#include <gtest/gtest.h>
+
+namespace ferry::sched {
+namespace {
+
+using std::chrono::milliseconds;
+
+JobOptions with_retries(int retries, Time backoff = Time{1000}) {
+  JobOptions options;
+  options.retry.max_retries = retries;
+  options.retry.backoff = backoff;
+  return options;
+}
+
+TEST(Scheduler, RunsAJobToSuccess) {
+  Scheduler s;
+  JobId id = s.submit({}, Time{0});
+  EXPECT_EQ(s.find(id)->state, State::queued);
+  auto lease = s.lease(Time{5}, "w1", std::nullopt);
+  ASSERT_TRUE(lease);
+  EXPECT_EQ(lease->job, id);
+  EXPECT_EQ(lease->attempt, 1);
+  EXPECT_FALSE(lease->expires);
+  EXPECT_FALSE(s.lease(Time{5}, "w1", std::nullopt));  // nothing else queued
+  EXPECT_EQ(s.complete(id, lease->token, true, "", Time{9}), Completion::recorded);
+
+  const Job& job = *s.find(id);
+  EXPECT_EQ(job.state, State::succeeded);
+  ASSERT_EQ(job.attempts.size(), 1u);
+  EXPECT_EQ(job.attempts[0].worker, "w1");
+  EXPECT_EQ(job.attempts[0].started, Time{5});
+  EXPECT_EQ(job.attempts[0].ended, Time{9});
+  EXPECT_EQ(job.attempts[0].end, AttemptEnd::succeeded);
+  EXPECT_TRUE(s.all_final());
+
+  auto changes = s.take_changes();
+  ASSERT_EQ(changes.size(), 3u);
+  EXPECT_EQ(changes[0].to, State::queued);
+  EXPECT_EQ(changes[1].to, State::running);
+  EXPECT_EQ(changes[2].from, State::running);
+  EXPECT_EQ(changes[2].to, State::succeeded);
+  EXPECT_TRUE(s.take_changes().empty());
+}
+
+TEST(Scheduler, PriorityFirstThenFifoAcrossQueues) {
+  Scheduler s;
+  JobOptions a, b, c, d;
+  b.priority = 3;
+  c.queue = "other";
+  d.queue = "other";
+  d.priority = 3;
+  JobId ia = s.submit(a, Time{0}), ib = s.submit(b, Time{0});
+  JobId ic = s.submit(c, Time{0}), id = s.submit(d, Time{0});
+  std::vector<JobId> order;
+  while (auto lease = s.lease(Time{0}, "w", std::nullopt)) order.push_back(lease->job);
+  EXPECT_EQ(order, (std::vector<JobId>{ib, id, ia, ic}));
+}
+
+TEST(Scheduler, LeasesOnlyFromTheAskedQueues) {
+  Scheduler s;
+  JobOptions other;
+  other.queue = "gpu";
+  s.submit({}, Time{0});
+  JobId gpu = s.submit(other, Time{0});
+  std::vector<std::string> queues = {"gpu", "missing"};
+  auto lease = s.lease(Time{0}, "w", std::nullopt, queues);
+  ASSERT_TRUE(lease);
+  EXPECT_EQ(lease->job, gpu);
+  EXPECT_FALSE(s.lease(Time{0}, "w", std::nullopt, queues));
+}
+
+TEST(Scheduler, DelayedJobWaitsUntilItsTime) {
+  Scheduler s;
+  JobOptions options;
+  options.not_before = Time{100};
+  JobId id = s.submit(options, Time{0});
+  EXPECT_EQ(s.find(id)->state, State::waiting);
+  EXPECT_EQ(s.next_wakeup(), Time{100});
+  EXPECT_FALSE(s.lease(Time{50}, "w", std::nullopt));
+  s.advance(Time{99});
+  EXPECT_EQ(s.find(id)->state, State::waiting);
+  s.advance(Time{100});
+  EXPECT_EQ(s.find(id)->state, State::queued);
+  EXPECT_FALSE(s.next_wakeup());
+}
+
+TEST(Scheduler, RetriesWithExponentialBackoffThenFails) {
+  Scheduler s;
+  JobId id = s.submit(with_retries(2), Time{0});
+  auto l1 = s.lease(Time{0}, "w", std::nullopt);
+  s.complete(id, l1->token, false, "exit 1", Time{10});
+  EXPECT_EQ(s.find(id)->state, State::waiting);
+  EXPECT_EQ(s.find(id)->ready_at, Time{1010});
+  s.advance(Time{1009});
+  EXPECT_FALSE(s.lease(Time{1009}, "w", std::nullopt));
+  s.advance(Time{1010});
+  auto l2 = s.lease(Time{1010}, "w", std::nullopt);
+  ASSERT_TRUE(l2);
+  EXPECT_EQ(l2->attempt, 2);
+  EXPECT_NE(l2->token, l1->token);
+  s.complete(id, l2->token, false, "exit 2", Time{1020});
+  EXPECT_EQ(s.find(id)->ready_at, Time{3020});  // doubled
+  s.advance(Time{3020});
+  auto l3 = s.lease(Time{3020}, "w", std::nullopt);
+  s.complete(id, l3->token, false, "exit 3", Time{3030});
+
+  const Job& job = *s.find(id);
+  EXPECT_EQ(job.state, State::failed);
+  EXPECT_EQ(job.reason, "exit 3");
+  ASSERT_EQ(job.attempts.size(), 3u);
+  EXPECT_EQ(job.attempts[0].reason, "exit 1");
+  EXPECT_EQ(job.failures(), 3);
+}
+
+TEST(Scheduler, ZeroBackoffRequeuesAtOnce) {
+  Scheduler s;
+  JobId id = s.submit(with_retries(1, Time{0}), Time{0});
+  auto lease = s.lease(Time{0}, "w", std::nullopt);
+  s.complete(id, lease->token, false, "exit 1", Time{0});
+  EXPECT_EQ(s.find(id)->state, State::queued);
+  lease = s.lease(Time{0}, "w", std::nullopt);
+  s.complete(id, lease->token, true, "", Time{1});
+  EXPECT_EQ(s.find(id)->state, State::succeeded);
+}
+
+TEST(Scheduler, RetryDelayDoublesUpToTheCap) {
+  RetryPolicy policy{.max_retries = 100, .backoff = Time{100}, .max_backoff = Time{1000}};
+  EXPECT_EQ(retry_delay(policy, 1), Time{100});
+  EXPECT_EQ(retry_delay(policy, 2), Time{200});
+  EXPECT_EQ(retry_delay(policy, 4), Time{800});
+  EXPECT_EQ(retry_delay(policy, 5), Time{1000});
+  EXPECT_EQ(retry_delay(policy, 100), Time{1000});
+}
+
+TEST(Scheduler, StaleCompletionsAreIgnoredAndCounted) {
+  Scheduler s;
+  JobId id = s.submit({}, Time{0});
+  auto lease = s.lease(Time{0}, "w", std::nullopt);
+  EXPECT_EQ(s.complete(id, lease->token + 1, true, "", Time{1}), Completion::stale);
+  EXPECT_EQ(s.complete(id + 7, lease->token, true, "", Time{1}), Completion::stale);
+  EXPECT_EQ(s.complete(id, lease->token, false, "exit 1", Time{1}), Completion::recorded);
+  EXPECT_EQ(s.complete(id, lease->token, true, "", Time{2}), Completion::stale);
+  EXPECT_EQ(s.find(id)->state, State::failed);
+  EXPECT_EQ(s.counts().stale_completions, 3u);
+}
+
+TEST(Scheduler, CancelInEveryUnfinishedState) {
+  Scheduler s;
+  JobOptions later;
+  later.not_before = Time{100};
+  JobId waiting = s.submit(later, Time{0});
+  JobId running = s.submit({}, Time{0});
+  JobId queued = s.submit({}, Time{0});
+  auto lease = s.lease(Time{0}, "w", std::nullopt);
+  ASSERT_EQ(lease->job, running);
+  EXPECT_TRUE(s.cancel(waiting, "by user", Time{1}));
+  EXPECT_TRUE(s.cancel(queued, "by user", Time{1}));
+  EXPECT_TRUE(s.cancel(running, "by user", Time{1}));
+  EXPECT_FALSE(s.cancel(running, "again", Time{2}));
+  EXPECT_EQ(s.find(running)->attempts.back().end, AttemptEnd::cancelled);
+  EXPECT_EQ(s.complete(running, lease->token, true, "", Time{3}), Completion::stale);
+  EXPECT_EQ(s.find(running)->state, State::cancelled);
+  EXPECT_EQ(s.find(queued)->reason, "by user");
+  EXPECT_FALSE(s.lease(Time{200}, "w", std::nullopt));
+  s.advance(Time{200});
+  EXPECT_EQ(s.find(waiting)->state, State::cancelled);
+  EXPECT_EQ(s.counts()[State::cancelled], 3u);
+  EXPECT_TRUE(s.all_final());
+}
+
+TEST(Scheduler, ExpiredLeaseRequeuesWithoutSpendingARetry) {
+  Scheduler s;
+  JobId id = s.submit({}, Time{0});
+  auto first = s.lease(Time{0}, "w1", Time{100});
+  EXPECT_EQ(first->expires, Time{100});
+  EXPECT_EQ(s.next_wakeup(), Time{100});
+  EXPECT_TRUE(s.renew(id, first->token, Time{50}, Time{100}));
+  s.advance(Time{149});
+  EXPECT_EQ(s.find(id)->state, State::running);
+  s.advance(Time{150});
+  EXPECT_EQ(s.find(id)->state, State::queued);
+  EXPECT_EQ(s.find(id)->attempts.back().end, AttemptEnd::lease_expired);
+  EXPECT_FALSE(s.renew(id, first->token, Time{151}, Time{100}));
+
+  auto second = s.lease(Time{160}, "w2", Time{100});
+  EXPECT_EQ(second->attempt, 2);
+  EXPECT_EQ(s.complete(id, first->token, true, "", Time{170}), Completion::stale);
+  EXPECT_EQ(s.complete(id, second->token, true, "", Time{170}), Completion::recorded);
+  EXPECT_EQ(s.find(id)->state, State::succeeded);
+  EXPECT_EQ(s.find(id)->failures(), 0);
+  EXPECT_FALSE(s.next_wakeup());
+}
+
+}  // namespace
+}  // namespace ferry::sched
