@@ -41,9 +41,10 @@ void close_fd(int& fd) {
   fd = -1;
 }
 
-void set_nonblocking(int fd) {
-  int flags = ::fcntl(fd, F_GETFL);
-  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) fail("fcntl");
+// For the parent's end of a fresh pipe, whose only status flag is its
+// access mode: one fcntl instead of a get-modify-set pair.
+void set_nonblocking(int fd, int access_mode) {
+  if (::fcntl(fd, F_SETFL, access_mode | O_NONBLOCK) < 0) fail("fcntl");
 }
 
 std::chrono::microseconds to_duration(const timeval& tv) {
@@ -112,6 +113,7 @@ struct ProcessSet::Child {
 
 struct ProcessSet::Impl {
   int epoll_fd = -1;
+  int dev_null = -1;  // every child's stdin unless it gets data: dup2 beats open in the child
   int registered_wake_fd = -1;
   Id next_id = 1;
   posix_spawnattr_t attributes;
@@ -121,6 +123,8 @@ struct ProcessSet::Impl {
   Impl() {
     epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
     if (epoll_fd < 0) fail("epoll_create1");
+    dev_null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (dev_null < 0) fail("open /dev/null");
     // The child gets its own process group, an empty signal mask and default
     // dispositions for the signals a supervisor typically blocks or ignores.
     posix_spawnattr_init(&attributes);
@@ -144,6 +148,7 @@ struct ProcessSet::Impl {
       close_all(*child);
     }
     posix_spawnattr_destroy(&attributes);
+    close_fd(dev_null);
     close_fd(epoll_fd);
   }
 
@@ -331,7 +336,7 @@ ProcessSet::Id ProcessSet::start(const Command& command) {
   if (has_stdin)
     posix_spawn_file_actions_adddup2(&actions, in[0], 0);
   else
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, impl_->dev_null, 0);
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
   if (!command.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, command.cwd.c_str());
@@ -370,13 +375,13 @@ ProcessSet::Id ProcessSet::start(const Command& command) {
     Impl::close_all(*child);
     fail("pidfd_open");
   }
-  set_nonblocking(child->out_fd);
-  set_nonblocking(child->err_fd);
+  set_nonblocking(child->out_fd, O_RDONLY);
+  set_nonblocking(child->err_fd, O_RDONLY);
   impl_->watch(child->out_fd, EPOLLIN, tag(id, kStdout));
   impl_->watch(child->err_fd, EPOLLIN, tag(id, kStderr));
   impl_->watch(child->pidfd, EPOLLIN, tag(id, kPidfd));
   if (has_stdin) {
-    set_nonblocking(child->in_fd);
+    set_nonblocking(child->in_fd, O_WRONLY);
     child->stdin_data = *command.stdin_data;
     Impl::feed_stdin(*child);
     if (child->in_fd >= 0) impl_->watch(child->in_fd, EPOLLOUT, tag(id, kStdin));

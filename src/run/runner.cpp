@@ -278,7 +278,8 @@ void LocalRun::print(const Output& output) {
 void LocalRun::draw_bar(bool final) {
   if (!show_bar_) return;
   auto at = Clock::now();
-  if (!final && at < next_bar_) return;
+  // Throttled while visible; once job output wiped it, it comes back at once.
+  if (!final && bar_drawn_ && at < next_bar_) return;
   next_bar_ = at + milliseconds(100);
   const sched::Counts& counts = scheduler_.counts();
   Progress progress;
