@@ -31,7 +31,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cc -O2 -o "$work/spawn_limit" bench/spawn_limit.c
 seq "$jobs" > "$work/numbers"
-yes 0 | head -n "$slow_jobs" > "$work/zeros"  # `sleep 0.01 0` sleeps 0.01 s
+awk -v n="$slow_jobs" 'BEGIN { for (i = 0; i < n; i++) print 0 }' > "$work/zeros"  # `sleep 0.01 0` sleeps 0.01 s
 
 # best_of CMD...: prints the best wall time in seconds over $runs runs.
 best_of() {
@@ -55,7 +55,7 @@ seconds[ferry]=$(best_of "$ferry" run -j 2 /bin/true :::: "$work/numbers")
 seconds[spawn_limit]=$(best_of "$work/spawn_limit" "$jobs" 2 /bin/true {})
 seconds[xargs]=$(best_of xargs -P 2 -n 1 -a "$work/numbers" /bin/true)
 seconds[parallel]=$(best_of parallel -j 2 /bin/true :::: "$work/numbers")
-seconds[python]=$(best_of python3 bench/pool_true.py 2 /bin/true < "$work/numbers")
+seconds[python]=$(best_of python3 bench/pool_true.py 2 "$work/numbers" /bin/true)
 
 printf '| %-42s | %8s | %8s | %12s |\n' runner seconds jobs/s "ferry is ×"
 printf '|%s|%s|%s|%s|\n' "--------------------------------------------" ---------- ---------- --------------

@@ -1,7 +1,7 @@
 """Python's usual answer: multiprocessing.Pool(P) mapping subprocess.run.
 
-Usage: pool_true.py P PROGRAM [ARGS...] < inputs  (one job per input line,
-the input appended as the last argument, as xargs -n1 does)."""
+Usage: pool_true.py P INPUTS PROGRAM [ARGS...]  (one job per line of the
+INPUTS file, the line appended as the last argument, as xargs -n1 does)."""
 import subprocess
 import sys
 from multiprocessing import Pool
@@ -12,8 +12,9 @@ def run(argv):
 
 
 if __name__ == "__main__":
-    processes, command = int(sys.argv[1]), sys.argv[2:]
-    jobs = [command + [line.rstrip("\n")] for line in sys.stdin if line.strip()]
+    processes, inputs, command = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+    with open(inputs) as lines:
+        jobs = [command + [line.rstrip("\n")] for line in lines if line.strip()]
     with Pool(processes) as pool:
         failed = sum(1 for code in pool.imap_unordered(run, jobs, chunksize=1) if code)
     sys.exit(min(failed, 101))

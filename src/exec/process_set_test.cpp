@@ -151,7 +151,7 @@ TEST(ProcessSet, TimeoutKillsTheWholeGroupIncludingGrandchildren) {
   auto dir = temp_dir();
   auto pid_file = dir / "grandchild.pid";
   Command command = shell_command("sleep 60 & echo $! > " + pid_file.string() + "; wait");
-  command.timeout = 200ms;
+  command.timeout = 1000ms;  // ample time for sh to start and write the pid file
   Result r = run_one(command);
   EXPECT_EQ(r.end, End::timed_out);
   EXPECT_EQ(r.signal, SIGTERM);
@@ -166,7 +166,7 @@ TEST(ProcessSet, TimeoutKillsTheWholeGroupIncludingGrandchildren) {
 
 TEST(ProcessSet, TimeoutEscalatesToSigkillAfterGrace) {
   Command command = shell_command("trap '' TERM; sleep 60");
-  command.timeout = 100ms;
+  command.timeout = 1000ms;  // ample time for sh to set the trap before the SIGTERM
   command.kill_grace = 100ms;
   Result r = run_one(command);
   EXPECT_EQ(r.end, End::timed_out);

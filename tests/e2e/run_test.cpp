@@ -142,11 +142,11 @@ TEST(FerryRun, RetriesUntilSuccessAndLogsEveryAttempt) {
 
 TEST(FerryRun, TimeoutKillsTheJobAndItsGrandchildren) {
   TempDir dir;
-  auto r = run_ferry({"run", "--timeout", "0.5", "--joblog", "log", "--shell",
+  auto r = run_ferry({"run", "--timeout", "1", "--joblog", "log", "--shell",
                       "sleep 60 & echo $! > grandchild.{}; wait", ":::", "pid"},
                      dir);
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("ferry: job 1 timed out after 0.5s"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("ferry: job 1 timed out after 1s"), std::string::npos) << r.err;
   auto rows = joblog_rows(dir / "log");
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0][7], "15");  // SIGTERM
