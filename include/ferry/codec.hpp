@@ -55,6 +55,7 @@ class Writer {
     auto value = static_cast<std::uint64_t>(n);
     write(&value, sizeof value);
   }
+  void reserve(std::size_t more) { out_.reserve(out_.size() + more); }
 
  private:
   std::string& out_;
@@ -80,6 +81,7 @@ class Reader {
     return static_cast<std::size_t>(value);
   }
   bool empty() const { return in_.empty(); }
+  std::size_t remaining() const { return in_.size(); }
 
  private:
   std::string_view in_;

@@ -72,7 +72,8 @@ struct TaskState {
   bool done = false;
   std::string results;             // as written by the Invoker
   std::optional<TaskError> error;  // the whole chunk failed (timeout, worker lost, terminated)
-  std::shared_ptr<std::deque<std::shared_ptr<TaskState>>> completions;  // notified when done
+  // Where to report completion. Weak: the list holds the states it was told of.
+  std::weak_ptr<std::deque<std::shared_ptr<TaskState>>> completions;
 };
 
 class PoolCore;
@@ -135,39 +136,136 @@ auto to_function_pointer(F function) {
   }
 }
 
+// A chunk's results start with their format.
+enum ResultFormat : std::uint8_t {
+  kEachItem = 1,  // per item: 1 and the result, or 0 and the error message
+  kBulk = 2,      // every item succeeded: the results' bytes, back to back
+};
+
+// Arithmetic types encode as their raw bytes, so a run of them is one copy.
+template <class T>
+inline constexpr bool kRaw = std::is_arithmetic_v<T> || std::is_enum_v<T>;
+
+template <class Arguments>
+struct SingleRawArgument : std::false_type {};
+template <class T>
+struct SingleRawArgument<std::tuple<T>> : std::bool_constant<kRaw<T>> {
+  using type = T;
+};
+
 template <class R, class Arguments>
 void invoke_chunk(std::uintptr_t function, Reader& in, Writer& out) {
   using Pointer = decltype(std::apply([](auto... a) { return (R(*)(decltype(a)...)) nullptr; },
                                       std::declval<Arguments>()));
   auto call = reinterpret_cast<Pointer>(function);
   std::size_t count = in.size();
-  for (std::size_t i = 0; i < count; ++i) {
-    Arguments arguments = ferry::decode<Arguments>(in);
+  std::vector<std::pair<std::size_t, std::string>> errors;
+  auto run = [&](std::size_t i, auto&& body) {
     try {
-      if constexpr (std::is_void_v<R>) {
-        std::apply(call, std::move(arguments));
-        ferry::encode(out, std::uint8_t{1});
-      } else {
-        R result = std::apply(call, std::move(arguments));
-        ferry::encode(out, std::uint8_t{1});
-        ferry::encode(out, result);
-      }
+      body();
     } catch (const std::exception& error) {
-      ferry::encode(out, std::uint8_t{0});
-      ferry::encode(out, std::string(error.what()));
+      errors.emplace_back(i, error.what());
     } catch (...) {
-      ferry::encode(out, std::uint8_t{0});
-      ferry::encode(out, std::string("the task threw an exception that is not a std::exception"));
+      errors.emplace_back(i, "the task threw an exception that is not a std::exception");
     }
+  };
+  auto next_arguments = [&] {
+    if constexpr (SingleRawArgument<Arguments>::value) {
+      typename SingleRawArgument<Arguments>::type value;
+      in.read(&value, sizeof value);
+      return Arguments(value);
+    } else {
+      return ferry::decode<Arguments>(in);
+    }
+  };
+  auto write_each = [&](auto&& write_result) {
+    ferry::encode(out, std::uint8_t{kEachItem});
+    auto error = errors.begin();
+    for (std::size_t i = 0; i < count; ++i) {
+      if (error != errors.end() && error->first == i) {
+        ferry::encode(out, std::uint8_t{0});
+        ferry::encode(out, (error++)->second);
+      } else {
+        ferry::encode(out, std::uint8_t{1});
+        write_result(i);
+      }
+    }
+  };
+  if constexpr (std::is_void_v<R>) {
+    for (std::size_t i = 0; i < count; ++i) run(i, [&] { std::apply(call, next_arguments()); });
+    write_each([](std::size_t) {});
+  } else if constexpr (kRaw<R>) {
+    std::vector<R> results(count);
+    for (std::size_t i = 0; i < count; ++i)
+      run(i, [&] { results[i] = std::apply(call, next_arguments()); });
+    if (errors.empty()) {
+      out.reserve(1 + count * sizeof(R));
+      ferry::encode(out, std::uint8_t{kBulk});
+      out.write(results.data(), count * sizeof(R));  // what encoding each would write
+    } else {
+      write_each([&](std::size_t i) { ferry::encode(out, results[i]); });
+    }
+  } else {
+    std::vector<std::optional<R>> results(count);
+    for (std::size_t i = 0; i < count; ++i)
+      run(i, [&] { results[i].emplace(std::apply(call, next_arguments())); });
+    write_each([&](std::size_t i) { ferry::encode(out, *results[i]); });
   }
 }
 
-// Reads one item's outcome from a chunk's results.
+// Reads the results of one chunk, item by item.
 template <class R>
-auto take_result(Reader& reader) {
-  if (ferry::decode<std::uint8_t>(reader) == 0)
-    throw TaskError(TaskError::Reason::exception, ferry::decode<std::string>(reader));
-  if constexpr (!std::is_void_v<R>) return ferry::decode<R>(reader);
+class ChunkResults {
+ public:
+  explicit ChunkResults(std::string_view bytes) : reader_(bytes) {
+    format_ = ferry::decode<std::uint8_t>(reader_);
+  }
+  bool done() const { return reader_.empty(); }
+  // The next item's result; throws its failure as TaskError.
+  auto next() {
+    if (format_ == kEachItem && ferry::decode<std::uint8_t>(reader_) == 0)
+      throw TaskError(TaskError::Reason::exception, ferry::decode<std::string>(reader_));
+    if constexpr (!std::is_void_v<R>) return ferry::decode<R>(reader_);
+  }
+  // Appends every remaining result to `out`: one copy for a bulk chunk.
+  template <class Vector>
+  void append_to(Vector& out) {
+    if constexpr (kRaw<R>) {
+      if (format_ == kBulk) {
+        std::string_view bytes = reader_.take(reader_.remaining());
+        std::size_t old = out.size();
+        out.resize(old + bytes.size() / sizeof(R));
+        std::memcpy(out.data() + old, bytes.data(), bytes.size());
+        return;
+      }
+    }
+    while (!done()) out.push_back(next());
+  }
+
+ private:
+  Reader reader_;
+  std::uint8_t format_;
+};
+
+// Encodes a chunk: its item count, then each item's arguments.
+template <class Arguments, class Iterator, class Sentinel>
+std::string encode_chunk(Iterator& it, Sentinel end, std::size_t chunksize) {
+  std::string bytes;
+  Writer writer(bytes);
+  writer.size(0);  // the count, patched below
+  std::uint64_t count = 0;
+  if constexpr (SingleRawArgument<Arguments>::value && std::contiguous_iterator<Iterator> &&
+                std::is_same_v<std::iter_value_t<Iterator>,
+                               typename SingleRawArgument<Arguments>::type>) {
+    count = static_cast<std::uint64_t>(std::min<std::ptrdiff_t>(
+        static_cast<std::ptrdiff_t>(chunksize), std::ranges::distance(it, end)));
+    writer.write(std::to_address(it), count * sizeof(*it));  // the same bytes, in one copy
+    it += static_cast<std::ptrdiff_t>(count);
+  } else {
+    for (; count < chunksize && it != end; ++count, ++it) ferry::encode(writer, Arguments(*it));
+  }
+  std::memcpy(bytes.data(), &count, sizeof count);
+  return bytes;
 }
 
 }  // namespace detail
@@ -212,8 +310,7 @@ class AsyncResult {
       : core_(std::move(core)), state_(std::move(state)) {}
   R result() {
     if (state_->error) throw *state_->error;
-    Reader reader(state_->results);
-    return detail::take_result<R>(reader);
+    return detail::ChunkResults<R>(state_->results).next();
   }
   std::shared_ptr<detail::PoolCore> core_;
   std::shared_ptr<detail::TaskState> state_;
@@ -268,7 +365,7 @@ class ResultStream {
   std::optional<R> next() {
     for (;;) {
       // Each result is self-delimiting: a chunk is done when its bytes are.
-      if (reader_ && !reader_->empty()) return detail::take_result<R>(*reader_);
+      if (results_ && !results_->done()) return results_->next();
       fill();
       if (in_flight_ == 0) return std::nullopt;
       // The pool appends to completions_ under its lock: take from it under the lock too.
@@ -283,20 +380,15 @@ class ResultStream {
           std::nullopt);
       --in_flight_;
       if (current_chunk_->error) throw *current_chunk_->error;
-      reader_.emplace(current_chunk_->results);
+      results_.emplace(current_chunk_->results);
     }
   }
 
   void fill() {
     while (in_flight_ < max_in_flight_ && input_ != std::ranges::end(range_)) {
-      std::string arguments;
-      Writer writer(arguments);
-      std::uint64_t count = 0;
-      writer.size(0);  // patched below
-      for (; count < chunksize_ && input_ != std::ranges::end(range_); ++count, ++input_)
-        ferry::encode(writer, Arguments(*input_));
-      std::memcpy(arguments.data(), &count, sizeof count);
-      detail::submit(*core_, invoker_, function_, std::move(arguments), completions_);
+      detail::submit(*core_, invoker_, function_,
+                     detail::encode_chunk<Arguments>(input_, std::ranges::end(range_), chunksize_),
+                     completions_);
       ++in_flight_;
     }
   }
@@ -305,13 +397,13 @@ class ResultStream {
   detail::Invoker invoker_;
   std::uintptr_t function_;
   Range range_;
-  std::ranges::iterator_t<std::remove_reference_t<Range>> input_;
+  std::ranges::iterator_t<std::remove_reference_t<Range>> input_;  // the next to submit
   std::size_t chunksize_;
   std::size_t max_in_flight_;
   std::size_t in_flight_ = 0;
   std::shared_ptr<std::deque<std::shared_ptr<detail::TaskState>>> completions_;
-  std::shared_ptr<detail::TaskState> current_chunk_;  // reader_ reads its results
-  std::optional<Reader> reader_;
+  std::shared_ptr<detail::TaskState> current_chunk_;  // results_ reads its bytes
+  std::optional<detail::ChunkResults<R>> results_;
 };
 
 class Pool {
@@ -333,7 +425,7 @@ class Pool {
     using Arguments = typename Traits::arguments;
     std::string bytes;
     Writer writer(bytes);
-    writer.size(1);
+    writer.size(1);  // a chunk of one
     ferry::encode(writer, Arguments(std::forward<A>(args)...));
     auto state = detail::submit(*core_, &detail::invoke_chunk<R, Arguments>,
                                 reinterpret_cast<std::uintptr_t>(pointer), std::move(bytes));
@@ -368,6 +460,24 @@ class Pool {
         std::forward<Range>(items), chunksize == 0 ? 1 : chunksize);
   }
 
+  // Waits until one of `handles` (all from this pool) is ready; returns its
+  // index. With the ones already handled removed, it yields results as they
+  // finish.
+  template <class R>
+  std::size_t wait_any(const std::vector<AsyncResult<R>>& handles) {
+    if (handles.empty()) throw Error("wait_any needs at least one handle");
+    std::size_t ready = 0;
+    detail::wait_until(
+        *core_,
+        [&] {
+          for (std::size_t i = 0; i < handles.size(); ++i)
+            if (handles[i].state_->done) return (ready = i), true;
+          return false;
+        },
+        std::nullopt);
+    return ready;
+  }
+
   void close() { detail::close(*core_); }
   void join() { detail::join(*core_); }
   void terminate() { detail::terminate(*core_); }
@@ -381,51 +491,33 @@ class Pool {
     using Traits = detail::FunctionPointer<decltype(pointer)>;
     using R = typename Traits::result;
     using Arguments = typename Traits::arguments;
-    std::vector<std::string> chunks;
-    std::vector<std::uint64_t> counts;
     std::size_t total = 0;
     if constexpr (std::ranges::sized_range<Range>) total = std::ranges::size(items);
     if (chunksize == 0) {
       std::size_t parts = static_cast<std::size_t>(processes()) * 4;
       chunksize = total == 0 ? 1 : (total + parts - 1) / parts;
     }
-    for (auto it = std::ranges::begin(items); it != std::ranges::end(items);) {
-      std::string& bytes = chunks.emplace_back();
-      Writer writer(bytes);
-      writer.size(0);
-      std::uint64_t count = 0;
-      for (; count < chunksize && it != std::ranges::end(items); ++count, ++it)
-        ferry::encode(writer, Arguments(*it));
-      std::memcpy(bytes.data(), &count, sizeof count);
-      counts.push_back(count);
-    }
+    // Every chunk reports to one list, so waiting for all is a size check.
+    auto done = std::make_shared<std::deque<std::shared_ptr<detail::TaskState>>>();
     std::vector<std::shared_ptr<detail::TaskState>> states;
-    states.reserve(chunks.size());
-    for (auto& bytes : chunks)
-      states.push_back(detail::submit(*core_, &detail::invoke_chunk<R, Arguments>,
-                                      reinterpret_cast<std::uintptr_t>(pointer), std::move(bytes)));
+    auto invoker = &detail::invoke_chunk<R, Arguments>;
+    for (auto it = std::ranges::begin(items); it != std::ranges::end(items);)
+      states.push_back(detail::submit(
+          *core_, invoker, reinterpret_cast<std::uintptr_t>(pointer),
+          detail::encode_chunk<Arguments>(it, std::ranges::end(items), chunksize), done));
     detail::wait_until(
-        *core_,
-        [&] {
-          for (auto& state : states)
-            if (!state->done) return false;
-          return true;
-        },
-        std::nullopt);
+        *core_, [&] { return done->size() == states.size(); }, std::nullopt);
     if constexpr (std::is_void_v<R>) {
-      for (std::size_t c = 0; c < states.size(); ++c) {
-        if (states[c]->error) throw *states[c]->error;
-        Reader reader(states[c]->results);
-        for (std::uint64_t i = 0; i < counts[c]; ++i) detail::take_result<R>(reader);
+      for (auto& state : states) {
+        if (state->error) throw *state->error;
+        for (detail::ChunkResults<R> results(state->results); !results.done();) results.next();
       }
     } else {
       std::vector<R> results;
       results.reserve(total);
-      for (std::size_t c = 0; c < states.size(); ++c) {
-        if (states[c]->error) throw *states[c]->error;
-        Reader reader(states[c]->results);
-        for (std::uint64_t i = 0; i < counts[c]; ++i)
-          results.push_back(detail::take_result<R>(reader));
+      for (auto& state : states) {
+        if (state->error) throw *state->error;
+        detail::ChunkResults<R>(state->results).append_to(results);
       }
       return results;
     }

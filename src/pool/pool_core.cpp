@@ -18,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,7 +36,11 @@
 namespace ferry::detail {
 namespace {
 
-constexpr std::size_t kMaxInFlightPerWorker = 2;
+// How many tasks a worker may hold: enough to never wait for the parent
+// between tiny tasks, one when tasks are slow, so they spread over workers.
+constexpr std::size_t kMaxDepth = 64;
+constexpr auto kQueuedWorkTarget = std::chrono::microseconds(500);
+constexpr auto kSpinTime = std::chrono::nanoseconds(50'000);
 constexpr int kInitializerFailed = 121;  // a worker's exit status when its initializer threw
 constexpr int kWorkerFailed = 122;       // ... when the worker itself failed (a bug)
 constexpr std::uint64_t kWakeTag = ~std::uint64_t{0};
@@ -56,18 +61,44 @@ std::string describe_status(int status) {
   return "ended";
 }
 
-// Blocking I/O for the worker side.
-bool read_exact(int fd, void* data, std::size_t size) {
-  auto* bytes = static_cast<char*>(data);
-  while (size > 0) {
-    ssize_t n = ::read(fd, bytes, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    bytes += n;
-    size -= static_cast<std::size_t>(n);
+// Reads a worker's frames from its blocking socket, many per read() when
+// the parent sent many.
+class FrameReader {
+ public:
+  explicit FrameReader(int fd) : fd_(fd), buffer_(1 << 16) {}
+
+  // The next frame's payload, valid until the next call; nullopt at the end.
+  std::optional<std::string_view> next() {
+    begin_ += consumed_;
+    consumed_ = 0;
+    for (;;) {
+      std::size_t have = end_ - begin_;
+      std::size_t needed = 8;
+      if (have >= 8) {
+        std::uint64_t length;
+        std::memcpy(&length, buffer_.data() + begin_, 8);
+        needed = 8 + length;
+        if (have >= needed) {
+          consumed_ = needed;
+          return std::string_view(buffer_.data() + begin_ + 8, length);
+        }
+      }
+      std::memmove(buffer_.data(), buffer_.data() + begin_, have);
+      begin_ = 0;
+      end_ = have;
+      if (buffer_.size() < needed) buffer_.resize(std::max(needed, buffer_.size() * 2));
+      ssize_t n = ::read(fd_, buffer_.data() + end_, buffer_.size() - end_);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return std::nullopt;
+      end_ += static_cast<std::size_t>(n);
+    }
   }
-  return true;
-}
+
+ private:
+  int fd_;
+  std::vector<char> buffer_;
+  std::size_t begin_ = 0, end_ = 0, consumed_ = 0;
+};
 
 bool write_exact(int fd, const char* data, std::size_t size) {
   while (size > 0) {
@@ -103,15 +134,11 @@ std::uint64_t get_u64(const char* data) {
       ::_exit(kInitializerFailed);
     }
   }
-  std::string frame;
+  FrameReader frames(socket);
   std::string reply;
   int finished = 0;
-  for (;;) {
-    std::uint64_t length = 0;
-    if (!read_exact(socket, &length, sizeof length)) break;  // the pool closed or died
-    frame.resize(length);
-    if (!read_exact(socket, frame.data(), length)) break;
-    Reader reader(frame);
+  while (auto frame = frames.next()) {  // until the pool closes the socket or dies
+    Reader reader(*frame);
     auto id = decode<std::uint64_t>(reader);
     auto invoker = reinterpret_cast<Invoker>(decode<std::uint64_t>(reader));
     auto function = static_cast<std::uintptr_t>(decode<std::uint64_t>(reader));
@@ -134,7 +161,8 @@ struct Task {
   Invoker invoker = nullptr;
   std::uintptr_t function = 0;
   std::uint64_t count = 0;  // items in the chunk
-  std::string arguments;
+  std::string header;       // the frame's length, id, invoker and function
+  std::string arguments;    // kept until done: re-sent if its worker dies first
   std::shared_ptr<TaskState> state;
 };
 
@@ -143,10 +171,10 @@ struct Worker {
   pid_t pid = 0;
   int pidfd = -1;
   int socket = -1;
-  std::string outgoing;  // frames not yet written to the socket
-  std::size_t written = 0;
+  std::deque<std::string_view> unsent;  // into in_flight tasks, which outlive them
   bool watching_writable = false;
-  std::string incoming;        // bytes of a result frame not yet complete
+  std::vector<char> incoming = std::vector<char>(1 << 16);  // received, not yet handled
+  std::size_t incoming_begin = 0, incoming_end = 0;
   std::deque<Task> in_flight;  // in the order sent; the front one is running
   Clock::time_point front_started;
   int assigned = 0;
@@ -199,6 +227,7 @@ class PoolCore {
   std::uint64_t next_worker_id_ = 1;
   std::deque<Task> pending_;
   std::uint64_t next_task_id_ = 1;
+  double task_time_ns_ = 0;  // moving average; 0 until the first task finished
 };
 
 PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
@@ -297,7 +326,7 @@ std::shared_ptr<TaskState> PoolCore::submit(
   task.count = arguments.size() >= 8 ? get_u64(arguments.data()) : 0;
   task.arguments = std::move(arguments);
   task.state = std::make_shared<TaskState>();
-  task.state->completions = std::move(done);
+  task.state->completions = done;
   auto state = task.state;
   pending_.push_back(std::move(task));
   dispatch();
@@ -307,21 +336,28 @@ std::shared_ptr<TaskState> PoolCore::submit(
 // Gives pending tasks to workers: first one to each idle worker, then a second
 // to each, so that work spreads before it queues.
 void PoolCore::dispatch() {
-  for (std::size_t depth = 1; depth <= kMaxInFlightPerWorker && !pending_.empty(); ++depth) {
+  std::size_t max_depth = 2;  // until a task time was measured
+  if (task_time_ns_ > 0)
+    max_depth = std::clamp<std::size_t>(
+        static_cast<std::size_t>(std::chrono::nanoseconds(kQueuedWorkTarget).count() /
+                                 task_time_ns_),
+        1, kMaxDepth);
+  for (std::size_t depth = 1; depth <= max_depth && !pending_.empty(); ++depth) {
     for (auto& [id, worker] : workers_) {
       if (pending_.empty()) break;
       if (worker->in_flight.size() >= depth || worker->killed_for_timeout) continue;
       if (options_.max_tasks_per_child > 0 && worker->assigned >= options_.max_tasks_per_child)
         continue;
-      Task task = std::move(pending_.front());
+      Task& task = worker->in_flight.emplace_back(std::move(pending_.front()));
       pending_.pop_front();
-      put_u64(worker->outgoing, 24 + task.arguments.size());
-      put_u64(worker->outgoing, task.id);
-      put_u64(worker->outgoing, reinterpret_cast<std::uintptr_t>(task.invoker));
-      put_u64(worker->outgoing, task.function);
-      worker->outgoing += task.arguments;  // kept: the task is re-sent if this worker dies
-      if (worker->in_flight.empty()) worker->front_started = Clock::now();
-      worker->in_flight.push_back(std::move(task));
+      task.header.clear();
+      put_u64(task.header, 24 + task.arguments.size());
+      put_u64(task.header, task.id);
+      put_u64(task.header, reinterpret_cast<std::uintptr_t>(task.invoker));
+      put_u64(task.header, task.function);
+      worker->unsent.push_back(task.header);
+      if (!task.arguments.empty()) worker->unsent.push_back(task.arguments);
+      if (worker->in_flight.size() == 1) worker->front_started = Clock::now();
       ++worker->assigned;
       flush(*worker);
     }
@@ -329,22 +365,26 @@ void PoolCore::dispatch() {
 }
 
 void PoolCore::flush(Worker& worker) {
-  while (worker.written < worker.outgoing.size()) {
-    ssize_t n = ::send(worker.socket, worker.outgoing.data() + worker.written,
-                       worker.outgoing.size() - worker.written, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      worker.written += static_cast<std::size_t>(n);
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else {
-      break;  // EAGAIN: wait for EPOLLOUT; EPIPE: the pidfd will report the death
+  while (!worker.unsent.empty()) {
+    iovec parts[64];
+    std::size_t count = std::min<std::size_t>(worker.unsent.size(), 64);
+    for (std::size_t i = 0; i < count; ++i)
+      parts[i] = {const_cast<char*>(worker.unsent[i].data()), worker.unsent[i].size()};
+    msghdr message{};
+    message.msg_iov = parts;
+    message.msg_iovlen = count;
+    ssize_t n = ::sendmsg(worker.socket, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // EAGAIN: wait for EPOLLOUT; EPIPE: the pidfd will report the death
+    for (auto sent = static_cast<std::size_t>(n); sent > 0;) {
+      std::string_view& front = worker.unsent.front();
+      std::size_t taken = std::min(sent, front.size());
+      front.remove_prefix(taken);
+      sent -= taken;
+      if (front.empty()) worker.unsent.pop_front();
     }
   }
-  bool pending = worker.written < worker.outgoing.size();
-  if (!pending) {
-    worker.outgoing.clear();
-    worker.written = 0;
-  }
+  bool pending = !worker.unsent.empty();
   if (pending != worker.watching_writable) {
     watch(worker.socket, pending ? EPOLLIN | EPOLLOUT : EPOLLIN, worker.id << 1, EPOLL_CTL_MOD);
     worker.watching_writable = pending;
@@ -356,37 +396,46 @@ void PoolCore::finish(Task& task, std::optional<TaskError> error, std::string re
   state.results = std::move(results);
   state.error = std::move(error);
   state.done = true;
-  if (state.completions) state.completions->push_back(task.state);
+  if (auto completions = state.completions.lock()) completions->push_back(task.state);
 }
 
 void PoolCore::on_readable(Worker& worker) {
-  char chunk[65536];
+  std::vector<char>& buffer = worker.incoming;
   for (;;) {
-    ssize_t n = ::recv(worker.socket, chunk, sizeof chunk, MSG_DONTWAIT);
-    if (n > 0) {
-      worker.incoming.append(chunk, static_cast<std::size_t>(n));
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else {
-      break;
+    // Whole frames first; then make room and read straight into the buffer.
+    std::size_t have = worker.incoming_end - worker.incoming_begin;
+    std::size_t needed = 16;
+    if (have >= 16) {
+      const char* frame = buffer.data() + worker.incoming_begin;
+      std::uint64_t length = get_u64(frame);
+      needed = 8 + length;
+      if (have >= needed) {
+        std::uint64_t id = get_u64(frame + 8);
+        if (worker.in_flight.empty() || worker.in_flight.front().id != id) {
+          ::kill(worker.pid, SIGKILL);  // out of step: its tasks are reported lost
+          return;
+        }
+        Task task = std::move(worker.in_flight.front());
+        worker.in_flight.pop_front();
+        finish(task, std::nullopt, std::string(frame + 16, length - 8));
+        worker.incoming_begin += needed;
+        auto now = Clock::now();
+        // A moving average of how long a task holds a worker.
+        double took = static_cast<double>((now - worker.front_started).count());
+        task_time_ns_ = task_time_ns_ == 0 ? took : 0.9 * task_time_ns_ + 0.1 * took;
+        worker.front_started = now;
+        continue;
+      }
     }
+    std::memmove(buffer.data(), buffer.data() + worker.incoming_begin, have);
+    worker.incoming_begin = 0;
+    worker.incoming_end = have;
+    if (buffer.size() < needed) buffer.resize(std::max(needed, buffer.size() * 2));
+    ssize_t n = ::recv(worker.socket, buffer.data() + have, buffer.size() - have, MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // EAGAIN, or the end: the pidfd reports deaths
+    worker.incoming_end += static_cast<std::size_t>(n);
   }
-  std::size_t offset = 0;
-  while (worker.incoming.size() - offset >= 16) {
-    std::uint64_t length = get_u64(worker.incoming.data() + offset);
-    if (worker.incoming.size() - offset - 8 < length) break;
-    std::uint64_t id = get_u64(worker.incoming.data() + offset + 8);
-    if (worker.in_flight.empty() || worker.in_flight.front().id != id) {
-      ::kill(worker.pid, SIGKILL);  // out of step: its tasks are reported lost
-      break;
-    }
-    Task task = std::move(worker.in_flight.front());
-    worker.in_flight.pop_front();
-    finish(task, std::nullopt, worker.incoming.substr(offset + 16, length - 8));
-    offset += 8 + length;
-    worker.front_started = Clock::now();
-  }
-  worker.incoming.erase(0, offset);
   dispatch();
 }
 
@@ -475,9 +524,22 @@ void PoolCore::drive(std::unique_lock<std::mutex>& lock,
     auto left = std::chrono::ceil<std::chrono::milliseconds>(*next - Clock::now()).count();
     timeout_ms = static_cast<int>(std::clamp<long long>(left, 0, 1 << 30));
   }
+  // When a caller waits on a few short tasks, their results are microseconds
+  // away: poll briefly before sleeping, as a wake-up costs more than that.
+  // Not with deep queues: then the workers need the CPU, and no one waits idle.
+  std::size_t in_flight = 0;
+  for (auto& [id, worker] : workers_) in_flight += worker->in_flight.size();
+  bool spin = task_time_ns_ > 0 && task_time_ns_ < static_cast<double>(kSpinTime.count()) &&
+              timeout_ms != 0 && in_flight > 0 && in_flight <= workers_.size();
   lock.unlock();
   epoll_event events[64];
-  int n = ::epoll_wait(epoll_fd_, events, 64, timeout_ms);
+  int n = 0;
+  if (spin) {
+    auto stop = Clock::now() + kSpinTime;
+    while ((n = ::epoll_wait(epoll_fd_, events, 64, 0)) == 0 && Clock::now() < stop) {
+    }
+  }
+  if (n == 0) n = ::epoll_wait(epoll_fd_, events, 64, timeout_ms);
   lock.lock();
   if (n < 0 && errno != EINTR) fail("epoll_wait");
   for (int i = 0; i < n; ++i) {
