@@ -52,6 +52,18 @@ long rss_peak_kb() {
   return 0;
 }
 
+// The failure a task ended with (a test failure if it did not fail).
+template <class R>
+TaskError failure_of(AsyncResult<R>& handle) {
+  try {
+    handle.get();
+  } catch (const TaskError& error) {
+    return error;
+  }
+  ADD_FAILURE() << "the task did not fail";
+  return TaskError(TaskError::Reason::exception, "");
+}
+
 class PoolTest : public ::testing::Test {
  protected:
   void TearDown() override { EXPECT_TRUE(testing::children().empty()) << "a worker was leaked"; }
@@ -92,13 +104,9 @@ TEST_F(PoolTest, GetWithATimeoutAndWait) {
 TEST_F(PoolTest, ExceptionsCarryTheirMessage) {
   Pool pool(2);
   auto failing = pool.submit(fail_on_three, 3);
-  try {
-    failing.get();
-    FAIL() << "no exception";
-  } catch (const TaskError& error) {
-    EXPECT_EQ(error.reason(), TaskError::Reason::exception);
-    EXPECT_STREQ(error.what(), "three is not allowed");
-  }
+  TaskError failing_error = failure_of(failing);
+  EXPECT_EQ(failing_error.reason(), TaskError::Reason::exception);
+  EXPECT_STREQ(failing_error.what(), "three is not allowed");
   EXPECT_FALSE(failing.successful());
   EXPECT_EQ(pool.submit(fail_on_three, 4).get(), 4);
 }
@@ -107,22 +115,14 @@ TEST_F(PoolTest, ACrashingTaskFailsAloneAndItsWorkerIsReplaced) {
   Pool pool(2);
   auto before = pool.worker_pids();
   auto crashed = pool.submit(crash, 0);
-  try {
-    crashed.get();
-    FAIL() << "no exception";
-  } catch (const TaskError& error) {
-    EXPECT_EQ(error.reason(), TaskError::Reason::worker_lost);
-    EXPECT_NE(std::string(error.what()).find("died (killed by SIGSEGV)"), std::string::npos)
-        << error.what();
-  }
+  TaskError crashed_error = failure_of(crashed);
+  EXPECT_EQ(crashed_error.reason(), TaskError::Reason::worker_lost);
+  EXPECT_NE(std::string(crashed_error.what()).find("died (killed by SIGSEGV)"), std::string::npos)
+      << crashed_error.what();
   auto exited = pool.submit(call_exit, 5);
-  try {
-    exited.get();
-    FAIL() << "no exception";
-  } catch (const TaskError& error) {
-    EXPECT_NE(std::string(error.what()).find("died (exit status 5)"), std::string::npos)
-        << error.what();
-  }
+  TaskError exited_error = failure_of(exited);
+  EXPECT_NE(std::string(exited_error.what()).find("died (exit status 5)"), std::string::npos)
+      << exited_error.what();
   std::vector<AsyncResult<int>> after;
   for (int i = 0; i < 20; ++i) after.push_back(pool.submit(square, i));
   for (int i = 0; i < 20; ++i) EXPECT_EQ(after[i].get(), i * i);
@@ -135,14 +135,10 @@ TEST_F(PoolTest, ATaskPastItsTimeoutIsKilledAndReplaced) {
   auto before = pool.worker_pids();
   auto stuck = pool.submit(hang, 60);
   auto next = pool.submit(square, 5);  // queued behind it on the same worker
-  try {
-    stuck.get();
-    FAIL() << "no exception";
-  } catch (const TaskError& error) {
-    EXPECT_EQ(error.reason(), TaskError::Reason::timed_out);
-    EXPECT_NE(std::string(error.what()).find("ran longer than 300 ms"), std::string::npos)
-        << error.what();
-  }
+  TaskError stuck_error = failure_of(stuck);
+  EXPECT_EQ(stuck_error.reason(), TaskError::Reason::timed_out);
+  EXPECT_NE(std::string(stuck_error.what()).find("ran longer than 300 ms"), std::string::npos)
+      << stuck_error.what();
   EXPECT_EQ(next.get(), 25);  // not lost with the worker: it ran on the replacement
   EXPECT_NE(pool.worker_pids(), before);
 }
@@ -166,12 +162,8 @@ TEST_F(PoolTest, InitializerRunsInEveryWorker) {
 TEST_F(PoolTest, AFailingInitializerFailsTasksClearly) {
   Pool pool(PoolOptions{.processes = 1, .initializer = broken_configure});
   auto handle = pool.submit(square, 2);
-  try {
-    handle.get();
-    FAIL() << "no exception";
-  } catch (const TaskError& error) {
-    EXPECT_NE(std::string(error.what()).find("initializer failed"), std::string::npos);
-  }
+  TaskError handle_error = failure_of(handle);
+  EXPECT_NE(std::string(handle_error.what()).find("initializer failed"), std::string::npos);
   EXPECT_THROW(pool.submit(square, 3), Error);
 }
 
@@ -249,14 +241,8 @@ TEST_F(PoolTest, TerminateFailsWorkInFlight) {
   for (int i = 0; i < 5; ++i) handles.push_back(pool.submit(hang, 60));
   pool.terminate();
   EXPECT_TRUE(testing::children().empty());
-  for (auto& handle : handles) {
-    try {
-      handle.get();
-      FAIL() << "no exception";
-    } catch (const TaskError& error) {
-      EXPECT_EQ(error.reason(), TaskError::Reason::terminated);
-    }
-  }
+  for (auto& handle : handles)
+    EXPECT_EQ(failure_of(handle).reason(), TaskError::Reason::terminated);
   pool.join();  // after terminate, join returns at once
 }
 

@@ -5,8 +5,10 @@ set -euo pipefail
 build=$1 source=$2
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-cmake --install "$build" --prefix "$scratch/prefix" >/dev/null
-cmake -S "$source/tests/package" -B "$scratch/build" -G Ninja -DCMAKE_PREFIX_PATH="$scratch/prefix" >/dev/null
-cmake --build "$scratch/build" >/dev/null
+log="$scratch/log"
+trap 'cat "$log" 2>/dev/null; rm -rf "$scratch"' ERR
+cmake --install "$build" --prefix "$scratch/prefix" > "$log"
+cmake -S "$source/tests/package" -B "$scratch/build" -G Ninja -DCMAKE_PREFIX_PATH="$scratch/prefix" >> "$log"
+cmake --build "$scratch/build" >> "$log"
 "$scratch/build/consumer"
 echo "find_package(ferry) works"
