@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config clang-format
   libgtest-dev libgmock-dev libbenchmark-dev
-  libcli11-dev libfmt-dev
+  libcli11-dev libfmt-dev libsqlite3-dev
 )
 
 missing=()
