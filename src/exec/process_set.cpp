@@ -441,13 +441,6 @@ std::vector<ProcessSet::Finished> ProcessSet::wait(std::optional<Clock::time_poi
   return std::exchange(impl_->finished, {});
 }
 
-void ProcessSet::signal_all(int signal) {
-  for (auto& [id, child] : impl_->children) {
-    if (signal == SIGKILL || signal == SIGTERM) child->killing = true;
-    ::kill(-child->pid, signal);
-  }
-}
-
 void ProcessSet::terminate_all(milliseconds grace) {
   auto kill_at = Clock::now() + grace;
   for (auto& [id, child] : impl_->children) {

@@ -97,9 +97,6 @@ class ProcessSet {
   // Timeouts and kill grace periods are enforced in here.
   std::vector<Finished> wait(std::optional<Clock::time_point> deadline, int wake_fd = -1);
 
-  // Sends `signal` to every running child's process group.
-  void signal_all(int signal);
-
   // SIGTERM to every running child's group now, SIGKILL to those still
   // running after `grace`.
   void terminate_all(milliseconds grace);

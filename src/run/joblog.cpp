@@ -52,19 +52,6 @@ std::string escape_command(const std::string& command) {
   return out;
 }
 
-std::string unescape_command(const std::string& text) {
-  std::string out;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '\\' && i + 1 < text.size()) {
-      char next = text[++i];
-      out += next == 't' ? '\t' : next == 'n' ? '\n' : next;
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
-}
-
 std::string format_row(const JoblogRow& row) {
   return fmt::format("{}\t{}\t{:.3f}\t{:.3f}\t{}\t{}\t{}\t{}\t{}\n", row.seq, row.host, row.start,
                      row.runtime, row.sent, row.received, row.exit_code, row.signal,

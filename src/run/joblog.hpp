@@ -28,7 +28,6 @@ struct JoblogRow {
 
 // Tabs, newlines and backslashes in a command are written as \t \n \\.
 std::string escape_command(const std::string& command);
-std::string unescape_command(const std::string& text);
 
 std::string format_row(const JoblogRow& row);
 

@@ -31,10 +31,9 @@ class JoblogTest : public ::testing::Test {
   std::string path_;
 };
 
-TEST(JoblogFormat, EscapesRoundTrip) {
+TEST(JoblogFormat, EscapesTabsNewlinesAndBackslashes) {
   std::string command = "printf 'a\\tb'\tx\ny\\";
   EXPECT_EQ(escape_command(command), "printf 'a\\\\tb'\\tx\\ny\\\\");
-  EXPECT_EQ(unescape_command(escape_command(command)), command);
 }
 
 TEST(JoblogFormat, RowHasParallelsColumns) {
