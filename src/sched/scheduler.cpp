@@ -1,6 +1,7 @@
 #include "sched/scheduler.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 #include <utility>
 
 namespace ferry::sched {
@@ -65,10 +66,10 @@ std::size_t Counts::final() const {
   return (*this)[State::succeeded] + (*this)[State::failed] + (*this)[State::cancelled];
 }
 
-Job* Scheduler::get(JobId id) { return id >= 1 && id <= jobs_.size() ? &jobs_[id - 1] : nullptr; }
+Job* Scheduler::get(JobId id) { return const_cast<Job*>(std::as_const(*this).find(id)); }
 
 const Job* Scheduler::find(JobId id) const {
-  return id >= 1 && id <= jobs_.size() ? &jobs_[id - 1] : nullptr;
+  return id >= 1 && id <= jobs_.size() && jobs_[id - 1].id == id ? &jobs_[id - 1] : nullptr;
 }
 
 void Scheduler::set_state(Job& job, State state) {
@@ -97,6 +98,33 @@ JobId Scheduler::submit(JobOptions options, Time now) {
   counts_.by_state[static_cast<int>(State::waiting)]++;
   make_ready(job, now);
   return job.id;
+}
+
+void Scheduler::restore(Job job, Time now) {
+  if (job.id <= jobs_.size()) throw std::invalid_argument("restore: job ids must increase");
+  jobs_.resize(job.id - 1);  // leaves gaps with id 0
+  for (const Attempt& attempt : job.attempts)
+    next_token_ = std::max(next_token_, attempt.lease + 1);
+  State state = job.state;
+  Job& restored = jobs_.emplace_back(std::move(job));
+  restored.state = State::waiting;
+  restored.lease_expires.reset();
+  counts_.by_state[static_cast<int>(State::waiting)]++;
+  switch (state) {
+    case State::running:
+      if (!restored.attempts.empty() && restored.attempts.back().end == AttemptEnd::running)
+        finish_attempt(restored, AttemptEnd::lease_expired, "server restarted", now);
+      restored.ready_at = now;
+      make_ready(restored, now);
+      break;
+    case State::waiting:
+    case State::queued:
+      make_ready(restored, now);
+      break;
+    default:  // final: nothing to schedule
+      set_state(restored, state);
+      break;
+  }
 }
 
 std::optional<Lease> Scheduler::lease(Time now, std::string_view worker,

@@ -105,6 +105,12 @@ class Scheduler {
  public:
   JobId submit(JobOptions options, Time now);
 
+  // Rebuilds a job from durable state after a restart, in increasing id
+  // order; ids may skip (a batch that never committed). A job that was
+  // running gets a new attempt: its open one ends lease_expired ("server
+  // restarted") and the job is queued again, without spending a retry.
+  void restore(Job job, Time now);
+
   // Takes the best queued job, from `queues` (all queues when empty), and
   // leases it to `worker` for `lease_for` (nullopt: no expiry).
   std::optional<Lease> lease(Time now, std::string_view worker, std::optional<Time> lease_for,
@@ -138,7 +144,7 @@ class Scheduler {
   void make_ready(Job& job, Time now);  // queued now, or waiting until ready_at
   void finish_attempt(Job& job, AttemptEnd end, std::string reason, Time now);
 
-  std::vector<Job> jobs_;  // jobs_[id - 1]: ids are dense and start at 1
+  std::vector<Job> jobs_;  // jobs_[id - 1]; a gap left by restore() has id 0
   std::map<std::string, ReadyQueue, std::less<>> queues_;
   std::set<std::pair<Time, JobId>> delayed_;   // waiting jobs by ready_at
   std::set<std::pair<Time, JobId>> expiring_;  // running jobs by lease expiry

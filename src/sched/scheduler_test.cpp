@@ -193,5 +193,46 @@ TEST(Scheduler, ExpiredLeaseRequeuesWithoutSpendingARetry) {
   EXPECT_FALSE(s.next_wakeup());
 }
 
+TEST(Scheduler, RestoresEveryStateAfterARestart) {
+  // What a server had when it died, as its store would give it back.
+  auto job = [](JobId id, State state) {
+    Job restored;
+    restored.id = id;
+    restored.state = state;
+    return restored;
+  };
+  Scheduler s;
+  Job waiting = job(1, State::waiting);
+  waiting.ready_at = Time{500};
+  Job running = job(2, State::running);
+  running.attempts.push_back({.number = 1, .lease = 41, .worker = "w", .started = Time{10}});
+  Job failed = job(5, State::failed);  // ids 3 and 4 never committed
+  failed.reason = "exit 1";
+  s.restore(waiting, Time{100});
+  s.restore(running, Time{100});
+  s.restore(job(4, State::queued), Time{100});
+  s.restore(failed, Time{100});
+  EXPECT_THROW(s.restore(job(4, State::queued), Time{100}), std::invalid_argument);
+
+  EXPECT_EQ(s.find(1)->state, State::waiting);
+  EXPECT_EQ(s.find(3), nullptr);
+  EXPECT_EQ(s.find(5)->state, State::failed);
+  EXPECT_EQ(s.counts().total(), 4u);
+  // The running job lost its attempt to the restart and runs again, first
+  // (lowest id among the queued), with a fresh lease token.
+  EXPECT_EQ(s.find(2)->attempts[0].end, AttemptEnd::lease_expired);
+  EXPECT_EQ(s.find(2)->attempts[0].reason, "server restarted");
+  auto lease = s.lease(Time{100}, "w2", std::nullopt);
+  ASSERT_TRUE(lease);
+  EXPECT_EQ(lease->job, 2u);
+  EXPECT_EQ(lease->attempt, 2);
+  EXPECT_GT(lease->token, 41u);
+  EXPECT_EQ(s.find(2)->failures(), 0);
+  EXPECT_EQ(s.lease(Time{100}, "w2", std::nullopt)->job, 4u);
+  s.advance(Time{500});
+  EXPECT_EQ(s.find(1)->state, State::queued);
+  EXPECT_EQ(s.submit({}, Time{600}), 6u);  // new ids continue after the highest
+}
+
 }  // namespace
 }  // namespace ferry::sched
