@@ -1,0 +1,264 @@
+#include "server/job_spec.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <cctype>
+#include <cmath>
+#include <set>
+
+namespace ferry::server {
+namespace {
+
+namespace json = boost::json;
+
+constexpr double kMaxSeconds = 365.0 * 24 * 3600;
+
+[[noreturn]] void fail(const std::string& path, std::string_view problem) {
+  throw SpecError(fmt::format("{}: {}", path.empty() ? "the job" : path, problem));
+}
+
+std::string join(const std::string& path, std::string_view key) {
+  return path.empty() ? std::string(key) : fmt::format("{}.{}", path, key);
+}
+
+std::string at(const std::string& path, std::size_t index) {
+  return fmt::format("{}[{}]", path, index);
+}
+
+// The fields of one JSON object: taken one by one, and any left unknown is
+// an error, so a typo ("retires") is never silently ignored.
+class Fields {
+ public:
+  Fields(const json::value& value, std::string path) : path_(std::move(path)) {
+    if (!value.is_object()) fail(path_, "must be a JSON object");
+    object_ = &value.as_object();
+  }
+  const json::value* take(std::string_view key) {
+    taken_.insert(std::string(key));
+    return object_->if_contains(key);
+  }
+  std::string path(std::string_view key) const { return join(path_, key); }
+  void reject_unknown() const {
+    for (const auto& field : *object_)
+      if (!taken_.count(std::string(field.key())))
+        fail(join(path_, field.key()), "is not a known field");
+  }
+
+ private:
+  const json::object* object_;
+  std::string path_;
+  std::set<std::string> taken_;
+};
+
+std::string string_of(const json::value& value, const std::string& path, std::size_t max_bytes,
+                      bool allow_empty = true) {
+  if (!value.is_string()) fail(path, "must be a string");
+  std::string_view text = value.as_string();
+  if (text.size() > max_bytes) fail(path, fmt::format("must be at most {} bytes", max_bytes));
+  if (!allow_empty && text.empty()) fail(path, "must not be empty");
+  if (text.find('\0') != std::string_view::npos) fail(path, "must not contain a NUL character");
+  return std::string(text);
+}
+
+// Queue names, labels, function names: short, plain, safe in URLs and logs.
+std::string name_of(const json::value& value, const std::string& path) {
+  std::string name = string_of(value, path, 128, false);
+  bool plain = std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' ||
+           c == ':';
+  });
+  if (!plain) fail(path, "may hold only letters, digits and _ - . :");
+  return name;
+}
+
+int integer_of(const json::value& value, const std::string& path, int low, int high) {
+  std::int64_t number = 0;
+  if (value.is_int64())
+    number = value.as_int64();
+  else if (value.is_uint64() && value.as_uint64() <= static_cast<std::uint64_t>(high))
+    number = static_cast<std::int64_t>(value.as_uint64());
+  else if (value.is_uint64())
+    number = high + 1LL;
+  else
+    fail(path, "must be a whole number");
+  if (number < low || number > high) fail(path, fmt::format("must be from {} to {}", low, high));
+  return static_cast<int>(number);
+}
+
+std::chrono::milliseconds seconds_of(const json::value& value, const std::string& path) {
+  double seconds = 0;
+  if (value.is_int64())
+    seconds = static_cast<double>(value.as_int64());
+  else if (value.is_uint64())
+    seconds = static_cast<double>(value.as_uint64());
+  else if (value.is_double())
+    seconds = value.as_double();
+  else
+    fail(path, "must be a number of seconds");
+  if (!std::isfinite(seconds) || seconds < 0 || seconds > kMaxSeconds)
+    fail(path, "must be from 0 seconds to a year");
+  return std::chrono::milliseconds(std::llround(seconds * 1000));
+}
+
+CommandSpec command_of(const json::value& value, const std::string& path,
+                       const SpecLimits& limits) {
+  Fields fields(value, path);
+  CommandSpec command;
+  const json::value* argv = fields.take("argv");
+  const json::value* shell = fields.take("shell");
+  if ((argv != nullptr) == (shell != nullptr)) fail(path, "needs exactly one of argv and shell");
+  if (argv) {
+    std::string argv_path = fields.path("argv");
+    if (!argv->is_array()) fail(argv_path, "must be an array of strings");
+    const json::array& items = argv->as_array();
+    if (items.empty()) fail(argv_path, "must not be empty");
+    if (items.size() > limits.max_argv)
+      fail(argv_path, fmt::format("must have at most {} entries", limits.max_argv));
+    for (std::size_t i = 0; i < items.size(); ++i)
+      command.argv.push_back(
+          string_of(items[i], at(argv_path, i), limits.max_string_bytes, i != 0));
+  } else {
+    command.shell = string_of(*shell, fields.path("shell"), limits.max_string_bytes, false);
+  }
+  if (const json::value* env = fields.take("env")) {
+    std::string env_path = fields.path("env");
+    if (!env->is_object()) fail(env_path, "must be an object of names to strings");
+    for (const auto& entry : env->as_object()) {
+      std::string name(entry.key());
+      if (name.empty() || name.find('=') != std::string::npos ||
+          name.find('\0') != std::string::npos)
+        fail(env_path, fmt::format("'{}' is not a variable name", name));
+      command.env[name] = string_of(entry.value(), join(env_path, name), limits.max_string_bytes);
+    }
+  }
+  if (const json::value* cwd = fields.take("cwd"))
+    command.cwd = string_of(*cwd, fields.path("cwd"), limits.max_string_bytes);
+  if (const json::value* input = fields.take("stdin"))
+    command.stdin_data = string_of(*input, fields.path("stdin"), limits.max_stdin_bytes);
+  fields.reject_unknown();
+  return command;
+}
+
+CallSpec call_of(const json::value& value, const std::string& path, const SpecLimits& limits) {
+  Fields fields(value, path);
+  CallSpec call;
+  const json::value* function = fields.take("function");
+  if (!function) fail(fields.path("function"), "is required");
+  call.function = name_of(*function, fields.path("function"));
+  if (const json::value* args = fields.take("args")) {
+    call.args_json = json::serialize(*args);
+    if (call.args_json.size() > limits.max_args_json_bytes)
+      fail(fields.path("args"),
+           fmt::format("must be at most {} bytes of JSON", limits.max_args_json_bytes));
+  }
+  fields.reject_unknown();
+  return call;
+}
+
+JobSpec job_of(const json::value& value, const std::string& path, const SpecLimits& limits) {
+  Fields fields(value, path);
+  JobSpec spec;
+  const json::value* command = fields.take("command");
+  const json::value* call = fields.take("call");
+  if ((command != nullptr) == (call != nullptr))
+    fail(path, "needs exactly one of command and call");
+  if (command)
+    spec.work = command_of(*command, fields.path("command"), limits);
+  else
+    spec.work = call_of(*call, fields.path("call"), limits);
+  if (const json::value* name = fields.take("name"))
+    spec.name = string_of(*name, fields.path("name"), 256);
+  if (const json::value* queue = fields.take("queue"))
+    spec.queue = name_of(*queue, fields.path("queue"));
+  if (const json::value* priority = fields.take("priority"))
+    spec.priority = integer_of(*priority, fields.path("priority"), -1000, 1000);
+  if (const json::value* retries = fields.take("retries"))
+    spec.retries = integer_of(*retries, fields.path("retries"), 0, 100);
+  if (const json::value* delay = fields.take("retry_delay"))
+    spec.retry_delay = seconds_of(*delay, fields.path("retry_delay"));
+  if (const json::value* timeout = fields.take("timeout"))
+    spec.timeout = seconds_of(*timeout, fields.path("timeout"));
+  if (const json::value* delay = fields.take("delay"))
+    spec.delay = seconds_of(*delay, fields.path("delay"));
+  if (const json::value* labels = fields.take("labels")) {
+    std::string labels_path = fields.path("labels");
+    if (!labels->is_array()) fail(labels_path, "must be an array of strings");
+    if (labels->as_array().size() > 32) fail(labels_path, "must have at most 32 labels");
+    for (std::size_t i = 0; i < labels->as_array().size(); ++i)
+      spec.labels.push_back(name_of(labels->as_array()[i], at(labels_path, i)));
+  }
+  fields.reject_unknown();
+  return spec;
+}
+
+json::value parse_document(std::string_view text) {
+  boost::system::error_code error;
+  json::parse_options options;
+  options.max_depth = 64;
+  json::value value = json::parse(text, error, {}, options);
+  if (error) throw SpecError(fmt::format("the body is not valid JSON: {}", error.message()));
+  return value;
+}
+
+double seconds(std::chrono::milliseconds duration) {
+  return static_cast<double>(duration.count()) / 1000.0;
+}
+
+}  // namespace
+
+JobSpec parse_job_spec(std::string_view text, const SpecLimits& limits) {
+  return job_of(parse_document(text), "", limits);
+}
+
+std::vector<JobSpec> parse_job_batch(std::string_view text, const SpecLimits& limits) {
+  json::value document = parse_document(text);
+  Fields fields(document, "");
+  const json::value* jobs = fields.take("jobs");
+  fields.reject_unknown();
+  if (!jobs || !jobs->is_array()) fail("jobs", "must be an array of jobs");
+  const json::array& items = jobs->as_array();
+  if (items.empty()) fail("jobs", "must hold at least one job");
+  if (items.size() > limits.max_jobs_per_batch)
+    fail("jobs", fmt::format("must hold at most {} jobs per request", limits.max_jobs_per_batch));
+  std::vector<JobSpec> specs;
+  specs.reserve(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i)
+    specs.push_back(job_of(items[i], at("jobs", i), limits));
+  return specs;
+}
+
+std::string to_json(const JobSpec& spec) {
+  json::object object;
+  if (const auto* command = std::get_if<CommandSpec>(&spec.work)) {
+    json::object work;
+    if (!command->argv.empty())
+      work["argv"] = json::array(command->argv.begin(), command->argv.end());
+    else
+      work["shell"] = command->shell;
+    if (!command->env.empty()) {
+      json::object env;
+      for (const auto& [name, value] : command->env) env[name] = value;
+      work["env"] = std::move(env);
+    }
+    if (!command->cwd.empty()) work["cwd"] = command->cwd;
+    if (command->stdin_data) work["stdin"] = *command->stdin_data;
+    object["command"] = std::move(work);
+  } else {
+    const auto& call = std::get<CallSpec>(spec.work);
+    object["call"] =
+        json::object{{"function", call.function}, {"args", json::parse(call.args_json)}};
+  }
+  object["name"] = spec.name;
+  object["queue"] = spec.queue;
+  object["priority"] = spec.priority;
+  object["retries"] = spec.retries;
+  object["retry_delay"] = seconds(spec.retry_delay);
+  object["timeout"] = seconds(spec.timeout);
+  object["delay"] = seconds(spec.delay);
+  object["labels"] = json::array(spec.labels.begin(), spec.labels.end());
+  return json::serialize(object);
+}
+
+}  // namespace ferry::server
