@@ -100,8 +100,8 @@ JobId Scheduler::submit(JobOptions options, Time now) {
   return job.id;
 }
 
-void Scheduler::restore(Job job, Time now) {
-  if (job.id <= jobs_.size()) throw std::invalid_argument("restore: job ids must increase");
+void Scheduler::admit(Job job, Time now) {
+  if (job.id <= jobs_.size()) throw std::invalid_argument("admit: job ids must increase");
   jobs_.resize(job.id - 1);  // leaves gaps with id 0
   for (const Attempt& attempt : job.attempts)
     next_token_ = std::max(next_token_, attempt.lease + 1);

@@ -105,11 +105,15 @@ class Scheduler {
  public:
   JobId submit(JobOptions options, Time now);
 
-  // Rebuilds a job from durable state after a restart, in increasing id
-  // order; ids may skip (a batch that never committed). A job that was
-  // running gets a new attempt: its open one ends lease_expired ("server
-  // restarted") and the job is queued again, without spending a retry.
-  void restore(Job job, Time now);
+  // Adds a job whose id the caller chose, greater than every id before (ids
+  // may skip), in the state it had: for jobs that became durable, and for
+  // rebuilding after a restart. A job that was running gets a new attempt:
+  // its open one ends lease_expired ("server restarted") and the job is
+  // queued again, without spending a retry.
+  void admit(Job job, Time now);
+
+  // The id the next submit() would take.
+  JobId next_id() const { return jobs_.size() + 1; }
 
   // Takes the best queued job, from `queues` (all queues when empty), and
   // leases it to `worker` for `lease_for` (nullopt: no expiry).
@@ -144,7 +148,7 @@ class Scheduler {
   void make_ready(Job& job, Time now);  // queued now, or waiting until ready_at
   void finish_attempt(Job& job, AttemptEnd end, std::string reason, Time now);
 
-  std::vector<Job> jobs_;  // jobs_[id - 1]; a gap left by restore() has id 0
+  std::vector<Job> jobs_;  // jobs_[id - 1]; a gap left by admit() has id 0
   std::map<std::string, ReadyQueue, std::less<>> queues_;
   std::set<std::pair<Time, JobId>> delayed_;   // waiting jobs by ready_at
   std::set<std::pair<Time, JobId>> expiring_;  // running jobs by lease expiry

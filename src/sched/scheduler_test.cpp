@@ -208,11 +208,11 @@ TEST(Scheduler, RestoresEveryStateAfterARestart) {
   running.attempts.push_back({.number = 1, .lease = 41, .worker = "w", .started = Time{10}});
   Job failed = job(5, State::failed);  // ids 3 and 4 never committed
   failed.reason = "exit 1";
-  s.restore(waiting, Time{100});
-  s.restore(running, Time{100});
-  s.restore(job(4, State::queued), Time{100});
-  s.restore(failed, Time{100});
-  EXPECT_THROW(s.restore(job(4, State::queued), Time{100}), std::invalid_argument);
+  s.admit(waiting, Time{100});
+  s.admit(running, Time{100});
+  s.admit(job(4, State::queued), Time{100});
+  s.admit(failed, Time{100});
+  EXPECT_THROW(s.admit(job(4, State::queued), Time{100}), std::invalid_argument);
 
   EXPECT_EQ(s.find(1)->state, State::waiting);
   EXPECT_EQ(s.find(3), nullptr);

@@ -29,6 +29,7 @@ const char* const kMigrations[] = {
       CREATE TABLE attempts (
         job_id      INTEGER NOT NULL REFERENCES jobs (id),
         number      INTEGER NOT NULL,
+        lease       INTEGER NOT NULL,
         worker      TEXT    NOT NULL,
         started_ms  INTEGER NOT NULL,
         ended_ms    INTEGER NOT NULL,
@@ -186,11 +187,11 @@ class SqliteStore final : public GroupCommitStore {
     put_attempt_.emplace(
         db_,
         "INSERT INTO attempts (job_id, number, worker, started_ms, ended_ms, end, reason, "
-        "exit_code, signal, stdout_tail, stderr_tail, result, cpu_us, max_rss_kb) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
+        "exit_code, signal, stdout_tail, stderr_tail, result, cpu_us, max_rss_kb, lease) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) "
         "ON CONFLICT (job_id, number) DO UPDATE SET worker = ?3, started_ms = ?4, ended_ms = ?5, "
         "end = ?6, reason = ?7, exit_code = ?8, signal = ?9, stdout_tail = ?10, "
-        "stderr_tail = ?11, result = ?12, cpu_us = ?13, max_rss_kb = ?14");
+        "stderr_tail = ?11, result = ?12, cpu_us = ?13, max_rss_kb = ?14, lease = ?15");
     start();
   }
 
@@ -210,8 +211,8 @@ class SqliteStore final : public GroupCommitStore {
                                jobs.integer(5), jobs.integer(6), jobs.text(7)});
     Statement attempts(reader,
                        "SELECT job_id, number, worker, started_ms, ended_ms, end, reason, "
-                       "exit_code, signal, stdout_tail, stderr_tail, result, cpu_us, max_rss_kb "
-                       "FROM attempts ORDER BY job_id, number");
+                       "exit_code, signal, stdout_tail, stderr_tail, result, cpu_us, max_rss_kb, "
+                       "lease FROM attempts ORDER BY job_id, number");
     while (attempts.next_row()) {
       AttemptRow row;
       row.job_id = static_cast<std::uint64_t>(attempts.integer(0));
@@ -228,6 +229,7 @@ class SqliteStore final : public GroupCommitStore {
       row.result = attempts.text(11);
       row.cpu_us = attempts.integer(12);
       row.max_rss_kb = attempts.integer(13);
+      row.lease = static_cast<std::uint64_t>(attempts.integer(14));
       snapshot.attempts.push_back(std::move(row));
     }
     return snapshot;
@@ -303,6 +305,7 @@ class SqliteStore final : public GroupCommitStore {
           .bind(12, attempt.result)
           .bind(13, attempt.cpu_us)
           .bind(14, attempt.max_rss_kb)
+          .bind(15, static_cast<std::int64_t>(attempt.lease))
           .run();
   }
 

@@ -44,7 +44,8 @@ struct JobRow {
 // One attempt at a job, appended when it starts and updated when it ends.
 struct AttemptRow {
   std::uint64_t job_id = 0;
-  int number = 0;  // 1-based
+  int number = 0;           // 1-based
+  std::uint64_t lease = 0;  // the lease token, unique across restarts
   std::string worker;
   std::int64_t started_ms = 0;
   std::int64_t ended_ms = 0;  // 0 while running

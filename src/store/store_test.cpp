@@ -32,6 +32,7 @@ AttemptRow attempt(std::uint64_t job_id, int number, std::string end = "running"
   AttemptRow row;
   row.job_id = job_id;
   row.number = number;
+  row.lease = job_id * 10 + static_cast<std::uint64_t>(number);
   row.worker = "w1";
   row.started_ms = 2000;
   row.end = std::move(end);

@@ -1,0 +1,329 @@
+#include "server/service.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace ferry::server {
+namespace {
+
+sched::State state_named(const std::string& name) {
+  for (auto state : {sched::State::waiting, sched::State::queued, sched::State::running,
+                     sched::State::succeeded, sched::State::failed, sched::State::cancelled})
+    if (sched::name(state) == name) return state;
+  throw std::runtime_error(fmt::format("the store holds an unknown job state '{}'", name));
+}
+
+sched::AttemptEnd attempt_end_named(const std::string& name) {
+  for (auto end :
+       {sched::AttemptEnd::running, sched::AttemptEnd::succeeded, sched::AttemptEnd::failed,
+        sched::AttemptEnd::lease_expired, sched::AttemptEnd::cancelled})
+    if (sched::name(end) == name) return end;
+  throw std::runtime_error(fmt::format("the store holds an unknown attempt end '{}'", name));
+}
+
+bool contains_all(const std::vector<std::string>& have, const std::vector<std::string>& need) {
+  return std::all_of(need.begin(), need.end(), [&](const std::string& label) {
+    return std::find(have.begin(), have.end(), label) != have.end();
+  });
+}
+
+}  // namespace
+
+Service::Service(store::Store& store, Post post, Now now, Options options)
+    : store_(store), post_(std::move(post)), now_(std::move(now)), options_(options) {}
+
+std::string Service::queue_key(const std::string& queue, std::vector<std::string> labels) {
+  std::sort(labels.begin(), labels.end());
+  labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
+  std::string key = queue;
+  // '#' cannot occur in a queue name, so keys of different queues never meet.
+  for (std::size_t i = 0; i < labels.size(); ++i) key += (i ? "," : "#") + labels[i];
+  queue_keys_.try_emplace(key, queue, std::move(labels));
+  return key;
+}
+
+std::vector<std::string> Service::eligible_queues(const LeaseRequest& request) const {
+  std::vector<std::string> keys;
+  for (const auto& [key, queue_and_labels] : queue_keys_) {
+    const auto& [queue, labels] = queue_and_labels;
+    bool wanted = request.queues.empty() || std::find(request.queues.begin(), request.queues.end(),
+                                                      queue) != request.queues.end();
+    if (wanted && contains_all(request.labels, labels)) keys.push_back(key);
+  }
+  return keys;
+}
+
+void Service::admit(JobId id, const JobSpec& spec, std::string spec_json, sched::State state,
+                    Time created, Time ready_at, std::vector<sched::Attempt> attempts,
+                    std::string reason) {
+  sched::Job job;
+  job.id = id;
+  job.options.queue = queue_key(spec.queue, spec.labels);
+  job.options.priority = spec.priority;
+  job.options.retry = {spec.retries, spec.retry_delay, options_.max_backoff};
+  job.options.not_before = created + spec.delay;
+  job.state = state;
+  job.ready_at = ready_at;
+  job.attempts = std::move(attempts);
+  job.reason = std::move(reason);
+  records_[id] = Record{std::move(spec_json), spec.name, spec.queue, created, {}};
+  scheduler_.admit(std::move(job), now_());
+  next_id_ = std::max(next_id_, id + 1);
+}
+
+void Service::start() {
+  store::Snapshot snapshot = store_.load();
+  store::Batch restarted;
+  std::size_t next_attempt = 0;
+  for (const store::JobRow& row : snapshot.jobs) {
+    std::vector<sched::Attempt> attempts;
+    std::map<int, Completion> reports;
+    for (; next_attempt < snapshot.attempts.size() &&
+           snapshot.attempts[next_attempt].job_id == row.id;
+         ++next_attempt) {
+      const store::AttemptRow& stored = snapshot.attempts[next_attempt];
+      attempts.push_back({stored.number, stored.lease, stored.worker, Time{stored.started_ms},
+                          Time{stored.ended_ms}, attempt_end_named(stored.end), stored.reason});
+      if (stored.end != "running")
+        reports[stored.number] = {
+            row.id,           stored.lease,  stored.end == "succeeded", stored.reason,
+            stored.exit_code, stored.signal, stored.stdout_tail,        stored.stderr_tail,
+            stored.result,    stored.cpu_us, stored.max_rss_kb};
+    }
+    sched::State state = state_named(row.state);
+    admit(row.id, parse_job_spec(row.spec), row.spec, state, Time{row.created_ms},
+          Time{row.ready_at_ms}, std::move(attempts), row.reason);
+    records_[row.id].reports = std::move(reports);
+    const sched::Job& job = *scheduler_.find(row.id);
+    if (state == sched::State::running && !job.attempts.empty()) {
+      // It was running when the server stopped: that attempt is over.
+      const sched::Attempt& lost = job.attempts.back();
+      restarted.state_changes.push_back(
+          {row.id, std::string(sched::name(job.state)), job.ready_at.count(), ""});
+      restarted.attempts.push_back({row.id, lost.number, lost.lease, lost.worker,
+                                    lost.started.count(), lost.ended.count(),
+                                    std::string(sched::name(lost.end)), lost.reason});
+    }
+  }
+  scheduler_.take_changes();  // rebuilding is not news: the store has it all
+  if (!restarted.empty()) write(std::move(restarted), [](const std::string&) {});
+}
+
+void Service::write(store::Batch batch, std::function<void(const std::string& error)> then) {
+  store_.write(std::move(batch), [post = post_, then = std::move(then)](const std::string& error) {
+    post([then, error] { then(error); });
+  });
+}
+
+void Service::collect_changes(store::Batch& batch) {
+  for (const sched::Change& change : scheduler_.take_changes()) {
+    const sched::Job& job = *scheduler_.find(change.job);
+    batch.state_changes.push_back(
+        {job.id, std::string(sched::name(change.to)), job.ready_at.count(), job.reason});
+    auto attempt_row = [&](const sched::Attempt& attempt) {
+      store::AttemptRow row{job.id,
+                            attempt.number,
+                            attempt.lease,
+                            attempt.worker,
+                            attempt.started.count(),
+                            attempt.ended.count(),
+                            std::string(sched::name(attempt.end)),
+                            attempt.reason};
+      const Record& record = records_.at(job.id);
+      if (auto report = record.reports.find(attempt.number); report != record.reports.end()) {
+        row.exit_code = report->second.exit_code;
+        row.signal = report->second.signal;
+        row.stdout_tail = report->second.stdout_tail;
+        row.stderr_tail = report->second.stderr_tail;
+        row.result = report->second.result_json;
+        row.cpu_us = report->second.cpu_us;
+        row.max_rss_kb = report->second.max_rss_kb;
+      }
+      batch.attempts.push_back(std::move(row));
+    };
+    if (change.from == sched::State::running) {
+      // The attempt that just ended: the newest one that is not running.
+      for (auto attempt = job.attempts.rbegin(); attempt != job.attempts.rend(); ++attempt)
+        if (attempt->end != sched::AttemptEnd::running) {
+          attempt_row(*attempt);
+          break;
+        }
+    }
+    if (change.to == sched::State::running) attempt_row(job.attempts.back());
+  }
+}
+
+void Service::submit(std::vector<JobSpec> specs, Submitted done) {
+  Time now = now_();
+  store::Batch batch;
+  std::vector<JobId> ids;
+  std::vector<std::string> jsons;
+  for (const JobSpec& spec : specs) {
+    JobId id = next_id_++;
+    ids.push_back(id);
+    jsons.push_back(to_json(spec));
+    bool delayed = spec.delay.count() > 0;
+    batch.new_jobs.push_back({id, spec.queue, spec.priority, jsons.back(),
+                              delayed ? "waiting" : "queued", now.count(),
+                              (now + spec.delay).count(), ""});
+  }
+  write(std::move(batch), [this, specs = std::move(specs), ids, jsons = std::move(jsons), now,
+                           done = std::move(done)](const std::string& error) mutable {
+    if (!error.empty()) return done({}, error);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      bool delayed = specs[i].delay.count() > 0;
+      admit(ids[i], specs[i], std::move(jsons[i]),
+            delayed ? sched::State::waiting : sched::State::queued, now, now + specs[i].delay, {},
+            "");
+    }
+    // Admitting durable jobs tells the store nothing new; every other
+    // operation collects its changes before it returns, so none are lost here.
+    scheduler_.take_changes();
+    done(ids, "");
+    serve_parked();
+  });
+}
+
+void Service::grant(const LeaseRequest& request, LeaseReply& reply, store::Batch& batch) {
+  std::vector<std::string> queues = eligible_queues(request);
+  if (queues.empty()) return;  // an empty list would mean every queue to the scheduler
+  Time now = now_();
+  for (int slot = static_cast<int>(reply.jobs.size()); slot < request.free_slots; ++slot) {
+    auto lease = scheduler_.lease(now, request.worker, options_.lease_duration, queues);
+    if (!lease) break;
+    reply.jobs.push_back({lease->job, lease->token, lease->attempt,
+                          records_.at(lease->job).spec_json, *lease->expires});
+  }
+  collect_changes(batch);
+}
+
+void Service::lease(LeaseRequest request, Leased done) {
+  Time now = now_();
+  WorkerView& worker = workers_[request.worker];
+  worker = {request.worker, request.queues, request.labels, request.free_slots, now};
+
+  LeaseReply reply;
+  store::Batch batch;
+  for (const Heartbeat& heartbeat : request.heartbeats)
+    if (!scheduler_.renew(heartbeat.job, heartbeat.token, now, options_.lease_duration))
+      reply.stop.push_back(heartbeat.job);
+  for (Completion& completion : request.completions) {
+    const sched::Job* job = scheduler_.find(completion.job);
+    bool current = job && job->state == sched::State::running &&
+                   job->attempts.back().lease == completion.token;
+    if (current) records_.at(completion.job).reports[job->attempts.back().number] = completion;
+    scheduler_.complete(completion.job, completion.token, completion.succeeded, completion.reason,
+                        now);  // counts it when stale
+    reply.acknowledged.push_back(completion.token);
+  }
+  collect_changes(batch);
+  grant(request, reply, batch);
+
+  if (batch.empty()) {
+    bool idle = reply.jobs.empty() && reply.acknowledged.empty() && reply.stop.empty();
+    if (idle && request.wait.count() > 0) {
+      Time deadline = now + std::min(request.wait, options_.max_wait);
+      parked_.push_back({std::move(request), std::move(done), deadline});
+      return;
+    }
+    return done(std::move(reply));
+  }
+  write(std::move(batch),
+        [reply = std::move(reply), done = std::move(done)](const std::string& error) mutable {
+          if (!error.empty()) reply = LeaseReply{.error = error};
+          done(std::move(reply));
+        });
+}
+
+void Service::serve_parked() {
+  for (auto it = parked_.begin();
+       it != parked_.end() && scheduler_.counts()[sched::State::queued];) {
+    LeaseReply reply;
+    store::Batch batch;
+    grant(it->request, reply, batch);
+    if (reply.jobs.empty()) {
+      ++it;
+      continue;
+    }
+    write(std::move(batch),
+          [reply = std::move(reply), done = std::move(it->done)](const std::string& error) mutable {
+            if (!error.empty()) reply = LeaseReply{.error = error};
+            done(std::move(reply));
+          });
+    it = parked_.erase(it);
+  }
+}
+
+void Service::cancel(std::vector<JobId> ids, Cancelled done) {
+  Time now = now_();
+  std::vector<std::string> results;
+  for (JobId id : ids) {
+    const sched::Job* job = scheduler_.find(id);
+    if (!job)
+      results.push_back(fmt::format("no job {}", id));
+    else if (sched::is_final(job->state))
+      results.push_back(fmt::format("job {} already {}", id, sched::name(job->state)));
+    else {
+      scheduler_.cancel(id, "cancelled by request", now);
+      results.emplace_back();
+    }
+  }
+  store::Batch batch;
+  collect_changes(batch);
+  if (batch.empty()) return done(std::move(results), "");
+  write(std::move(batch),
+        [results = std::move(results), done = std::move(done)](const std::string& error) mutable {
+          done(std::move(results), error);
+        });
+}
+
+void Service::tick() {
+  Time now = now_();
+  scheduler_.advance(now);
+  store::Batch batch;
+  collect_changes(batch);
+  // Queued again or at last: durable soon, and harmless if not (a job runs
+  // again, or waits again). Nothing waits on this write.
+  if (!batch.empty()) write(std::move(batch), [](const std::string&) {});
+  for (auto it = parked_.begin(); it != parked_.end();) {
+    if (it->deadline > now) {
+      ++it;
+      continue;
+    }
+    Leased done = std::move(it->done);
+    it = parked_.erase(it);
+    done(LeaseReply{});
+  }
+  serve_parked();
+}
+
+std::optional<Time> Service::next_tick() const {
+  std::optional<Time> next = scheduler_.next_wakeup();
+  for (const Parked& parked : parked_)
+    if (!next || parked.deadline < *next) next = parked.deadline;
+  return next;
+}
+
+std::optional<JobView> Service::job(JobId id) const {
+  const sched::Job* job = scheduler_.find(id);
+  if (!job) return std::nullopt;
+  const Record& record = records_.at(id);
+  JobView view{id,         record.spec_json, record.name,    record.queue,
+               job->state, job->reason,      record.created, {}};
+  for (const sched::Attempt& attempt : job->attempts) {
+    auto report = record.reports.find(attempt.number);
+    view.attempts.push_back(
+        {attempt, report == record.reports.end() ? std::nullopt : std::optional(report->second)});
+  }
+  return view;
+}
+
+std::vector<WorkerView> Service::workers() const {
+  std::vector<WorkerView> views;
+  for (const auto& [id, worker] : workers_) views.push_back(worker);
+  return views;
+}
+
+}  // namespace ferry::server

@@ -1,0 +1,182 @@
+// Service — what `ferry server` does, without the network.
+//
+// It joins the scheduler (decisions), the store (durability) and job specs
+// (what to run) behind the operations of the HTTP API: submit, lease (the
+// workers' one call: results, heartbeats, and new jobs), cancel, and reads.
+// The HTTP layer parses requests into these calls and writes their replies.
+//
+// Durability rules, as in DESIGN.md:
+// - a submitted job enters the scheduler, and can be leased, only once the
+//   batch holding it committed; only then does the client get its id;
+// - a worker's results are acknowledged only once recorded durably;
+// - a job running when the server died runs again (a new attempt) after a
+//   restart; a completion carrying a stale lease token is acknowledged, so
+//   the worker can forget it, but ignored and counted.
+//
+// Threading: every method runs on one thread, the caller's (the server's
+// event loop). Store callbacks arrive on the store's thread and come back
+// through `post`, which must run the function on the service's thread. Time
+// comes from `now`, so tests control it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "sched/scheduler.hpp"
+#include "server/job_spec.hpp"
+#include "store/store.hpp"
+
+namespace ferry::server {
+
+using sched::JobId;
+using Time = sched::Time;  // milliseconds since the Unix epoch
+
+// How an attempt ended, as a worker reports it.
+struct Completion {
+  JobId job = 0;
+  std::uint64_t token = 0;
+  bool succeeded = false;
+  std::string reason;  // "exit 3", "timed out", the exception of a call, ...
+  std::optional<int> exit_code;
+  std::optional<int> signal;
+  std::string stdout_tail;
+  std::string stderr_tail;
+  std::string result_json;  // for calls
+  std::int64_t cpu_us = 0;
+  std::int64_t max_rss_kb = 0;
+};
+
+struct Heartbeat {
+  JobId job = 0;
+  std::uint64_t token = 0;
+};
+
+struct LeaseRequest {
+  std::string worker;
+  int free_slots = 0;
+  std::vector<std::string> queues;  // empty: every queue
+  std::vector<std::string> labels;  // the worker's; a job's labels must all be among them
+  std::vector<Completion> completions;
+  std::vector<Heartbeat> heartbeats;
+  std::chrono::milliseconds wait{0};  // with nothing to do, wait this long for work
+};
+
+struct LeasedJob {
+  JobId id = 0;
+  std::uint64_t token = 0;
+  int attempt = 0;
+  std::string spec_json;
+  Time lease_expires{0};
+};
+
+struct LeaseReply {
+  std::vector<LeasedJob> jobs;
+  std::vector<std::uint64_t> acknowledged;  // tokens of completions the worker may forget
+  std::vector<JobId> stop;  // heartbeats for jobs no longer the worker's: stop running them
+  std::string error;        // the store failed: nothing was acknowledged
+};
+
+struct AttemptView {
+  sched::Attempt attempt;
+  std::optional<Completion> details;  // once it ended with a report from its worker
+};
+
+struct JobView {
+  JobId id = 0;
+  std::string spec_json;
+  std::string name;
+  std::string queue;
+  sched::State state = sched::State::waiting;
+  std::string reason;
+  Time created{0};
+  std::vector<AttemptView> attempts;
+};
+
+struct WorkerView {
+  std::string id;
+  std::vector<std::string> queues;
+  std::vector<std::string> labels;
+  int free_slots = 0;
+  Time last_seen{0};
+};
+
+class Service {
+ public:
+  using Post = std::function<void(std::function<void()>)>;
+  using Now = std::function<Time()>;
+  struct Options {
+    std::chrono::milliseconds lease_duration{30'000};  // renewed by heartbeats
+    std::chrono::milliseconds max_wait{30'000};        // the longest long poll
+    std::chrono::milliseconds max_backoff{5 * 60'000};
+  };
+
+  Service(store::Store& store, Post post, Now now, Options options);
+
+  // Rebuilds the state from the store; call once, before anything else.
+  void start();
+
+  using Submitted = std::function<void(std::vector<JobId> ids, std::string error)>;
+  void submit(std::vector<JobSpec> specs, Submitted done);
+
+  using Leased = std::function<void(LeaseReply reply)>;
+  void lease(LeaseRequest request, Leased done);
+
+  // For each id: "" when cancelled, else why not ("no job 9", "job 3 already succeeded").
+  using Cancelled = std::function<void(std::vector<std::string> results, std::string error)>;
+  void cancel(std::vector<JobId> ids, Cancelled done);
+
+  // Moves time on: queues delayed jobs, takes back expired leases, answers
+  // long polls whose wait ran out. Call it at next_tick() at the latest.
+  void tick();
+  std::optional<Time> next_tick() const;
+
+  std::optional<JobView> job(JobId id) const;
+  std::vector<WorkerView> workers() const;
+  const sched::Counts& counts() const { return scheduler_.counts(); }
+
+ private:
+  struct Record {
+    std::string spec_json;
+    std::string name;
+    std::string queue;  // as submitted; the scheduler's queue adds the labels
+    Time created{0};
+    std::map<int, Completion> reports;  // by attempt number
+  };
+  struct Parked {
+    LeaseRequest request;
+    Leased done;
+    Time deadline;
+  };
+
+  // The scheduler queue of a job: its queue, and its labels when it has some.
+  std::string queue_key(const std::string& queue, std::vector<std::string> labels);
+  std::vector<std::string> eligible_queues(const LeaseRequest& request) const;
+  void admit(JobId id, const JobSpec& spec, std::string spec_json, sched::State state, Time created,
+             Time ready_at, std::vector<sched::Attempt> attempts, std::string reason);
+  // Leases up to the request's free slots into `reply`, recording attempts in `batch`.
+  void grant(const LeaseRequest& request, LeaseReply& reply, store::Batch& batch);
+  // The scheduler's changes since the last call, as rows.
+  void collect_changes(store::Batch& batch);
+  void write(store::Batch batch, std::function<void(const std::string& error)> then);
+  void serve_parked();
+
+  store::Store& store_;
+  Post post_;
+  Now now_;
+  Options options_;
+  sched::Scheduler scheduler_;
+  std::unordered_map<JobId, Record> records_;
+  std::map<std::string, std::pair<std::string, std::vector<std::string>>> queue_keys_;
+  JobId next_id_ = 1;  // ids are reserved at submit, admitted at commit
+  std::map<std::string, WorkerView> workers_;
+  std::deque<Parked> parked_;
+};
+
+}  // namespace ferry::server

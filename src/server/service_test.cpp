@@ -1,0 +1,320 @@
+#include "server/service.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <mutex>
+
+namespace ferry::server {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A service on a real store, with a clock the test moves and a `post` queue
+// the test runs: every interleaving is the test's choice.
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store = store::open_memory_store();
+    restart();
+  }
+
+  void restart() {
+    service.reset();
+    service = std::make_unique<Service>(
+        *store,
+        [this](std::function<void()> work) {
+          std::lock_guard lock(mutex);
+          posted.push_back(std::move(work));
+        },
+        [this] { return clock; }, Service::Options{.lease_duration = 10s, .max_wait = 30s});
+    service->start();
+    settle();
+  }
+
+  // Lets every store write commit and runs what it posted back, until quiet.
+  void settle() {
+    for (;;) {
+      store->flush();
+      std::vector<std::function<void()>> work;
+      {
+        std::lock_guard lock(mutex);
+        work.swap(posted);
+      }
+      if (work.empty()) return;
+      for (auto& function : work) function();
+    }
+  }
+
+  std::vector<JobId> submit(const std::vector<std::string>& jobs) {
+    std::vector<JobSpec> specs;
+    for (const std::string& json : jobs) specs.push_back(parse_job_spec(json));
+    std::vector<JobId> ids;
+    std::string error = "no answer";
+    service->submit(specs, [&](std::vector<JobId> given, std::string why) {
+      ids = std::move(given);
+      error = std::move(why);
+    });
+    settle();
+    EXPECT_EQ(error, "");
+    return ids;
+  }
+
+  std::optional<LeaseReply> lease_async(LeaseRequest request, std::optional<LeaseReply>& reply) {
+    service->lease(std::move(request), [&](LeaseReply given) { reply = std::move(given); });
+    settle();
+    return reply;
+  }
+
+  LeaseReply lease(LeaseRequest request) {
+    std::optional<LeaseReply> reply;
+    lease_async(std::move(request), reply);
+    EXPECT_TRUE(reply) << "the lease was not answered";
+    return reply.value_or(LeaseReply{});
+  }
+
+  static LeaseRequest poll(std::string worker, int slots = 1) {
+    LeaseRequest request;
+    request.worker = std::move(worker);
+    request.free_slots = slots;
+    return request;
+  }
+
+  static Completion done(const LeasedJob& job, bool succeeded, std::string reason = "") {
+    Completion completion;
+    completion.job = job.id;
+    completion.token = job.token;
+    completion.succeeded = succeeded;
+    completion.reason = reason.empty() ? (succeeded ? "exit 0" : "exit 1") : reason;
+    completion.exit_code = succeeded ? 0 : 1;
+    completion.stdout_tail = "out\n";
+    return completion;
+  }
+
+  sched::State state(JobId id) { return service->job(id)->state; }
+
+  std::mutex mutex;
+  std::vector<std::function<void()>> posted;
+  Time clock{1'700'000'000'000};
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<Service> service;
+};
+
+TEST_F(ServiceTest, AJobCanBeLeasedOnlyOnceItIsDurable) {
+  std::vector<JobId> ids;
+  service->submit({parse_job_spec(R"({"command": {"argv": ["true"]}})")},
+                  [&](std::vector<JobId> given, std::string) { ids = given; });
+  // Not committed yet: no id for the client, nothing for a worker.
+  std::optional<LeaseReply> early;
+  service->lease(poll("w1"), [&](LeaseReply reply) { early = reply; });
+  ASSERT_TRUE(early);
+  EXPECT_TRUE(early->jobs.empty());
+  EXPECT_TRUE(ids.empty());
+  settle();
+  ASSERT_EQ(ids, std::vector<JobId>{1});
+  EXPECT_EQ(store->load().jobs.size(), 1u);
+  EXPECT_EQ(lease(poll("w1")).jobs.size(), 1u);
+}
+
+TEST_F(ServiceTest, RunsAJobAndRecordsItsResult) {
+  auto ids = submit({R"({"command": {"argv": ["echo", "hi"]}, "name": "greet"})"});
+  LeaseReply first = lease(poll("w1"));
+  ASSERT_EQ(first.jobs.size(), 1u);
+  LeasedJob job = first.jobs[0];
+  EXPECT_EQ(job.id, ids[0]);
+  EXPECT_EQ(job.attempt, 1);
+  EXPECT_EQ(job.lease_expires, clock + 10s);
+  EXPECT_NE(job.spec_json.find("\"argv\":[\"echo\",\"hi\"]"), std::string::npos);
+  EXPECT_EQ(state(job.id), sched::State::running);
+
+  LeaseRequest report = poll("w1", 0);
+  report.completions = {done(job, true)};
+  LeaseReply answer = lease(report);
+  EXPECT_EQ(answer.acknowledged, std::vector<std::uint64_t>{job.token});
+
+  JobView view = *service->job(job.id);
+  EXPECT_EQ(view.state, sched::State::succeeded);
+  EXPECT_EQ(view.name, "greet");
+  ASSERT_EQ(view.attempts.size(), 1u);
+  ASSERT_TRUE(view.attempts[0].details);
+  EXPECT_EQ(view.attempts[0].details->stdout_tail, "out\n");
+  store::Snapshot durable = store->load();
+  EXPECT_EQ(durable.jobs[0].state, "succeeded");
+  ASSERT_EQ(durable.attempts.size(), 1u);
+  EXPECT_EQ(durable.attempts[0].end, "succeeded");
+  EXPECT_EQ(durable.attempts[0].exit_code, 0);
+  EXPECT_EQ(durable.attempts[0].stdout_tail, "out\n");
+  EXPECT_EQ(durable.attempts[0].lease, job.token);
+}
+
+TEST_F(ServiceTest, StaleAndRepeatedCompletionsAreAcknowledgedAndIgnored) {
+  submit({R"({"command": {"argv": ["true"]}})"});
+  LeasedJob job = lease(poll("w1")).jobs.at(0);
+  LeaseRequest report = poll("w1", 0);
+  Completion wrong = done(job, true);
+  wrong.token += 100;
+  report.completions = {wrong, done(job, false), done(job, true)};
+  LeaseReply answer = lease(report);
+  EXPECT_EQ(answer.acknowledged.size(), 3u);       // all of them: the worker may forget them
+  EXPECT_EQ(state(job.id), sched::State::failed);  // only the one current report counted
+  EXPECT_EQ(service->counts().stale_completions, 2u);
+}
+
+TEST_F(ServiceTest, RetriesAfterItsBackoff) {
+  auto ids = submit({R"({"command": {"argv": ["flaky"]}, "retries": 1, "retry_delay": 2})"});
+  LeasedJob first = lease(poll("w1")).jobs.at(0);
+  LeaseRequest report = poll("w1", 1);
+  report.completions = {done(first, false)};
+  EXPECT_TRUE(lease(report).jobs.empty());  // backing off
+  EXPECT_EQ(state(ids[0]), sched::State::waiting);
+  EXPECT_EQ(service->next_tick(), clock + 2s);
+  clock += 1999ms;
+  service->tick();
+  EXPECT_TRUE(lease(poll("w1")).jobs.empty());
+  clock += 1ms;
+  service->tick();
+  settle();
+  LeasedJob second = lease(poll("w1")).jobs.at(0);
+  EXPECT_EQ(second.attempt, 2);
+  EXPECT_EQ(store->load().jobs[0].state, "running");
+}
+
+TEST_F(ServiceTest, ASilentWorkersJobRunsAgainElsewhere) {
+  submit({R"({"command": {"argv": ["long"]}})"});
+  LeasedJob lost = lease(poll("w1")).jobs.at(0);
+  clock += 10s;
+  service->tick();
+  settle();
+  EXPECT_EQ(state(lost.id), sched::State::queued);
+  LeasedJob again = lease(poll("w2")).jobs.at(0);
+  EXPECT_EQ(again.attempt, 2);
+  EXPECT_GT(again.token, lost.token);
+
+  // The first worker comes back: its heartbeat is refused, its result ignored.
+  LeaseRequest late = poll("w1", 0);
+  late.heartbeats = {{lost.id, lost.token}};
+  late.completions = {done(lost, true)};
+  LeaseReply answer = lease(late);
+  EXPECT_EQ(answer.stop, std::vector<JobId>{lost.id});
+  EXPECT_EQ(state(lost.id), sched::State::running);  // still w2's
+  store::Snapshot durable = store->load();
+  ASSERT_EQ(durable.attempts.size(), 2u);
+  EXPECT_EQ(durable.attempts[0].end, "lease_expired");
+}
+
+TEST_F(ServiceTest, HeartbeatsKeepALease) {
+  submit({R"({"command": {"argv": ["long"]}})"});
+  LeasedJob job = lease(poll("w1")).jobs.at(0);
+  for (int i = 0; i < 6; ++i) {
+    clock += 5s;
+    LeaseRequest beat = poll("w1", 0);
+    beat.heartbeats = {{job.id, job.token}};
+    EXPECT_TRUE(lease(beat).stop.empty());
+    service->tick();
+  }
+  EXPECT_EQ(state(job.id), sched::State::running);
+}
+
+TEST_F(ServiceTest, QueuesAndLabelsChooseTheWorker) {
+  auto ids = submit({R"({"command": {"argv": ["a"]}, "queue": "gpu", "labels": ["cuda"]})",
+                     R"({"command": {"argv": ["b"]}, "queue": "cpu"})"});
+  LeaseRequest plain = poll("plain", 2);
+  plain.queues = {"gpu"};
+  EXPECT_TRUE(lease(plain).jobs.empty());  // lacks the label
+  LeaseRequest cuda = poll("cuda", 2);
+  cuda.queues = {"gpu"};
+  cuda.labels = {"cuda", "big"};
+  LeaseReply got = lease(cuda);
+  ASSERT_EQ(got.jobs.size(), 1u);
+  EXPECT_EQ(got.jobs[0].id, ids[0]);
+  LeaseReply rest = lease(poll("any", 2));
+  ASSERT_EQ(rest.jobs.size(), 1u);
+  EXPECT_EQ(rest.jobs[0].id, ids[1]);
+  EXPECT_EQ(service->workers().size(), 3u);
+}
+
+TEST_F(ServiceTest, ALongPollIsAnsweredByWorkOrByItsDeadline) {
+  LeaseRequest waiting = poll("w1");
+  waiting.wait = 5s;
+  std::optional<LeaseReply> reply;
+  lease_async(waiting, reply);
+  EXPECT_FALSE(reply);  // parked
+  EXPECT_EQ(service->next_tick(), clock + 5s);
+  auto ids = submit({R"({"command": {"argv": ["x"]}})"});
+  ASSERT_TRUE(reply);
+  ASSERT_EQ(reply->jobs.size(), 1u);
+  EXPECT_EQ(reply->jobs[0].id, ids[0]);
+
+  std::optional<LeaseReply> empty;
+  lease_async(waiting, empty);
+  EXPECT_FALSE(empty);
+  clock += 5s;
+  service->tick();
+  ASSERT_TRUE(empty);
+  EXPECT_TRUE(empty->jobs.empty());
+}
+
+TEST_F(ServiceTest, CancelStopsARunningJobThroughItsWorker) {
+  auto ids = submit({R"({"command": {"argv": ["a"]}})", R"({"command": {"argv": ["b"]}})"});
+  LeasedJob running = lease(poll("w1")).jobs.at(0);
+  std::vector<std::string> results;
+  service->cancel({ids[0], ids[1], 99},
+                  [&](std::vector<std::string> given, std::string) { results = given; });
+  settle();
+  EXPECT_EQ(results, (std::vector<std::string>{"", "", "no job 99"}));
+  service->cancel({ids[0]}, [&](std::vector<std::string> given, std::string) { results = given; });
+  EXPECT_EQ(results, std::vector<std::string>{"job 1 already cancelled"});
+  LeaseRequest beat = poll("w1", 1);
+  beat.heartbeats = {{running.id, running.token}};
+  LeaseReply answer = lease(beat);
+  EXPECT_EQ(answer.stop, std::vector<JobId>{running.id});
+  EXPECT_TRUE(answer.jobs.empty());
+  EXPECT_EQ(store->load().jobs[1].state, "cancelled");
+}
+
+TEST_F(ServiceTest, ARestartLosesNothingAndRunsInterruptedJobsAgain) {
+  auto dir =
+      std::filesystem::temp_directory_path() / ("ferry-service-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  service.reset();
+  store = store::open_sqlite_store((dir / "ferry.db").string());
+  restart();
+
+  auto ids = submit({R"({"command": {"argv": ["done"]}})", R"({"command": {"argv": ["running"]}})",
+                     R"({"command": {"argv": ["queued"]}})",
+                     R"({"command": {"argv": ["later"]}, "delay": 60})"});
+  LeasedJob finished = lease(poll("w1")).jobs.at(0);
+  LeaseRequest report = poll("w1", 1);
+  report.completions = {done(finished, true)};
+  LeasedJob interrupted = lease(report).jobs.at(0);
+  EXPECT_EQ(interrupted.id, ids[1]);
+
+  // The server dies; a new one opens the same database.
+  service.reset();
+  store.reset();
+  store = store::open_sqlite_store((dir / "ferry.db").string());
+  clock += 1s;
+  restart();
+
+  EXPECT_EQ(state(ids[0]), sched::State::succeeded);
+  EXPECT_EQ(service->job(ids[0])->attempts.at(0).details->stdout_tail, "out\n");
+  EXPECT_EQ(state(ids[1]), sched::State::queued);
+  EXPECT_EQ(service->job(ids[1])->attempts.at(0).attempt.end, sched::AttemptEnd::lease_expired);
+  EXPECT_EQ(state(ids[2]), sched::State::queued);
+  EXPECT_EQ(state(ids[3]), sched::State::waiting);
+  EXPECT_EQ(store->load().jobs[1].state, "queued");  // the restart's own change is durable
+
+  LeaseReply after = lease(poll("w2", 5));
+  ASSERT_EQ(after.jobs.size(), 2u);
+  EXPECT_EQ(after.jobs[0].id, ids[1]);
+  EXPECT_EQ(after.jobs[0].attempt, 2);
+  EXPECT_GT(after.jobs[0].token, interrupted.token);  // a pre-restart token stays stale
+  EXPECT_EQ(submit({R"({"command": {"argv": ["new"]}})"}), std::vector<JobId>{5});
+  service.reset();
+  store.reset();
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace ferry::server
