@@ -2,105 +2,15 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <boost/json.hpp>
-#include <cctype>
-#include <cmath>
-#include <set>
+
+#include "server/json_fields.hpp"
 
 namespace ferry::server {
 namespace {
 
 namespace json = boost::json;
-
-constexpr double kMaxSeconds = 365.0 * 24 * 3600;
-
-[[noreturn]] void fail(const std::string& path, std::string_view problem) {
-  throw SpecError(fmt::format("{}: {}", path.empty() ? "the job" : path, problem));
-}
-
-std::string join(const std::string& path, std::string_view key) {
-  return path.empty() ? std::string(key) : fmt::format("{}.{}", path, key);
-}
-
-std::string at(const std::string& path, std::size_t index) {
-  return fmt::format("{}[{}]", path, index);
-}
-
-// The fields of one JSON object: taken one by one, and any left unknown is
-// an error, so a typo ("retires") is never silently ignored.
-class Fields {
- public:
-  Fields(const json::value& value, std::string path) : path_(std::move(path)) {
-    if (!value.is_object()) fail(path_, "must be a JSON object");
-    object_ = &value.as_object();
-  }
-  const json::value* take(std::string_view key) {
-    taken_.insert(std::string(key));
-    return object_->if_contains(key);
-  }
-  std::string path(std::string_view key) const { return join(path_, key); }
-  void reject_unknown() const {
-    for (const auto& field : *object_)
-      if (!taken_.count(std::string(field.key())))
-        fail(join(path_, field.key()), "is not a known field");
-  }
-
- private:
-  const json::object* object_;
-  std::string path_;
-  std::set<std::string> taken_;
-};
-
-std::string string_of(const json::value& value, const std::string& path, std::size_t max_bytes,
-                      bool allow_empty = true) {
-  if (!value.is_string()) fail(path, "must be a string");
-  std::string_view text = value.as_string();
-  if (text.size() > max_bytes) fail(path, fmt::format("must be at most {} bytes", max_bytes));
-  if (!allow_empty && text.empty()) fail(path, "must not be empty");
-  if (text.find('\0') != std::string_view::npos) fail(path, "must not contain a NUL character");
-  return std::string(text);
-}
-
-// Queue names, labels, function names: short, plain, safe in URLs and logs.
-std::string name_of(const json::value& value, const std::string& path) {
-  std::string name = string_of(value, path, 128, false);
-  bool plain = std::all_of(name.begin(), name.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' ||
-           c == ':';
-  });
-  if (!plain) fail(path, "may hold only letters, digits and _ - . :");
-  return name;
-}
-
-int integer_of(const json::value& value, const std::string& path, int low, int high) {
-  std::int64_t number = 0;
-  if (value.is_int64())
-    number = value.as_int64();
-  else if (value.is_uint64() && value.as_uint64() <= static_cast<std::uint64_t>(high))
-    number = static_cast<std::int64_t>(value.as_uint64());
-  else if (value.is_uint64())
-    number = high + 1LL;
-  else
-    fail(path, "must be a whole number");
-  if (number < low || number > high) fail(path, fmt::format("must be from {} to {}", low, high));
-  return static_cast<int>(number);
-}
-
-std::chrono::milliseconds seconds_of(const json::value& value, const std::string& path) {
-  double seconds = 0;
-  if (value.is_int64())
-    seconds = static_cast<double>(value.as_int64());
-  else if (value.is_uint64())
-    seconds = static_cast<double>(value.as_uint64());
-  else if (value.is_double())
-    seconds = value.as_double();
-  else
-    fail(path, "must be a number of seconds");
-  if (!std::isfinite(seconds) || seconds < 0 || seconds > kMaxSeconds)
-    fail(path, "must be from 0 seconds to a year");
-  return std::chrono::milliseconds(std::llround(seconds * 1000));
-}
+using namespace json_fields;
 
 CommandSpec command_of(const json::value& value, const std::string& path,
                        const SpecLimits& limits) {
@@ -191,19 +101,6 @@ JobSpec job_of(const json::value& value, const std::string& path, const SpecLimi
   }
   fields.reject_unknown();
   return spec;
-}
-
-json::value parse_document(std::string_view text) {
-  boost::system::error_code error;
-  json::parse_options options;
-  options.max_depth = 64;
-  json::value value = json::parse(text, error, {}, options);
-  if (error) throw SpecError(fmt::format("the body is not valid JSON: {}", error.message()));
-  return value;
-}
-
-double seconds(std::chrono::milliseconds duration) {
-  return static_cast<double>(duration.count()) / 1000.0;
 }
 
 }  // namespace

@@ -72,10 +72,10 @@ TEST(JobSpec, CanonicalJsonRoundTrips) {
 TEST(JobSpec, BadInputNamesTheField) {
   EXPECT_EQ(error_of("{"), "the body is not valid JSON: incomplete JSON");
   EXPECT_EQ(error_of("{]"), "the body is not valid JSON: syntax error");
-  EXPECT_EQ(error_of("[]"), "the job: must be a JSON object");
-  EXPECT_EQ(error_of("{}"), "the job: needs exactly one of command and call");
+  EXPECT_EQ(error_of("[]"), "the body: must be a JSON object");
+  EXPECT_EQ(error_of("{}"), "the body: needs exactly one of command and call");
   EXPECT_EQ(error_of(R"({"command": {"argv": ["a"]}, "call": {"function": "f"}})"),
-            "the job: needs exactly one of command and call");
+            "the body: needs exactly one of command and call");
   EXPECT_EQ(error_of(R"({"command": {"argv": ["a"]}, "retires": 2})"),
             "retires: is not a known field");
   EXPECT_EQ(error_of(R"({"command": {"argv": []}})"), "command.argv: must not be empty");
