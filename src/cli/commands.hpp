@@ -16,5 +16,9 @@ struct Subcommand {
 
 Subcommand add_run(CLI::App& app);
 Subcommand add_demo(CLI::App& app);
+Subcommand add_server(CLI::App& app);
+
+// The token from --token, --token-file or FERRY_TOKEN, in that order.
+std::string resolve_token(const std::string& token, const std::string& token_file);
 
 }  // namespace ferry::cli

@@ -12,8 +12,8 @@ int main(int argc, char** argv) {
   app.name("ferry");
   app.set_version_flag("--version", "ferry 0.1.0");
   app.require_subcommand(1);
-  std::vector<ferry::cli::Subcommand> subcommands = {ferry::cli::add_run(app),
-                                                     ferry::cli::add_demo(app)};
+  std::vector<ferry::cli::Subcommand> subcommands = {
+      ferry::cli::add_run(app), ferry::cli::add_server(app), ferry::cli::add_demo(app)};
   std::vector<std::string> args(argv + 1, argv + argc);
   std::vector<std::string> trailing;
   if (auto dashes = std::find(args.begin(), args.end(), "--"); dashes != args.end()) {

@@ -151,9 +151,9 @@ std::string to_json(const JobSpec& spec) {
   object["queue"] = spec.queue;
   object["priority"] = spec.priority;
   object["retries"] = spec.retries;
-  object["retry_delay"] = seconds(spec.retry_delay);
-  object["timeout"] = seconds(spec.timeout);
-  object["delay"] = seconds(spec.delay);
+  object["retry_delay"] = seconds_value(spec.retry_delay);
+  object["timeout"] = seconds_value(spec.timeout);
+  object["delay"] = seconds_value(spec.delay);
   object["labels"] = json::array(spec.labels.begin(), spec.labels.end());
   return json::serialize(object);
 }

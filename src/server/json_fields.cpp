@@ -113,4 +113,9 @@ double seconds(std::chrono::milliseconds duration) {
   return static_cast<double>(duration.count()) / 1000.0;
 }
 
+json::value seconds_value(std::chrono::milliseconds duration) {
+  if (duration.count() % 1000 == 0) return duration.count() / 1000;
+  return seconds(duration);
+}
+
 }  // namespace ferry::server::json_fields

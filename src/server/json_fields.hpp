@@ -48,5 +48,7 @@ bool bool_of(const json::value& value, const std::string& path);
 std::chrono::milliseconds seconds_of(const json::value& value, const std::string& path);
 
 double seconds(std::chrono::milliseconds duration);
+// Seconds as JSON: a whole number when whole (60, not 6E1).
+json::value seconds_value(std::chrono::milliseconds duration);
 
 }  // namespace ferry::server::json_fields

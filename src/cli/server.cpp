@@ -1,0 +1,82 @@
+// `ferry server`: the durable scheduler behind the HTTP API.
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+
+#include "cli/commands.hpp"
+#include "run/inputs.hpp"
+#include "server/http_server.hpp"
+
+namespace ferry::cli {
+namespace {
+
+// "HOST:PORT", "[IPv6]:PORT" or ":PORT" (loopback).
+void parse_listen(const std::string& text, server::ServerConfig& config) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos)
+    throw run::UsageError("--listen takes HOST:PORT, e.g. 127.0.0.1:7077");
+  std::string host = text.substr(0, colon), port = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (!host.empty()) config.host = host;
+  char* end = nullptr;
+  long number = std::strtol(port.c_str(), &end, 10);
+  if (port.empty() || *end != '\0' || number < 0 || number > 65535)
+    throw run::UsageError("--listen: '" + port + "' is not a port number (0 to 65535)");
+  config.port = static_cast<unsigned short>(number);
+}
+
+}  // namespace
+
+// The token from --token, --token-file or FERRY_TOKEN, in that order.
+std::string resolve_token(const std::string& token, const std::string& token_file) {
+  if (!token.empty()) return token;
+  if (!token_file.empty()) {
+    std::ifstream file(token_file);
+    std::string line;
+    if (!file || !std::getline(file, line) || line.empty())
+      throw run::UsageError("--token-file: cannot read a token from '" + token_file + "'");
+    return line;
+  }
+  const char* from_environment = std::getenv("FERRY_TOKEN");
+  return from_environment ? from_environment : "";
+}
+
+Subcommand add_server(CLI::App& app) {
+  struct Flags {
+    std::string listen = "127.0.0.1:7077";
+    std::string token, token_file;
+    double lease_timeout = 30;
+    server::ServerConfig config;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* command = app.add_subcommand("server", "Run the durable job server (HTTP API, SQLite)");
+  command->add_option("--listen", flags->listen,
+                      "HOST:PORT to listen on [default: 127.0.0.1:7077]");
+  command->add_option("--db", flags->config.db, "SQLite database file [default: ./ferry.db]");
+  command->add_option("--token", flags->token,
+                      "Secret clients and workers must send (or FERRY_TOKEN)");
+  command->add_option("--token-file", flags->token_file,
+                      "Read the token from the first line of FILE");
+  command->add_option("--address-file", flags->config.address_file,
+                      "Write the URL it listens on to FILE (useful with port 0)");
+  command
+      ->add_option("--lease-timeout", flags->lease_timeout,
+                   "Seconds a worker may stay silent before its jobs run elsewhere [default: 30]")
+      ->check(CLI::Range(1.0, 86400.0));
+  return {command, [flags](const std::vector<std::string>&) {
+            server::ServerConfig& config = flags->config;
+            parse_listen(flags->listen, config);
+            config.token = resolve_token(flags->token, flags->token_file);
+            config.service.lease_duration =
+                std::chrono::milliseconds(static_cast<long long>(flags->lease_timeout * 1000));
+            try {
+              server::serve(config);
+            } catch (const std::runtime_error& problem) {
+              throw run::UsageError(problem.what());
+            }
+            return 0;
+          }};
+}
+
+}  // namespace ferry::cli

@@ -1,0 +1,218 @@
+#include "server/api_json.hpp"
+
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+
+#include "server/json_fields.hpp"
+
+namespace ferry::server {
+namespace {
+
+namespace json = boost::json;
+using namespace json_fields;
+
+constexpr std::size_t kMaxTail = 64 * 1024;
+
+json::value optional_int(const std::optional<int>& value) {
+  return value ? json::value(*value) : json::value(nullptr);
+}
+
+// A result stored as JSON text goes out as JSON, not as a string.
+json::value embedded(const std::string& json_text) {
+  if (json_text.empty()) return nullptr;
+  boost::system::error_code error;
+  json::value value = json::parse(json_text, error);
+  return error ? json::value(json_text) : value;
+}
+
+Completion completion_of(const json::value& value, const std::string& path) {
+  Fields fields(value, path);
+  Completion completion;
+  auto required = [&](std::string_view key) {
+    const json::value* found = fields.take(key);
+    if (!found) fail(fields.path(key), "is required");
+    return found;
+  };
+  completion.job = id_of(*required("job"), fields.path("job"));
+  completion.token = id_of(*required("token"), fields.path("token"));
+  completion.succeeded = bool_of(*required("succeeded"), fields.path("succeeded"));
+  if (auto* reason = fields.take("reason"))
+    completion.reason = string_of(*reason, fields.path("reason"), 4096);
+  if (auto* code = fields.take("exit_code"); code && !code->is_null())
+    completion.exit_code = integer_of(*code, fields.path("exit_code"), -1, 255);
+  if (auto* signal = fields.take("signal"); signal && !signal->is_null())
+    completion.signal = integer_of(*signal, fields.path("signal"), 0, 128);
+  if (auto* out = fields.take("stdout"))
+    completion.stdout_tail = string_of(*out, fields.path("stdout"), kMaxTail);
+  if (auto* err = fields.take("stderr"))
+    completion.stderr_tail = string_of(*err, fields.path("stderr"), kMaxTail);
+  if (auto* result = fields.take("result")) {
+    completion.result_json = json::serialize(*result);
+    if (completion.result_json.size() > 1024 * 1024)
+      fail(fields.path("result"), "must be at most 1048576 bytes of JSON");
+  }
+  if (auto* cpu = fields.take("cpu_us")) completion.cpu_us = id_of(*cpu, fields.path("cpu_us"));
+  if (auto* rss = fields.take("max_rss_kb"))
+    completion.max_rss_kb = id_of(*rss, fields.path("max_rss_kb"));
+  fields.reject_unknown();
+  return completion;
+}
+
+std::vector<std::string> names_of(const json::value& value, const std::string& path) {
+  if (!value.is_array()) fail(path, "must be an array of names");
+  if (value.as_array().size() > 64) fail(path, "must hold at most 64 names");
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < value.as_array().size(); ++i)
+    names.push_back(name_of(value.as_array()[i], at(path, i)));
+  return names;
+}
+
+}  // namespace
+
+std::vector<JobSpec> parse_submit(std::string_view body, const SpecLimits& limits) {
+  // One job, or a batch: a batch is the only object with a "jobs" field.
+  json::value document = parse_document(body);
+  if (document.is_object() && document.as_object().contains("jobs"))
+    return parse_job_batch(body, limits);
+  return {parse_job_spec(body, limits)};
+}
+
+std::string render_submitted(const std::vector<JobId>& ids) {
+  return json::serialize(json::object{{"ids", json::array(ids.begin(), ids.end())}});
+}
+
+LeaseRequest parse_lease(std::string_view body, std::size_t max_completions) {
+  json::value document = parse_document(body);
+  Fields fields(document, "");
+  LeaseRequest request;
+  const json::value* worker = fields.take("worker");
+  if (!worker) fail("worker", "is required");
+  request.worker = name_of(*worker, "worker");
+  if (auto* slots = fields.take("free_slots"))
+    request.free_slots = integer_of(*slots, "free_slots", 0, 4096);
+  if (auto* queues = fields.take("queues")) request.queues = names_of(*queues, "queues");
+  if (auto* labels = fields.take("labels")) request.labels = names_of(*labels, "labels");
+  if (auto* wait = fields.take("wait")) request.wait = seconds_of(*wait, "wait");
+  if (auto* completions = fields.take("completions")) {
+    if (!completions->is_array()) fail("completions", "must be an array");
+    if (completions->as_array().size() > max_completions)
+      fail("completions", fmt::format("must hold at most {} per request", max_completions));
+    for (std::size_t i = 0; i < completions->as_array().size(); ++i)
+      request.completions.push_back(
+          completion_of(completions->as_array()[i], at("completions", i)));
+  }
+  if (auto* heartbeats = fields.take("heartbeats")) {
+    if (!heartbeats->is_array()) fail("heartbeats", "must be an array");
+    if (heartbeats->as_array().size() > 4096) fail("heartbeats", "must hold at most 4096");
+    for (std::size_t i = 0; i < heartbeats->as_array().size(); ++i) {
+      Fields beat(heartbeats->as_array()[i], at("heartbeats", i));
+      const json::value* job = beat.take("job");
+      const json::value* token = beat.take("token");
+      if (!job || !token) fail(at("heartbeats", i), "needs job and token");
+      request.heartbeats.push_back(
+          {id_of(*job, beat.path("job")), id_of(*token, beat.path("token"))});
+      beat.reject_unknown();
+    }
+  }
+  fields.reject_unknown();
+  return request;
+}
+
+std::string render_lease(const LeaseReply& reply) {
+  json::array jobs;
+  for (const LeasedJob& job : reply.jobs)
+    jobs.push_back(json::object{{"id", job.id},
+                                {"token", job.token},
+                                {"attempt", job.attempt},
+                                {"lease_expires_ms", job.lease_expires.count()},
+                                {"spec", json::parse(job.spec_json)}});
+  return json::serialize(json::object{
+      {"jobs", std::move(jobs)},
+      {"acknowledged", json::array(reply.acknowledged.begin(), reply.acknowledged.end())},
+      {"stop", json::array(reply.stop.begin(), reply.stop.end())}});
+}
+
+std::vector<JobId> parse_ids(std::string_view body, std::size_t max_ids) {
+  json::value document = parse_document(body);
+  Fields fields(document, "");
+  const json::value* ids = fields.take("ids");
+  fields.reject_unknown();
+  if (!ids || !ids->is_array()) fail("ids", "must be an array of job ids");
+  if (ids->as_array().empty()) fail("ids", "must hold at least one id");
+  if (ids->as_array().size() > max_ids)
+    fail("ids", fmt::format("must hold at most {} ids", max_ids));
+  std::vector<JobId> result;
+  for (std::size_t i = 0; i < ids->as_array().size(); ++i)
+    result.push_back(id_of(ids->as_array()[i], at("ids", i)));
+  return result;
+}
+
+std::string render_cancelled(const std::vector<JobId>& ids,
+                             const std::vector<std::string>& results) {
+  json::array items;
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    items.push_back(
+        json::object{{"id", ids[i]}, {"cancelled", results[i].empty()}, {"detail", results[i]}});
+  return json::serialize(json::object{{"results", std::move(items)}});
+}
+
+std::string render_job(const JobView& job) {
+  json::array attempts;
+  for (const AttemptView& view : job.attempts) {
+    const sched::Attempt& attempt = view.attempt;
+    json::object item{{"number", attempt.number},
+                      {"worker", attempt.worker},
+                      {"started_ms", attempt.started.count()},
+                      {"ended_ms", attempt.ended.count()},
+                      {"end", sched::name(attempt.end)},
+                      {"reason", attempt.reason}};
+    if (view.details) {
+      item["exit_code"] = optional_int(view.details->exit_code);
+      item["signal"] = optional_int(view.details->signal);
+      item["stdout"] = view.details->stdout_tail;
+      item["stderr"] = view.details->stderr_tail;
+      item["result"] = embedded(view.details->result_json);
+      item["cpu_us"] = view.details->cpu_us;
+      item["max_rss_kb"] = view.details->max_rss_kb;
+    }
+    attempts.push_back(std::move(item));
+  }
+  return json::serialize(json::object{{"id", job.id},
+                                      {"name", job.name},
+                                      {"queue", job.queue},
+                                      {"state", sched::name(job.state)},
+                                      {"reason", job.reason},
+                                      {"created_ms", job.created.count()},
+                                      {"spec", json::parse(job.spec_json)},
+                                      {"attempts", std::move(attempts)}});
+}
+
+std::string render_workers(const std::vector<WorkerView>& workers, Time now) {
+  json::array items;
+  for (const WorkerView& worker : workers)
+    items.push_back(
+        json::object{{"id", worker.id},
+                     {"queues", json::array(worker.queues.begin(), worker.queues.end())},
+                     {"labels", json::array(worker.labels.begin(), worker.labels.end())},
+                     {"free_slots", worker.free_slots},
+                     {"last_seen_ms", worker.last_seen.count()},
+                     {"seconds_since_seen", seconds_value(now - worker.last_seen)}});
+  return json::serialize(json::object{{"workers", std::move(items)}});
+}
+
+std::string render_stats(const sched::Counts& counts) {
+  json::object jobs;
+  for (auto state : {sched::State::waiting, sched::State::queued, sched::State::running,
+                     sched::State::succeeded, sched::State::failed, sched::State::cancelled})
+    jobs[sched::name(state)] = counts[state];
+  return json::serialize(json::object{{"jobs", std::move(jobs)},
+                                      {"total", counts.total()},
+                                      {"stale_completions", counts.stale_completions}});
+}
+
+std::string render_error(std::string_view code, std::string_view detail) {
+  return json::serialize(json::object{{"error", code}, {"detail", detail}});
+}
+
+}  // namespace ferry::server

@@ -1,0 +1,226 @@
+// `ferry server` end to end: the real binary on a loopback port, a real
+// SQLite file, and curl as the client.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <regex>
+
+#include "ferry_process.hpp"
+
+namespace ferry::e2e {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Response {
+  int status = 0;
+  std::string body;
+};
+
+// A server process on an ephemeral port, over a database in `dir`.
+class Server {
+ public:
+  explicit Server(const TempDir& dir, std::string token = "sekrit") : dir_(dir), token_(token) {
+    std::filesystem::remove(dir / "address");
+    std::vector<std::string> args = {"server",         "--listen",       "127.0.0.1:0",  "--db",
+                                     dir / "ferry.db", "--address-file", dir / "address"};
+    if (!token.empty()) args.insert(args.end(), {"--token", token});
+    exec::Command command = ferry_command(args, dir);
+    command.argv.insert(command.argv.begin(),
+                        {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>> server.log"});
+    id_ = processes_.start(command);
+    EXPECT_TRUE(eventually([&] { return std::filesystem::exists(dir / "address"); }))
+        << read_file(dir / "server.log");
+    std::ifstream(dir / "address") >> url_;
+  }
+  ~Server() {
+    if (processes_.pid(id_) > 0) stop(SIGKILL);
+  }
+
+  // Ends the server with `signal`; returns how it ended.
+  exec::Result stop(int signal) {
+    ::kill(processes_.pid(id_), signal);
+    for (;;)
+      for (auto& finished : processes_.wait(std::nullopt)) return finished.result;
+  }
+
+  Response request(const std::string& method, const std::string& path,
+                   std::optional<std::string> body = std::nullopt,
+                   std::optional<std::string> token = std::nullopt) const {
+    exec::Command curl;
+    curl.argv = {"curl", "-s", "-S", "-X", method, "-w", "\n%{http_code}", url_ + path};
+    std::string use = token.value_or(token_);
+    if (!use.empty()) curl.argv.insert(curl.argv.end(), {"-H", "Authorization: Bearer " + use});
+    if (body) {
+      curl.argv.insert(curl.argv.end(),
+                       {"-H", "Content-Type: application/json", "--data-binary", "@-"});
+      curl.stdin_data = *body;
+    }
+    curl.output_limit = 64 << 20;
+    exec::ProcessSet set;
+    set.start(curl);
+    for (;;)
+      for (auto& finished : set.wait(std::nullopt)) {
+        std::string& out = finished.result.out;
+        auto newline = out.rfind('\n');
+        if (newline == std::string::npos) return {0, out + finished.result.err};
+        return {std::atoi(out.c_str() + newline + 1), out.substr(0, newline)};
+      }
+  }
+
+  const std::string& url() const { return url_; }
+
+ private:
+  const TempDir& dir_;
+  std::string token_;
+  exec::ProcessSet processes_;
+  exec::ProcessSet::Id id_ = 0;
+  std::string url_;
+};
+
+std::vector<std::uint64_t> ids_in(const std::string& body) {
+  std::vector<std::uint64_t> ids;
+  std::smatch match;
+  std::string list =
+      std::regex_search(body, match, std::regex(R"("ids":\[([0-9,]*)\])")) ? match[1].str() : "";
+  std::stringstream in(list);
+  for (std::string id; std::getline(in, id, ',');) ids.push_back(std::stoull(id));
+  return ids;
+}
+
+std::string jobs_body(int count, const std::string& job) {
+  std::string body = R"({"jobs":[)";
+  for (int i = 0; i < count; ++i) body += (i ? "," : "") + job;
+  return body + "]}";
+}
+
+TEST(FerryServer, OnlyHealthzIsOpenWithoutTheToken) {
+  TempDir dir;
+  Server server(dir);
+  EXPECT_EQ(server.request("GET", "/healthz", std::nullopt, "").status, 200);
+  for (auto [method, path] :
+       std::vector<std::pair<std::string, std::string>>{{"GET", "/v1/stats"},
+                                                        {"GET", "/v1/workers"},
+                                                        {"GET", "/v1/jobs/1"},
+                                                        {"POST", "/v1/jobs"},
+                                                        {"POST", "/v1/lease"},
+                                                        {"POST", "/v1/cancel"},
+                                                        {"POST", "/v1/jobs/1/cancel"},
+                                                        {"GET", "/v1/nothing"}}) {
+    for (std::string token : {"", "wrong", "sekri", "sekritt"}) {
+      Response response = server.request(method, path, "{}", token);
+      EXPECT_EQ(response.status, 401) << method << " " << path << " with '" << token << "'";
+      EXPECT_NE(response.body.find(R"("error":"unauthorized")"), std::string::npos);
+    }
+  }
+  EXPECT_EQ(server.request("GET", "/v1/stats").status, 200);
+}
+
+TEST(FerryServer, BadInputGetsAClearErrorAndChangesNothing) {
+  TempDir dir;
+  Server server(dir);
+  auto expect = [&](Response response, int status, const std::string& detail) {
+    EXPECT_EQ(response.status, status) << response.body;
+    EXPECT_NE(response.body.find(detail), std::string::npos) << response.body;
+  };
+  expect(server.request("POST", "/v1/jobs", "{\"command\":"), 400,
+         R"("detail":"the body is not valid JSON: incomplete JSON")");
+  expect(server.request("POST", "/v1/jobs", R"({"command":{"argv":["ls"]},"retires":3})"), 400,
+         R"("detail":"retires: is not a known field")");
+  expect(server.request("POST", "/v1/jobs", jobs_body(10'001, R"({"command":{"argv":["true"]}})")),
+         400, "jobs: must hold at most 10000 jobs per request");
+  expect(server.request("POST", "/v1/jobs", std::string(33 << 20, ' ')), 413,
+         "the body is larger than 33554432 bytes");
+  expect(server.request("POST", "/v1/lease", R"({"free_slots":1})"), 400, "worker: is required");
+  expect(server.request("POST", "/v1/cancel", R"({"ids":[0]})"), 400,
+         "ids[0]: must be a positive whole number");
+  expect(server.request("GET", "/v1/jobs/12"), 404, "no job 12");
+  expect(server.request("GET", "/v1/jobs/x"), 404, "no such path");
+  expect(server.request("DELETE", "/v1/jobs/1"), 405, "/v1/jobs/1 does not take DELETE");
+  expect(server.request("GET", "/v1/stats"), 200, R"("total":0)");
+}
+
+TEST(FerryServer, RunsAJobThroughTheLeaseProtocol) {
+  TempDir dir;
+  Server server(dir);
+  Response submitted =
+      server.request("POST", "/v1/jobs", R"({"command":{"argv":["echo","hi"]},"name":"greet"})");
+  EXPECT_EQ(submitted.status, 201);
+  EXPECT_EQ(ids_in(submitted.body), std::vector<std::uint64_t>{1});
+
+  Response leased = server.request("POST", "/v1/lease", R"({"worker":"w1","free_slots":4})");
+  EXPECT_EQ(leased.status, 200);
+  EXPECT_NE(leased.body.find(R"("id":1,"token":1,"attempt":1)"), std::string::npos) << leased.body;
+  EXPECT_NE(leased.body.find(R"("argv":["echo","hi"])"), std::string::npos);
+
+  Response reported = server.request(
+      "POST", "/v1/lease",
+      R"({"worker":"w1","completions":[{"job":1,"token":1,"succeeded":true,"reason":"exit 0",)"
+      R"("exit_code":0,"stdout":"hi\n","cpu_us":120,"max_rss_kb":900}]})");
+  EXPECT_EQ(reported.status, 200);
+  EXPECT_NE(reported.body.find(R"("acknowledged":[1])"), std::string::npos) << reported.body;
+
+  Response job = server.request("GET", "/v1/jobs/1");
+  EXPECT_EQ(job.status, 200);
+  EXPECT_NE(job.body.find(R"("state":"succeeded")"), std::string::npos) << job.body;
+  EXPECT_NE(job.body.find(R"("stdout":"hi\n")"), std::string::npos) << job.body;
+  EXPECT_NE(server.request("GET", "/v1/workers").body.find(R"("id":"w1")"), std::string::npos);
+}
+
+TEST(FerryServer, AKilledServerLosesNoAcceptedJob) {
+  TempDir dir;
+  std::vector<std::uint64_t> accepted;
+  {
+    Server server(dir);
+    for (int batch = 0; batch < 4; ++batch) {
+      auto ids = ids_in(
+          server.request("POST", "/v1/jobs", jobs_body(50, R"({"command":{"argv":["true"]}})"))
+              .body);
+      accepted.insert(accepted.end(), ids.begin(), ids.end());
+    }
+    Response leased = server.request("POST", "/v1/lease", R"({"worker":"w1","free_slots":10})");
+    EXPECT_EQ(leased.status, 200);
+    exec::Result killed = server.stop(SIGKILL);
+    EXPECT_EQ(killed.end, exec::End::signaled);
+  }
+  ASSERT_EQ(accepted.size(), 200u);
+  Server restarted(dir);
+  Response stats = restarted.request("GET", "/v1/stats");
+  EXPECT_NE(stats.body.find(R"("queued":200,"running":0)"), std::string::npos) << stats.body;
+  Response first = restarted.request("GET", "/v1/jobs/1");
+  EXPECT_NE(first.body.find(R"("end":"lease_expired","reason":"server restarted")"),
+            std::string::npos)
+      << first.body;
+  EXPECT_EQ(ids_in(restarted.request("POST", "/v1/jobs", R"({"call":{"function":"f"}})").body),
+            std::vector<std::uint64_t>{201});
+}
+
+TEST(FerryServer, StopsCleanlyOnSigterm) {
+  TempDir dir;
+  Server server(dir);
+  EXPECT_EQ(server.request("POST", "/v1/jobs", R"({"call":{"function":"f"}})").status, 201);
+  exec::Result result = server.stop(SIGTERM);
+  EXPECT_EQ(result.end, exec::End::exited);
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_NE(read_file(dir / "server.log").find("ferry server: stopping"), std::string::npos);
+}
+
+TEST(FerryServer, RefusesUnsafeOrBadSettings) {
+  TempDir dir;
+  auto open = run_ferry({"server", "--listen", "0.0.0.0:0", "--db", dir / "a.db"}, dir);
+  EXPECT_EQ(open.exit_code, 2);
+  EXPECT_NE(open.err.find("refusing to listen on 0.0.0.0 without a token"), std::string::npos)
+      << open.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "a.db"));
+  auto port = run_ferry({"server", "--listen", "127.0.0.1:http"}, dir);
+  EXPECT_EQ(port.exit_code, 2);
+  EXPECT_NE(port.err.find("'http' is not a port number"), std::string::npos) << port.err;
+  std::ofstream(dir / "text.db") << "not a database\n";
+  auto db = run_ferry({"server", "--listen", "127.0.0.1:0", "--db", dir / "text.db"}, dir);
+  EXPECT_EQ(db.exit_code, 2);
+  EXPECT_NE(db.err.find("text.db"), std::string::npos) << db.err;
+}
+
+}  // namespace
+}  // namespace ferry::e2e
