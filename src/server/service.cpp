@@ -60,7 +60,12 @@ void Service::admit(JobId id, const JobSpec& spec, std::string spec_json, sched:
                     std::string reason) {
   sched::Job job;
   job.id = id;
-  job.options.queue = queue_key(spec.queue, spec.labels);
+  // A call can only run where its function is registered: workers announce
+  // theirs as labels "function:NAME", and the call requires that label.
+  std::vector<std::string> labels = spec.labels;
+  if (const auto* call = std::get_if<CallSpec>(&spec.work))
+    labels.push_back("function:" + call->function);
+  job.options.queue = queue_key(spec.queue, std::move(labels));
   job.options.priority = spec.priority;
   job.options.retry = {spec.retries, spec.retry_delay, options_.max_backoff};
   job.options.not_before = created + spec.delay;

@@ -62,7 +62,9 @@ struct LeaseRequest {
   std::string worker;
   int free_slots = 0;
   std::vector<std::string> queues;  // empty: every queue
-  std::vector<std::string> labels;  // the worker's; a job's labels must all be among them
+  // The worker's labels: a job's labels must all be among them. A worker that
+  // serves function F has "function:F"; call jobs of F require it.
+  std::vector<std::string> labels;
   std::vector<Completion> completions;
   std::vector<Heartbeat> heartbeats;
   std::chrono::milliseconds wait{0};  // with nothing to do, wait this long for work

@@ -234,6 +234,18 @@ TEST_F(ServiceTest, QueuesAndLabelsChooseTheWorker) {
   EXPECT_EQ(service->workers().size(), 3u);
 }
 
+TEST_F(ServiceTest, CallsGoOnlyToWorkersThatServeTheFunction) {
+  auto ids = submit({R"({"call": {"function": "square", "args": 3}})"});
+  EXPECT_TRUE(lease(poll("commands-only")).jobs.empty());
+  LeaseRequest other = poll("cube-server");
+  other.labels = {"function:cube"};
+  EXPECT_TRUE(lease(other).jobs.empty());
+  LeaseRequest serving = poll("square-server");
+  serving.labels = {"function:square"};
+  ASSERT_EQ(lease(serving).jobs.size(), 1u);
+  EXPECT_EQ(state(ids[0]), sched::State::running);
+}
+
 TEST_F(ServiceTest, ALongPollIsAnsweredByWorkOrByItsDeadline) {
   LeaseRequest waiting = poll("w1");
   waiting.wait = 5s;
