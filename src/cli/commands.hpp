@@ -17,6 +17,11 @@ struct Subcommand {
 Subcommand add_run(CLI::App& app);
 Subcommand add_demo(CLI::App& app);
 Subcommand add_server(CLI::App& app);
+Subcommand add_worker(CLI::App& app);
+Subcommand add_submit(CLI::App& app);
+Subcommand add_status(CLI::App& app);
+Subcommand add_wait(CLI::App& app);
+Subcommand add_cancel(CLI::App& app);
 
 // The token from --token, --token-file or FERRY_TOKEN, in that order.
 std::string resolve_token(const std::string& token, const std::string& token_file);

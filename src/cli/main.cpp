@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
+#include "cli/connection.hpp"
 #include "run/inputs.hpp"
 
 int main(int argc, char** argv) {
@@ -12,8 +13,10 @@ int main(int argc, char** argv) {
   app.name("ferry");
   app.set_version_flag("--version", "ferry 0.1.0");
   app.require_subcommand(1);
-  std::vector<ferry::cli::Subcommand> subcommands = {
-      ferry::cli::add_run(app), ferry::cli::add_server(app), ferry::cli::add_demo(app)};
+  namespace cli = ferry::cli;
+  std::vector<cli::Subcommand> subcommands = {
+      cli::add_run(app),    cli::add_server(app), cli::add_worker(app), cli::add_submit(app),
+      cli::add_status(app), cli::add_wait(app),   cli::add_cancel(app), cli::add_demo(app)};
   std::vector<std::string> args(argv + 1, argv + argc);
   std::vector<std::string> trailing;
   if (auto dashes = std::find(args.begin(), args.end(), "--"); dashes != args.end()) {
@@ -42,6 +45,9 @@ int main(int argc, char** argv) {
     std::cerr << "ferry: " << error.what() << "\n"
               << "Run 'ferry --help' or 'ferry SUBCOMMAND --help' for usage.\n";
     return 2;
+  } catch (const ferry::cli::ApiError& error) {
+    std::cerr << "ferry: " << error.what() << "\n";
+    return error.exit_status;
   } catch (const ferry::run::UsageError& error) {
     std::cerr << "ferry: " << error.what() << "\n";
     return 2;

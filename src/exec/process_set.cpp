@@ -442,13 +442,18 @@ std::vector<ProcessSet::Finished> ProcessSet::wait(std::optional<Clock::time_poi
 }
 
 void ProcessSet::terminate_all(milliseconds grace) {
+  for (auto& [id, child] : impl_->children) terminate(id, grace);
+}
+
+void ProcessSet::terminate(Id id, milliseconds grace) {
+  auto it = impl_->children.find(id);
+  if (it == impl_->children.end()) return;
+  Child& child = *it->second;
   auto kill_at = Clock::now() + grace;
-  for (auto& [id, child] : impl_->children) {
-    child->killing = true;
-    child->terminate_at.reset();
-    if (!child->kill_at || kill_at < *child->kill_at) child->kill_at = kill_at;
-    ::kill(-child->pid, SIGTERM);
-  }
+  child.killing = true;
+  child.terminate_at.reset();
+  if (!child.kill_at || kill_at < *child.kill_at) child.kill_at = kill_at;
+  ::kill(-child.pid, SIGTERM);
 }
 
 std::size_t ProcessSet::size() const { return impl_->children.size() + impl_->finished.size(); }

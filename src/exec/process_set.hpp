@@ -101,6 +101,9 @@ class ProcessSet {
   // running after `grace`.
   void terminate_all(milliseconds grace);
 
+  // The same for one child; nothing when it already ended.
+  void terminate(Id id, milliseconds grace);
+
   // Children started and not yet returned by wait().
   std::size_t size() const;
 

@@ -216,6 +216,21 @@ TEST(ProcessSet, WaitReturnsAtDeadlineAndOnWakeFd) {
   EXPECT_EQ(set.pid(id), 0);
 }
 
+TEST(ProcessSet, TerminatesOneChildAndLeavesTheOthers) {
+  ProcessSet set;
+  auto doomed = set.start(argv({"sleep", "60"}));
+  auto spared = set.start(shell_command("sleep 0.2; echo spared"));
+  set.terminate(doomed, 1000ms);
+  set.terminate(12345, 1000ms);  // unknown: nothing happens
+  std::map<ProcessSet::Id, Result> results;
+  while (set.size() > 0)
+    for (auto& finished : set.wait(std::nullopt)) results[finished.id] = finished.result;
+  EXPECT_EQ(results[doomed].end, End::signaled);
+  EXPECT_EQ(results[doomed].signal, SIGTERM);
+  EXPECT_TRUE(results[spared].succeeded());
+  EXPECT_EQ(results[spared].out, "spared\n");
+}
+
 TEST(ProcessSet, DestructorKillsAndReapsRunningChildren) {
   pid_t pid = 0;
   {

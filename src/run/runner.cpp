@@ -4,7 +4,6 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +15,7 @@
 #include <unordered_map>
 
 #include "exec/process_set.hpp"
+#include "exec/signal_watch.hpp"
 #include "run/command_template.hpp"
 #include "run/joblog.hpp"
 #include "run/progress.hpp"
@@ -35,36 +35,6 @@ void write_all(int fd, std::string_view data) {
     data.remove_prefix(static_cast<std::size_t>(n));
   }
 }
-
-// Blocks SIGINT, SIGTERM and SIGHUP for the run and delivers them through a
-// descriptor the wait loop watches; restores the old mask afterwards.
-class SignalWatch {
- public:
-  SignalWatch() {
-    sigemptyset(&set_);
-    for (int signal : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set_, signal);
-    ::pthread_sigmask(SIG_BLOCK, &set_, &old_mask_);
-    fd_ = ::signalfd(-1, &set_, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "signalfd");
-  }
-  ~SignalWatch() {
-    ::close(fd_);
-    ::pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
-  }
-  int fd() const { return fd_; }
-  std::vector<int> take() {
-    std::vector<int> signals;
-    signalfd_siginfo info;
-    while (::read(fd_, &info, sizeof info) == sizeof info)
-      signals.push_back(static_cast<int>(info.ssi_signo));
-    return signals;
-  }
-
- private:
-  sigset_t set_;
-  sigset_t old_mask_;
-  int fd_ = -1;
-};
 
 // How many children the fd limit allows: each holds 3 or 4 descriptors.
 int slot_cap() {
@@ -347,7 +317,7 @@ int LocalRun::run() {
                           options_.jobs, cap));
   for (int slot = 1; slot <= slots; ++slot) free_slots_.insert(slot);
 
-  SignalWatch signals;
+  exec::SignalWatch signals;
   show_bar_ = options_.bar && ::isatty(STDERR_FILENO);
   submit_jobs(already_succeeded);
 

@@ -4,96 +4,12 @@
 #include <signal.h>
 
 #include <fstream>
-#include <regex>
 
 #include "ferry_process.hpp"
+#include "server_process.hpp"
 
 namespace ferry::e2e {
 namespace {
-
-using namespace std::chrono_literals;
-
-struct Response {
-  int status = 0;
-  std::string body;
-};
-
-// A server process on an ephemeral port, over a database in `dir`.
-class Server {
- public:
-  explicit Server(const TempDir& dir, std::string token = "sekrit") : dir_(dir), token_(token) {
-    std::filesystem::remove(dir / "address");
-    std::vector<std::string> args = {"server",         "--listen",       "127.0.0.1:0",  "--db",
-                                     dir / "ferry.db", "--address-file", dir / "address"};
-    if (!token.empty()) args.insert(args.end(), {"--token", token});
-    exec::Command command = ferry_command(args, dir);
-    command.argv.insert(command.argv.begin(),
-                        {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>> server.log"});
-    id_ = processes_.start(command);
-    EXPECT_TRUE(eventually([&] { return std::filesystem::exists(dir / "address"); }))
-        << read_file(dir / "server.log");
-    std::ifstream(dir / "address") >> url_;
-  }
-  ~Server() {
-    if (processes_.pid(id_) > 0) stop(SIGKILL);
-  }
-
-  // Ends the server with `signal`; returns how it ended.
-  exec::Result stop(int signal) {
-    ::kill(processes_.pid(id_), signal);
-    for (;;)
-      for (auto& finished : processes_.wait(std::nullopt)) return finished.result;
-  }
-
-  Response request(const std::string& method, const std::string& path,
-                   std::optional<std::string> body = std::nullopt,
-                   std::optional<std::string> token = std::nullopt) const {
-    exec::Command curl;
-    curl.argv = {"curl", "-s", "-S", "-X", method, "-w", "\n%{http_code}", url_ + path};
-    std::string use = token.value_or(token_);
-    if (!use.empty()) curl.argv.insert(curl.argv.end(), {"-H", "Authorization: Bearer " + use});
-    if (body) {
-      curl.argv.insert(curl.argv.end(),
-                       {"-H", "Content-Type: application/json", "--data-binary", "@-"});
-      curl.stdin_data = *body;
-    }
-    curl.output_limit = 64 << 20;
-    exec::ProcessSet set;
-    set.start(curl);
-    for (;;)
-      for (auto& finished : set.wait(std::nullopt)) {
-        std::string& out = finished.result.out;
-        auto newline = out.rfind('\n');
-        if (newline == std::string::npos) return {0, out + finished.result.err};
-        return {std::atoi(out.c_str() + newline + 1), out.substr(0, newline)};
-      }
-  }
-
-  const std::string& url() const { return url_; }
-
- private:
-  const TempDir& dir_;
-  std::string token_;
-  exec::ProcessSet processes_;
-  exec::ProcessSet::Id id_ = 0;
-  std::string url_;
-};
-
-std::vector<std::uint64_t> ids_in(const std::string& body) {
-  std::vector<std::uint64_t> ids;
-  std::smatch match;
-  std::string list =
-      std::regex_search(body, match, std::regex(R"("ids":\[([0-9,]*)\])")) ? match[1].str() : "";
-  std::stringstream in(list);
-  for (std::string id; std::getline(in, id, ',');) ids.push_back(std::stoull(id));
-  return ids;
-}
-
-std::string jobs_body(int count, const std::string& job) {
-  std::string body = R"({"jobs":[)";
-  for (int i = 0; i < count; ++i) body += (i ? "," : "") + job;
-  return body + "]}";
-}
 
 TEST(FerryServer, OnlyHealthzIsOpenWithoutTheToken) {
   TempDir dir;

@@ -1,0 +1,194 @@
+// The client commands on a server's jobs: submit, status, wait, cancel.
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <iostream>
+#include <memory>
+#include <thread>
+
+#include "cli/commands.hpp"
+#include "cli/connection.hpp"
+#include "run/command_template.hpp"
+#include "run/inputs.hpp"
+
+namespace ferry::cli {
+namespace {
+
+namespace json = boost::json;
+
+std::string text(const json::value& value) {
+  return value.is_string() ? std::string(value.as_string()) : json::serialize(value);
+}
+
+// One line for a person: "7  succeeded  attempts 1  echo hi".
+std::string summary(const json::object& job) {
+  const json::object& spec = job.at("spec").as_object();
+  std::string what;
+  if (spec.contains("command")) {
+    const json::object& command = spec.at("command").as_object();
+    if (command.contains("shell")) {
+      what = text(command.at("shell"));
+    } else {
+      for (const json::value& arg : command.at("argv").as_array())
+        what += (what.empty() ? "" : " ") + run::shell_quote(text(arg));
+    }
+  } else {
+    const json::object& call = spec.at("call").as_object();
+    what = fmt::format("{}({})", text(call.at("function")), json::serialize(call.at("args")));
+  }
+  std::string name = text(job.at("name"));
+  std::string line =
+      fmt::format("{:<6} {:<10} attempts {:<3} {}", job.at("id").as_int64(), text(job.at("state")),
+                  job.at("attempts").as_array().size(), name.empty() ? what : name + ": " + what);
+  std::string reason = text(job.at("reason"));
+  return reason.empty() ? line : line + "  (" + reason + ")";
+}
+
+bool is_final(const std::string& state) {
+  return state == "succeeded" || state == "failed" || state == "cancelled";
+}
+
+CLI::Option* add_ids(CLI::App& command, std::vector<std::uint64_t>& ids) {
+  return command.add_option("ids", ids, "Job ids")->required()->check(CLI::PositiveNumber);
+}
+
+}  // namespace
+
+Subcommand add_submit(CLI::App& app) {
+  struct Flags {
+    Connection connection;
+    std::string queue, name;
+    int priority = 0, retries = 0;
+    double retry_delay = 1, timeout = 0, delay = 0;
+    std::vector<std::string> labels;
+    bool shell = false;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* command =
+      app.add_subcommand("submit", "Submit a command to a server; prints its job id");
+  command->footer("Usage: ferry submit [OPTIONS] -- COMMAND [ARGS...]");
+  flags->connection.add_options(*command);
+  command->add_option("--queue", flags->queue, "Queue [default: default]");
+  command->add_option("--name", flags->name, "A name for people");
+  command->add_option("--priority", flags->priority, "Higher runs first [default: 0]");
+  command->add_option("--retries", flags->retries, "Run a failed job again up to N more times");
+  command->add_option("--retry-delay", flags->retry_delay,
+                      "Seconds before the first retry, doubling after [default: 1]");
+  command->add_option("--timeout", flags->timeout, "Seconds an attempt may run [default: none]");
+  command->add_option("--delay", flags->delay, "Seconds to wait before it may run");
+  command->add_option("--label", flags->labels, "A label the worker must have (repeatable)");
+  command->add_flag("--shell", flags->shell, "Run COMMAND through /bin/sh -c");
+  command->prefix_command();
+  return {command, [flags, command](const std::vector<std::string>& trailing) {
+            std::vector<std::string> words = command->remaining();
+            words.insert(words.end(), trailing.begin(), trailing.end());
+            if (words.empty())
+              throw run::UsageError("submit needs a command: ferry submit [OPTIONS] -- COMMAND");
+            json::object work;
+            if (flags->shell) {
+              std::string script;
+              for (const std::string& word : words) script += (script.empty() ? "" : " ") + word;
+              work["shell"] = script;
+            } else {
+              work["argv"] = json::array(words.begin(), words.end());
+            }
+            json::object job{{"command", std::move(work)},
+                             {"priority", flags->priority},
+                             {"retries", flags->retries},
+                             {"retry_delay", flags->retry_delay},
+                             {"timeout", flags->timeout},
+                             {"delay", flags->delay},
+                             {"labels", json::array(flags->labels.begin(), flags->labels.end())}};
+            if (!flags->queue.empty()) job["queue"] = flags->queue;
+            if (!flags->name.empty()) job["name"] = flags->name;
+            json::value reply = flags->connection.call("POST", "/v1/jobs", json::serialize(job));
+            std::cout << reply.at("ids").as_array().at(0).as_int64() << "\n";
+            return 0;
+          }};
+}
+
+Subcommand add_status(CLI::App& app) {
+  struct Flags {
+    Connection connection;
+    std::vector<std::uint64_t> ids;
+    bool json = false;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* command = app.add_subcommand("status", "Show jobs of a server");
+  flags->connection.add_options(*command);
+  add_ids(*command, flags->ids);
+  command->add_flag("--json", flags->json, "One JSON object per job, with every attempt");
+  return {command, [flags](const std::vector<std::string>&) {
+            for (std::uint64_t id : flags->ids) {
+              json::value job = flags->connection.call("GET", fmt::format("/v1/jobs/{}", id));
+              std::cout << (flags->json ? json::serialize(job) : summary(job.as_object())) << "\n";
+            }
+            return 0;
+          }};
+}
+
+Subcommand add_wait(CLI::App& app) {
+  struct Flags {
+    Connection connection;
+    std::vector<std::uint64_t> ids;
+    double timeout = 0;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* command = app.add_subcommand(
+      "wait", "Wait until jobs end; exit 0 when all succeeded, 1 when not, 124 on --timeout");
+  flags->connection.add_options(*command);
+  add_ids(*command, flags->ids);
+  command->add_option("--timeout", flags->timeout, "Give up after this many seconds");
+  return {command, [flags](const std::vector<std::string>&) {
+            auto deadline =
+                std::chrono::steady_clock::now() +
+                std::chrono::milliseconds(static_cast<long long>(flags->timeout * 1000));
+            bool all_succeeded = true;
+            for (std::uint64_t id : flags->ids) {
+              for (;;) {
+                json::value job = flags->connection.call("GET", fmt::format("/v1/jobs/{}", id));
+                std::string state = text(job.at("state"));
+                if (is_final(state)) {
+                  std::cout << summary(job.as_object()) << "\n";
+                  all_succeeded = all_succeeded && state == "succeeded";
+                  break;
+                }
+                if (flags->timeout > 0 && std::chrono::steady_clock::now() >= deadline) {
+                  std::cerr << fmt::format("ferry: job {} is still {} after {}s\n", id, state,
+                                           flags->timeout);
+                  return 124;
+                }
+                std::this_thread::sleep_for(std::chrono::milliseconds(200));
+              }
+            }
+            return all_succeeded ? 0 : 1;
+          }};
+}
+
+Subcommand add_cancel(CLI::App& app) {
+  struct Flags {
+    Connection connection;
+    std::vector<std::uint64_t> ids;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* command = app.add_subcommand("cancel", "Cancel jobs; running ones are stopped");
+  flags->connection.add_options(*command);
+  add_ids(*command, flags->ids);
+  return {command, [flags](const std::vector<std::string>&) {
+            json::value reply = flags->connection.call(
+                "POST", "/v1/cancel",
+                json::serialize(
+                    json::object{{"ids", json::array(flags->ids.begin(), flags->ids.end())}}));
+            bool all = true;
+            for (const json::value& result : reply.at("results").as_array()) {
+              bool cancelled = result.at("cancelled").as_bool();
+              all = all && cancelled;
+              std::cout << result.at("id").as_int64() << " "
+                        << (cancelled ? "cancelled" : text(result.at("detail"))) << "\n";
+            }
+            return all ? 0 : 1;
+          }};
+}
+
+}  // namespace ferry::cli

@@ -1,0 +1,35 @@
+// `ferry worker`: runs jobs leased from a ferry server.
+#include <memory>
+
+#include "cli/commands.hpp"
+#include "cli/connection.hpp"
+#include "worker/worker.hpp"
+
+namespace ferry::cli {
+
+Subcommand add_worker(CLI::App& app) {
+  struct Flags {
+    Connection connection;
+    worker::WorkerConfig config;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* command = app.add_subcommand("worker", "Run jobs from a ferry server");
+  flags->connection.add_options(*command);
+  command->add_option("--slots", flags->config.slots, "Jobs at once [default: cores]")
+      ->check(CLI::Range(1, 4096));
+  command->add_option("--queues", flags->config.queues, "Take jobs only from these queues")
+      ->delimiter(',');
+  command
+      ->add_option("--labels", flags->config.labels,
+                   "This worker's labels; jobs that require labels go only to workers having them")
+      ->delimiter(',');
+  command->add_option("--id", flags->config.id,
+                      "Name shown in `ferry workers` [default: HOST-PID]");
+  return {command, [flags](const std::vector<std::string>&) {
+            flags->config.server = flags->connection.url();
+            flags->config.token = flags->connection.token();
+            return worker::run_worker(flags->config);
+          }};
+}
+
+}  // namespace ferry::cli

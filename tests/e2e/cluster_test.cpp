@@ -1,0 +1,148 @@
+// A server and workers end to end: real processes on loopback, crashes on
+// purpose, and nothing accepted may be lost.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include "ferry_process.hpp"
+#include "server_process.hpp"
+
+namespace ferry::e2e {
+namespace {
+
+using Strings = std::vector<std::string>;
+
+class WorkerProcess {
+ public:
+  WorkerProcess(const TempDir& dir, const Server& server, const std::string& id, int slots) {
+    exec::Command command = ferry_command({"worker", "--server", server.url(), "--token", "sekrit",
+                                           "--slots", std::to_string(slots), "--id", id},
+                                          dir);
+    command.argv.insert(command.argv.begin(),
+                        {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>> worker-" + id + ".log"});
+    id_ = processes_.start(command);
+  }
+  ~WorkerProcess() {
+    if (processes_.pid(id_) > 0) stop(SIGKILL);
+  }
+  exec::Result stop(int signal) {
+    ::kill(processes_.pid(id_), signal);
+    for (;;)
+      for (auto& finished : processes_.wait(std::nullopt)) return finished.result;
+  }
+
+ private:
+  exec::ProcessSet processes_;
+  exec::ProcessSet::Id id_ = 0;
+};
+
+int count_of(const Server& server, const std::string& state) {
+  std::string stats = server.request("GET", "/v1/stats").body;
+  auto at = stats.find("\"" + state + "\":");
+  return at == std::string::npos ? -1 : std::atoi(stats.c_str() + at + state.size() + 3);
+}
+
+TEST(FerryCluster, CommandsSubmittedFromTheCliRunOnAWorker) {
+  TempDir dir;
+  Server server(dir);
+  WorkerProcess worker(dir, server, "w1", 2);
+  Strings connect = {"--server", server.url(), "--token", "sekrit"};
+  auto submit = [&](Strings command) {
+    Strings args = {"submit"};
+    args.insert(args.end(), connect.begin(), connect.end());
+    args.push_back("--");
+    args.insert(args.end(), command.begin(), command.end());
+    auto result = run_ferry(args, dir);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    return result.out.substr(0, result.out.find('\n'));
+  };
+  std::string good = submit({"echo", "hello from a worker"});
+  std::string bad = submit({"sh", "-c", "exit 3"});
+
+  Strings wait = {"wait", good, "--timeout", "60"};
+  wait.insert(wait.end(), connect.begin(), connect.end());
+  auto waited = run_ferry(wait, dir);
+  EXPECT_EQ(waited.exit_code, 0) << waited.err;
+  EXPECT_NE(waited.out.find("succeeded"), std::string::npos) << waited.out;
+
+  Strings status = {"status", good, "--json"};
+  status.insert(status.end(), connect.begin(), connect.end());
+  EXPECT_NE(run_ferry(status, dir).out.find(R"("stdout":"hello from a worker\n")"),
+            std::string::npos);
+
+  Strings wait_bad = {"wait", bad, "--timeout", "60"};
+  wait_bad.insert(wait_bad.end(), connect.begin(), connect.end());
+  auto failed = run_ferry(wait_bad, dir);
+  EXPECT_EQ(failed.exit_code, 1);
+  EXPECT_NE(failed.out.find("(exit 3)"), std::string::npos) << failed.out;
+}
+
+TEST(FerryCluster, AWorkerKilledMidRunLosesNoJob) {
+  TempDir dir;
+  Server server(dir, "sekrit", {"--lease-timeout", "1"});
+  for (int batch = 0; batch < 4; ++batch)
+    ASSERT_EQ(server
+                  .request("POST", "/v1/jobs",
+                           jobs_body(500, R"({"command":{"argv":["sleep","0.002"]}})"))
+                  .status,
+              201);
+  WorkerProcess doomed(dir, server, "doomed", 4);
+  WorkerProcess survivor(dir, server, "survivor", 4);
+  ASSERT_TRUE(eventually([&] { return count_of(server, "succeeded") >= 200; }, 60));
+  doomed.stop(SIGKILL);
+  ASSERT_TRUE(eventually([&] { return count_of(server, "succeeded") == 2000; }, 120))
+      << server.request("GET", "/v1/stats").body;
+  EXPECT_EQ(count_of(server, "failed"), 0);
+  EXPECT_EQ(count_of(server, "running"), 0);
+}
+
+TEST(FerryCluster, AServerKilledMidRunLosesNoAcceptedJob) {
+  TempDir dir;
+  std::vector<std::uint64_t> accepted;
+  auto server = std::make_unique<Server>(dir);
+  for (int batch = 0; batch < 3; ++batch) {
+    auto ids = ids_in(server
+                          ->request("POST", "/v1/jobs",
+                                    jobs_body(100, R"({"command":{"argv":["sleep","0.01"]}})"))
+                          .body);
+    accepted.insert(accepted.end(), ids.begin(), ids.end());
+  }
+  ASSERT_EQ(accepted.size(), 300u);
+  WorkerProcess first(dir, *server, "w1", 3);
+  WorkerProcess second(dir, *server, "w2", 3);
+  ASSERT_TRUE(eventually([&] { return count_of(*server, "succeeded") >= 30; }, 60));
+
+  std::string port = server->port();
+  server->stop(SIGKILL);
+  server.reset();
+  server = std::make_unique<Server>(dir, "sekrit", std::vector<std::string>{},
+                                    "127.0.0.1:" + port);  // where the workers expect it
+  ASSERT_TRUE(eventually([&] { return count_of(*server, "succeeded") == 300; }, 120))
+      << server->request("GET", "/v1/stats").body;
+  // Every job the submitter was told about succeeded, recorded exactly once.
+  for (std::uint64_t id : accepted) {
+    std::string job = server->request("GET", "/v1/jobs/" + std::to_string(id)).body;
+    std::size_t successes = 0;
+    for (auto at = job.find(R"("end":"succeeded")"); at != std::string::npos;
+         at = job.find(R"("end":"succeeded")", at + 1))
+      ++successes;
+    ASSERT_EQ(successes, 1u) << job;
+  }
+}
+
+TEST(FerryCluster, AWorkerStoppedWithSigtermFinishesItsJobsFirst) {
+  TempDir dir;
+  Server server(dir);
+  auto ids = ids_in(
+      server.request("POST", "/v1/jobs", R"({"command":{"shell":"sleep 1; echo done"}})").body);
+  WorkerProcess worker(dir, server, "w1", 1);
+  ASSERT_TRUE(eventually([&] { return count_of(server, "running") == 1; }, 30));
+  exec::Result stopped = worker.stop(SIGTERM);
+  EXPECT_EQ(stopped.end, exec::End::exited);
+  EXPECT_EQ(stopped.exit_code, 0) << read_file(dir / "worker-w1.log");
+  std::string job = server.request("GET", "/v1/jobs/" + std::to_string(ids.at(0))).body;
+  EXPECT_NE(job.find(R"("state":"succeeded")"), std::string::npos) << job;
+  EXPECT_NE(job.find(R"("stdout":"done\n")"), std::string::npos) << job;
+}
+
+}  // namespace
+}  // namespace ferry::e2e
