@@ -49,6 +49,7 @@ struct Worker::Impl {
   std::vector<json::value> finished;                 // not yet sent
   bool stopping = false;
   bool pool_done = false;
+  double call_time_ns = 0;  // a moving average; 0 until a call finished
 
   void serve_tasks() {
     std::unique_lock lock(mutex);
@@ -59,6 +60,7 @@ struct Worker::Impl {
       queue.pop_front();
       lock.unlock();
       json::object report{{"job", task.job}, {"token", task.token}};
+      auto started = std::chrono::steady_clock::now();
       try {
         report["result"] = (*task.function)(task.args);
         report["succeeded"] = true;
@@ -70,7 +72,11 @@ struct Worker::Impl {
         report["succeeded"] = false;
         report["reason"] = "the function threw an exception that is not a std::exception";
       }
+      double took =
+          std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - started)
+              .count();
       lock.lock();
+      call_time_ns = call_time_ns == 0 ? took : 0.9 * call_time_ns + 0.1 * took;
       in_flight.erase(task.token);
       finished.push_back(std::move(report));
       results_ready.notify_one();
@@ -80,9 +86,13 @@ struct Worker::Impl {
   // The lease request: results to report, heartbeats, room for new work.
   // Called with the lock held.
   std::string request(const std::vector<json::value>& undelivered, bool idle) {
-    // Up to twice the threads queued or running, so a thread never waits for
-    // a round trip between calls.
-    int room = stopping ? 0 : std::max(0, 2 * threads - static_cast<int>(in_flight.size()));
+    // Enough queued that a thread never waits for a round trip between calls:
+    // deep for calls of microseconds, twice the threads for slow ones.
+    int per_thread = 2;
+    if (call_time_ns > 0)
+      per_thread = static_cast<int>(std::clamp(1'000'000.0 / call_time_ns, 2.0, 256.0));
+    int room =
+        stopping ? 0 : std::max(0, per_thread * threads - static_cast<int>(in_flight.size()));
     json::array heartbeats;
     for (const auto& [token, job] : in_flight)
       heartbeats.push_back(json::object{{"job", job}, {"token", token}});

@@ -141,7 +141,7 @@ void Client::wait_all(const std::vector<std::uint64_t>& ids,
                       std::optional<std::chrono::milliseconds> timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout.value_or(std::chrono::hours(24 * 365));
   std::vector<std::uint64_t> pending = ids;
-  auto pause = std::chrono::milliseconds(5);
+  auto pause = std::chrono::microseconds(200);
   while (!pending.empty()) {
     std::erase_if(pending, [&](std::uint64_t id) {
       auto result = ended(impl_->api("GET", fmt::format("/v1/jobs/{}", id)).as_object());
@@ -153,7 +153,7 @@ void Client::wait_all(const std::vector<std::uint64_t>& ids,
       throw TimeoutError(fmt::format("{} of {} jobs had not ended within the timeout",
                                      pending.size(), ids.size()));
     std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::milliseconds(200));
+    pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(200));
   }
 }
 
