@@ -191,4 +191,72 @@ Subcommand add_cancel(CLI::App& app) {
           }};
 }
 
+Subcommand add_logs(CLI::App& app) {
+  struct Flags {
+    Connection connection;
+    std::uint64_t id = 0;
+    int attempt = 0;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* command = app.add_subcommand(
+      "logs", "Print what a job wrote: stdout to stdout, stderr to stderr (the last 64 KiB)");
+  flags->connection.add_options(*command);
+  command->add_option("id", flags->id, "Job id")->required()->check(CLI::PositiveNumber);
+  command->add_option("--attempt", flags->attempt, "Which attempt [default: the last]")
+      ->check(CLI::PositiveNumber);
+  return {
+      command, [flags](const std::vector<std::string>&) {
+        json::value job = flags->connection.call("GET", fmt::format("/v1/jobs/{}", flags->id));
+        const json::array& attempts = job.at("attempts").as_array();
+        if (attempts.empty()) {
+          std::cerr << fmt::format("ferry: job {} has not run yet ({})\n", flags->id,
+                                   text(job.at("state")));
+          return 1;
+        }
+        std::size_t index =
+            flags->attempt > 0 ? static_cast<std::size_t>(flags->attempt) - 1 : attempts.size() - 1;
+        if (index >= attempts.size()) {
+          std::cerr << fmt::format("ferry: job {} has {} attempts\n", flags->id, attempts.size());
+          return 1;
+        }
+        const json::object& attempt = attempts[index].as_object();
+        if (const json::value* out = attempt.if_contains("stdout")) std::cout << text(*out);
+        if (const json::value* err = attempt.if_contains("stderr")) std::cerr << text(*err);
+        return 0;
+      }};
+}
+
+Subcommand add_workers(CLI::App& app) {
+  struct Flags {
+    Connection connection;
+    bool json = false;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* command = app.add_subcommand("workers", "List the workers a server has heard from");
+  flags->connection.add_options(*command);
+  command->add_flag("--json", flags->json, "The server's JSON answer");
+  return {command, [flags](const std::vector<std::string>&) {
+            json::value reply = flags->connection.call("GET", "/v1/workers");
+            if (flags->json) {
+              std::cout << json::serialize(reply) << "\n";
+              return 0;
+            }
+            auto names = [](const json::value& list) {
+              std::string joined;
+              for (const json::value& name : list.as_array())
+                joined += (joined.empty() ? "" : ",") + text(name);
+              return joined.empty() ? std::string("-") : joined;
+            };
+            std::cout << fmt::format("{:<28} {:>10} {:>10}  {:<16} {}\n", "WORKER", "FREE SLOTS",
+                                     "SEEN (S)", "QUEUES", "LABELS");
+            for (const json::value& worker : reply.at("workers").as_array())
+              std::cout << fmt::format("{:<28} {:>10} {:>10.1f}  {:<16} {}\n",
+                                       text(worker.at("id")),
+                                       worker.at("free_slots").to_number<int>(),
+                                       worker.at("seconds_since_seen").to_number<double>(),
+                                       names(worker.at("queues")), names(worker.at("labels")));
+            return 0;
+          }};
+}
+
 }  // namespace ferry::cli

@@ -50,7 +50,7 @@ Subcommand add_run(CLI::App& app) {
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* command = app.add_subcommand("run", "Run a command for many inputs in parallel, here");
-  command->description(kRunDescription);
+  command->footer(kRunDescription);
   command->prefix_command();  // everything from the first non-option word on is the job's
   command->add_option("-j,--jobs", flags->jobs,
                       "Jobs at once: N, 0 (one per input), N% or +N/-N of the cores "

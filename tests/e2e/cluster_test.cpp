@@ -56,7 +56,7 @@ TEST(FerryCluster, CommandsSubmittedFromTheCliRunOnAWorker) {
     return result.out.substr(0, result.out.find('\n'));
   };
   std::string good = submit({"echo", "hello from a worker"});
-  std::string bad = submit({"sh", "-c", "exit 3"});
+  std::string bad = submit({"sh", "-c", "echo oops >&2; exit 3"});
 
   Strings wait = {"wait", good, "--timeout", "60"};
   wait.insert(wait.end(), connect.begin(), connect.end());
@@ -69,11 +69,21 @@ TEST(FerryCluster, CommandsSubmittedFromTheCliRunOnAWorker) {
   EXPECT_NE(run_ferry(status, dir).out.find(R"("stdout":"hello from a worker\n")"),
             std::string::npos);
 
+  Strings logs = {"logs", good};
+  logs.insert(logs.end(), connect.begin(), connect.end());
+  EXPECT_EQ(run_ferry(logs, dir).out, "hello from a worker\n");
+  Strings workers = {"workers"};
+  workers.insert(workers.end(), connect.begin(), connect.end());
+  EXPECT_NE(run_ferry(workers, dir).out.find("w1"), std::string::npos);
+
   Strings wait_bad = {"wait", bad, "--timeout", "60"};
   wait_bad.insert(wait_bad.end(), connect.begin(), connect.end());
   auto failed = run_ferry(wait_bad, dir);
   EXPECT_EQ(failed.exit_code, 1);
   EXPECT_NE(failed.out.find("(exit 3)"), std::string::npos) << failed.out;
+  Strings bad_logs = {"logs", bad};
+  bad_logs.insert(bad_logs.end(), connect.begin(), connect.end());
+  EXPECT_EQ(run_ferry(bad_logs, dir).err, "oops\n");
 }
 
 TEST(FerryCluster, AWorkerKilledMidRunLosesNoJob) {
