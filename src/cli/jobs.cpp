@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
+#include <cctype>
 #include <chrono>
 #include <iostream>
 #include <memory>
@@ -38,9 +39,13 @@ std::string summary(const json::object& job) {
     what = fmt::format("{}({})", text(call.at("function")), json::serialize(call.at("args")));
   }
   std::string name = text(job.at("name"));
+  // A listing gives the number of attempts; a single job, all of them.
+  const json::value& attempts = job.at("attempts");
+  std::size_t attempt_count =
+      attempts.is_array() ? attempts.as_array().size() : attempts.to_number<std::size_t>();
   std::string line =
       fmt::format("{:<6} {:<10} attempts {:<3} {}", job.at("id").as_int64(), text(job.at("state")),
-                  job.at("attempts").as_array().size(), name.empty() ? what : name + ": " + what);
+                  attempt_count, name.empty() ? what : name + ": " + what);
   std::string reason = text(job.at("reason"));
   return reason.empty() ? line : line + "  (" + reason + ")";
 }
@@ -113,13 +118,44 @@ Subcommand add_status(CLI::App& app) {
     Connection connection;
     std::vector<std::uint64_t> ids;
     bool json = false;
+    std::string state, queue, text;
+    int limit = 20;
   };
   auto flags = std::make_shared<Flags>();
-  CLI::App* command = app.add_subcommand("status", "Show jobs of a server");
+  CLI::App* command =
+      app.add_subcommand("status", "Show jobs of a server: the given ids, or the newest ones");
   flags->connection.add_options(*command);
-  add_ids(*command, flags->ids);
-  command->add_flag("--json", flags->json, "One JSON object per job, with every attempt");
+  command->add_option("ids", flags->ids, "Job ids [default: list the newest]")
+      ->check(CLI::PositiveNumber);
+  command->add_flag("--json", flags->json, "JSON: one object per job, with every attempt");
+  command->add_option("--state", flags->state, "List only jobs in this state");
+  command->add_option("--queue", flags->queue, "List only jobs of this queue");
+  command->add_option("--text", flags->text, "List only jobs whose name or spec contains TEXT");
+  command->add_option("--limit", flags->limit, "List at most this many [default: 20]")
+      ->check(CLI::Range(1, 1000));
   return {command, [flags](const std::vector<std::string>&) {
+            if (flags->ids.empty()) {
+              std::string query = fmt::format("/v1/jobs?limit={}", flags->limit);
+              auto add = [&](const char* key, const std::string& value) {
+                if (value.empty()) return;
+                query += fmt::format("&{}=", key);
+                for (unsigned char c : value)
+                  query += std::isalnum(c) || c == '-' || c == '_' || c == '.'
+                               ? std::string(1, static_cast<char>(c))
+                               : fmt::format("%{:02X}", c);
+              };
+              add("state", flags->state);
+              add("queue", flags->queue);
+              add("text", flags->text);
+              json::value page = flags->connection.call("GET", query);
+              if (flags->json) {
+                std::cout << json::serialize(page) << "\n";
+                return 0;
+              }
+              for (const json::value& job : page.at("jobs").as_array())
+                std::cout << summary(job.as_object()) << "\n";
+              return 0;
+            }
             for (std::uint64_t id : flags->ids) {
               json::value job = flags->connection.call("GET", fmt::format("/v1/jobs/{}", id));
               std::cout << (flags->json ? json::serialize(job) : summary(job.as_object())) << "\n";

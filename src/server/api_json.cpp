@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
+#include <cctype>
+#include <cstdlib>
 
 #include "server/json_fields.hpp"
 
@@ -186,6 +188,80 @@ std::string render_job(const JobView& job) {
                                       {"created_ms", job.created.count()},
                                       {"spec", json::parse(job.spec_json)},
                                       {"attempts", std::move(attempts)}});
+}
+
+namespace {
+
+// "a%20b+c" -> "a b c"; nullopt for a broken escape.
+std::optional<std::string> percent_decoded(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '+') {
+      out += ' ';
+    } else if (text[i] == '%') {
+      if (i + 2 >= text.size() || !std::isxdigit(static_cast<unsigned char>(text[i + 1])) ||
+          !std::isxdigit(static_cast<unsigned char>(text[i + 2])))
+        return std::nullopt;
+      out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+ListQuery parse_list_query(std::string_view query) {
+  ListQuery list;
+  while (!query.empty()) {
+    std::string_view pair = query.substr(0, query.find('&'));
+    query.remove_prefix(std::min(query.size(), pair.size() + 1));
+    if (pair.empty()) continue;
+    std::string key(pair.substr(0, pair.find('=')));
+    auto value = percent_decoded(pair.size() > key.size() ? pair.substr(key.size() + 1) : "");
+    if (!value) fail(key, "has a broken %-escape");
+    if (key == "state") {
+      bool known = false;
+      for (auto state : {sched::State::waiting, sched::State::queued, sched::State::running,
+                         sched::State::succeeded, sched::State::failed, sched::State::cancelled})
+        if (sched::name(state) == *value) list.state = state, known = true;
+      if (!known) fail("state", fmt::format("'{}' is not a job state", *value));
+    } else if (key == "queue") {
+      list.queue = name_of(json::value(*value), "queue");
+    } else if (key == "text") {
+      list.text = string_of(json::value(*value), "text", 256);
+    } else if (key == "before" || key == "limit") {
+      char* end = nullptr;
+      unsigned long long number = std::strtoull(value->c_str(), &end, 10);
+      if (value->empty() || *end != '\0' || (key == "limit" && (number < 1 || number > 1000)))
+        fail(key, key == "limit" ? "must be from 1 to 1000" : "must be a job id");
+      if (key == "before")
+        list.before = number;
+      else
+        list.limit = number;
+    } else {
+      fail(key, "is not a known query parameter (state, queue, text, before, limit)");
+    }
+  }
+  return list;
+}
+
+std::string render_job_list(const ListPage& page) {
+  json::array jobs;
+  for (const JobView& job : page.jobs)
+    jobs.push_back(json::object{{"id", job.id},
+                                {"name", job.name},
+                                {"queue", job.queue},
+                                {"state", sched::name(job.state)},
+                                {"reason", job.reason},
+                                {"created_ms", job.created.count()},
+                                {"attempts", job.attempts.size()},
+                                {"spec", json::parse(job.spec_json)}});
+  return json::serialize(json::object{
+      {"jobs", std::move(jobs)},
+      {"next_before", page.next_before ? json::value(page.next_before) : json::value(nullptr)}});
 }
 
 std::string render_workers(const std::vector<WorkerView>& workers, Time now) {

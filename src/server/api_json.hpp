@@ -26,6 +26,10 @@ std::string render_cancelled(const std::vector<JobId>& ids,
                              const std::vector<std::string>& results);
 
 std::string render_job(const JobView& job);
+
+// GET /v1/jobs?state=&queue=&text=&before=&limit= (the part after '?').
+ListQuery parse_list_query(std::string_view query);
+std::string render_job_list(const ListPage& page);
 std::string render_workers(const std::vector<WorkerView>& workers, Time now);
 std::string render_stats(const sched::Counts& counts);
 

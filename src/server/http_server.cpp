@@ -181,6 +181,9 @@ class Server {
 
   asio::awaitable<Reply> handle(const http::request<http::string_body>& request) {
     std::string_view target(request.target().data(), request.target().size());
+    std::string_view query = target.find('?') == std::string_view::npos
+                                 ? std::string_view()
+                                 : target.substr(target.find('?') + 1);
     target = target.substr(0, target.find('?'));
     if (target == "/healthz") co_return Reply{http::status::ok, R"({"ok":true})"};
 
@@ -193,7 +196,7 @@ class Server {
     }
     std::optional<Reply> rejected;
     try {
-      auto routing = route(request.method(), target, request.body());
+      auto routing = route(request.method(), target, query, request.body());
       Reply reply = co_await std::move(routing);
       co_return reply;
     } catch (const SpecError& problem) {
@@ -210,8 +213,10 @@ class Server {
   // GCC 12 destroys temporaries inside a co_await expression twice, and cannot
   // keep initializer lists in a coroutine frame: in these coroutines, every
   // awaited operand is a named local, moved into the co_await.
-  asio::awaitable<Reply> route(http::verb method, std::string_view target,
+  asio::awaitable<Reply> route(http::verb method, std::string_view target, std::string_view query,
                                const std::string& body) {
+    if (target == "/v1/jobs" && method == http::verb::get)
+      co_return Reply{http::status::ok, render_job_list(service_.list(parse_list_query(query)))};
     if (target == "/v1/jobs") {
       if (method != http::verb::post) co_return wrong_method(method, target);
       std::vector<JobSpec> specs = parse_submit(body, config_.limits);

@@ -325,6 +325,30 @@ std::optional<JobView> Service::job(JobId id) const {
   return view;
 }
 
+ListPage Service::list(const ListQuery& query) const {
+  ListPage page;
+  JobId id = query.before > 0 ? std::min(query.before, next_id_) : next_id_;
+  std::size_t scanned = 0;
+  while (id > 1 && page.jobs.size() < query.limit && scanned < kMaxScan) {
+    --id;
+    ++scanned;
+    const sched::Job* job = scheduler_.find(id);
+    if (!job) continue;  // an id that never committed
+    const Record& record = records_.at(id);
+    if (query.state && job->state != *query.state) continue;
+    if (!query.queue.empty() && record.queue != query.queue) continue;
+    if (!query.text.empty() && record.name.find(query.text) == std::string::npos &&
+        record.spec_json.find(query.text) == std::string::npos)
+      continue;
+    JobView view{id,         record.spec_json, record.name,    record.queue,
+                 job->state, job->reason,      record.created, {}};
+    for (const sched::Attempt& attempt : job->attempts) view.attempts.push_back({attempt, {}});
+    page.jobs.push_back(std::move(view));
+  }
+  page.next_before = id > 1 ? id : 0;
+  return page;
+}
+
 std::vector<WorkerView> Service::workers() const {
   std::vector<WorkerView> views;
   for (const auto& [id, worker] : workers_) views.push_back(worker);

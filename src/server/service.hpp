@@ -101,6 +101,19 @@ struct JobView {
   std::vector<AttemptView> attempts;
 };
 
+struct ListQuery {
+  std::optional<sched::State> state;
+  std::string queue;  // empty: any
+  std::string text;   // empty: any; else found in the name or the spec
+  JobId before = 0;   // the cursor: only jobs with smaller ids (0: from the newest)
+  std::size_t limit = 50;
+};
+
+struct ListPage {
+  std::vector<JobView> jobs;  // newest first, without attempt details
+  JobId next_before = 0;      // pass as `before` for the next page; 0: no more
+};
+
 struct WorkerView {
   std::string id;
   std::vector<std::string> queues;
@@ -140,6 +153,10 @@ class Service {
   std::optional<Time> next_tick() const;
 
   std::optional<JobView> job(JobId id) const;
+  // One page of jobs, newest first. Scans at most `kMaxScan` ids per call, so
+  // a rare filter answers with fewer jobs and a cursor to continue from.
+  ListPage list(const ListQuery& query) const;
+  static constexpr std::size_t kMaxScan = 100'000;
   std::vector<WorkerView> workers() const;
   const sched::Counts& counts() const { return scheduler_.counts(); }
 

@@ -285,6 +285,34 @@ TEST_F(ServiceTest, CancelStopsARunningJobThroughItsWorker) {
   EXPECT_EQ(store->load().jobs[1].state, "cancelled");
 }
 
+TEST_F(ServiceTest, ListsJobsNewestFirstWithFiltersAndACursor) {
+  auto ids =
+      submit({R"({"command": {"argv": ["build", "a"]}, "name": "build a"})",
+              R"({"command": {"argv": ["test"]}, "queue": "slow"})",
+              R"({"command": {"argv": ["build", "b"]}})", R"({"command": {"argv": ["deploy"]}})"});
+  LeasedJob running = lease(poll("w1")).jobs.at(0);  // the oldest: build a
+  ListPage all = service->list({});
+  ASSERT_EQ(all.jobs.size(), 4u);
+  EXPECT_EQ(all.jobs[0].id, ids[3]);
+  EXPECT_EQ(all.jobs[3].id, ids[0]);
+  EXPECT_EQ(all.next_before, 0u);
+
+  ListPage first = service->list({.limit = 3});
+  ASSERT_EQ(first.jobs.size(), 3u);
+  EXPECT_EQ(first.next_before, ids[1]);
+  ListPage rest = service->list({.before = first.next_before, .limit = 3});
+  ASSERT_EQ(rest.jobs.size(), 1u);
+  EXPECT_EQ(rest.jobs[0].id, ids[0]);
+  EXPECT_EQ(rest.next_before, 0u);
+
+  EXPECT_EQ(service->list({.state = sched::State::running}).jobs.at(0).id, running.id);
+  EXPECT_EQ(service->list({.queue = "slow"}).jobs.size(), 1u);
+  ListPage builds = service->list({.text = "build"});
+  ASSERT_EQ(builds.jobs.size(), 2u);
+  EXPECT_EQ(builds.jobs[0].id, ids[2]);
+  EXPECT_TRUE(service->list({.text = "nothing like it"}).jobs.empty());
+}
+
 TEST_F(ServiceTest, ARestartLosesNothingAndRunsInterruptedJobsAgain) {
   auto dir =
       std::filesystem::temp_directory_path() / ("ferry-service-" + std::to_string(::getpid()));

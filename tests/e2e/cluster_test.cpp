@@ -72,6 +72,12 @@ TEST(FerryCluster, CommandsSubmittedFromTheCliRunOnAWorker) {
   Strings logs = {"logs", good};
   logs.insert(logs.end(), connect.begin(), connect.end());
   EXPECT_EQ(run_ferry(logs, dir).out, "hello from a worker\n");
+  Strings listing = {"status", "--state", "succeeded", "--text", "hello from"};
+  listing.insert(listing.end(), connect.begin(), connect.end());
+  auto listed = run_ferry(listing, dir);
+  EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_NE(listed.out.find(good + " "), std::string::npos) << listed.out;
+  EXPECT_EQ(listed.out.find("exit 3"), std::string::npos) << listed.out;
   Strings workers = {"workers"};
   workers.insert(workers.end(), connect.begin(), connect.end());
   EXPECT_NE(run_ferry(workers, dir).out.find("w1"), std::string::npos);

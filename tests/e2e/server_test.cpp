@@ -77,6 +77,18 @@ TEST(FerryServer, RunsAJobThroughTheLeaseProtocol) {
   EXPECT_EQ(reported.status, 200);
   EXPECT_NE(reported.body.find(R"("acknowledged":[1])"), std::string::npos) << reported.body;
 
+  Response listed = server.request("GET", "/v1/jobs?state=succeeded&text=gree&limit=10");
+  EXPECT_EQ(listed.status, 200);
+  EXPECT_NE(listed.body.find(R"("id":1,"name":"greet")"), std::string::npos) << listed.body;
+  EXPECT_NE(listed.body.find(R"("next_before":null)"), std::string::npos) << listed.body;
+  EXPECT_NE(server.request("GET", "/v1/jobs?text=hello%20world").body.find(R"("jobs":[])"),
+            std::string::npos);
+  Response bad_query = server.request("GET", "/v1/jobs?sate=running");
+  EXPECT_EQ(bad_query.status, 400);
+  EXPECT_NE(bad_query.body.find("sate: is not a known query parameter"), std::string::npos);
+  EXPECT_EQ(server.request("GET", "/v1/jobs?state=sleeping").status, 400);
+  EXPECT_EQ(server.request("GET", "/v1/jobs?limit=0").status, 400);
+
   Response job = server.request("GET", "/v1/jobs/1");
   EXPECT_EQ(job.status, 200);
   EXPECT_NE(job.body.find(R"("state":"succeeded")"), std::string::npos) << job.body;
