@@ -19,6 +19,7 @@ Subcommand add_demo(CLI::App& app);
 Subcommand add_server(CLI::App& app);
 Subcommand add_worker(CLI::App& app);
 Subcommand add_submit(CLI::App& app);
+Subcommand add_map(CLI::App& app);
 Subcommand add_status(CLI::App& app);
 Subcommand add_wait(CLI::App& app);
 Subcommand add_cancel(CLI::App& app);

@@ -92,6 +92,30 @@ TEST(FerryCluster, CommandsSubmittedFromTheCliRunOnAWorker) {
   EXPECT_EQ(run_ferry(bad_logs, dir).err, "oops\n");
 }
 
+TEST(FerryCluster, MapSubmitsOneJobPerInputAndWaits) {
+  TempDir dir;
+  Server server(dir);
+  WorkerProcess worker(dir, server, "w1", 4);
+  Strings connect = {"--server", server.url(), "--token", "sekrit"};
+  Strings map = {"map"};
+  map.insert(map.end(), connect.begin(), connect.end());
+  Strings ids = map;
+  ids.insert(ids.end(), {"echo", "{}", ":::", "a", "b", "c"});
+  auto submitted = run_ferry(ids, dir);
+  EXPECT_EQ(submitted.exit_code, 0) << submitted.err;
+  EXPECT_EQ(submitted.out, "1\n2\n3\n");
+
+  Strings waited = map;
+  waited.insert(waited.end(), {"--wait", "--shell", "exit {}", ":::", "0", "3", "0", "4"});
+  auto result = run_ferry(waited, dir);
+  EXPECT_EQ(result.exit_code, 2);  // two did not succeed
+  EXPECT_NE(result.err.find("2 of 4 jobs did not succeed"), std::string::npos) << result.err;
+
+  Strings bad = map;
+  bad.insert(bad.end(), {"echo", "{3}", ":::", "a"});
+  EXPECT_EQ(run_ferry(bad, dir).exit_code, 2);
+}
+
 TEST(FerryCluster, AWorkerKilledMidRunLosesNoJob) {
   TempDir dir;
   Server server(dir, "sekrit", {"--lease-timeout", "1"});

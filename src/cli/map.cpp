@@ -1,0 +1,131 @@
+// `ferry map`: `ferry run`'s inputs and placeholders, submitted to a server.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <iostream>
+#include <memory>
+#include <thread>
+
+#include "cli/commands.hpp"
+#include "cli/connection.hpp"
+#include "run/command_template.hpp"
+#include "run/inputs.hpp"
+#include "run/progress.hpp"
+
+namespace ferry::cli {
+namespace {
+
+namespace json = boost::json;
+constexpr std::size_t kBatch = 1000;
+
+// Waits for every id; draws progress on stderr when it is a terminal.
+// Returns how many did not succeed.
+std::size_t wait_for(Connection& connection, const std::vector<std::uint64_t>& ids, bool bar) {
+  auto started = std::chrono::steady_clock::now();
+  run::Progress progress;
+  progress.total = ids.size();
+  std::size_t next = 0;  // ids before it have ended
+  auto draw = [&](bool final) {
+    if (!bar) return;
+    progress.elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    progress.running = ids.size() - next;
+    std::cerr << "\r\033[K" << run::render_progress(progress, 79) << (final ? "\n" : "")
+              << std::flush;
+  };
+  auto pause = std::chrono::milliseconds(1);
+  while (next < ids.size()) {
+    json::value job = connection.call("GET", fmt::format("/v1/jobs/{}", ids[next]));
+    std::string state(job.at("state").as_string());
+    if (state == "succeeded" || state == "failed" || state == "cancelled") {
+      (state == "succeeded" ? progress.succeeded : progress.failed)++;
+      ++next;
+      pause = std::chrono::milliseconds(1);
+      if (next % 50 == 0 || next == ids.size()) draw(false);
+      continue;
+    }
+    draw(false);
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(250));
+  }
+  draw(true);
+  return progress.failed;
+}
+
+}  // namespace
+
+Subcommand add_map(CLI::App& app) {
+  struct Flags {
+    Connection connection;
+    bool shell = false, wait = false, bar = false;
+    std::string queue;
+    int priority = 0, retries = 0;
+    double timeout = 0;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* command = app.add_subcommand(
+      "map", "Submit a command once per input to a server (ferry run's inputs and placeholders)");
+  command->footer(
+      "Usage: ferry map [OPTIONS] COMMAND [ARGS...] ::: A B C   (or :::: FILE, or stdin)\n"
+      "Prints one job id per input, in input order. With --wait it waits for all of them\n"
+      "and exits like ferry run: 0 when all succeeded, else the number that did not (at most "
+      "101).");
+  flags->connection.add_options(*command);
+  command->add_flag("--shell", flags->shell, "Run COMMAND through /bin/sh -c");
+  command->add_option("--queue", flags->queue, "Queue [default: default]");
+  command->add_option("--priority", flags->priority, "Higher runs first");
+  command->add_option("--retries", flags->retries, "Run a failed job again up to N more times");
+  command->add_option("--timeout", flags->timeout, "Seconds an attempt may run");
+  command->add_flag("--wait", flags->wait, "Wait until all ended; print no ids");
+  command->add_flag("--bar,--progress", flags->bar, "With --wait: progress and ETA on stderr");
+  command->prefix_command();
+  return {command, [flags, command](const std::vector<std::string>& trailing) {
+            std::vector<std::string> words = command->remaining();
+            words.insert(words.end(), trailing.begin(), trailing.end());
+            run::CommandLine line = run::split_command_line(words);
+            if (line.sources.empty() && ::isatty(STDIN_FILENO))
+              throw run::UsageError(
+                  "no inputs: give them after ::: or :::: FILE, or pipe them to stdin");
+            run::InputTable table = run::load_inputs(line.sources, std::cin);
+            run::CommandTemplate command_template(line.command, flags->shell);
+            if (table.size() > 0)
+              command_template.render(table.row(0), 1, 0);  // bad placeholders now
+
+            std::vector<std::uint64_t> ids;
+            json::array batch;
+            auto flush = [&] {
+              if (batch.empty()) return;
+              json::value reply = flags->connection.call(
+                  "POST", "/v1/jobs", json::serialize(json::object{{"jobs", std::move(batch)}}));
+              for (const json::value& id : reply.at("ids").as_array()) {
+                ids.push_back(id.to_number<std::uint64_t>());
+                if (!flags->wait) std::cout << ids.back() << "\n";
+              }
+              batch = json::array();
+            };
+            for (std::uint64_t seq = 1; seq <= table.size(); ++seq) {
+              auto rendered = command_template.render(table.row(seq - 1), seq, 0);
+              json::object job{
+                  {"command",
+                   json::object{{"argv", json::array(rendered.argv.begin(), rendered.argv.end())}}},
+                  {"priority", flags->priority},
+                  {"retries", flags->retries},
+                  {"timeout", flags->timeout}};
+              if (!flags->queue.empty()) job["queue"] = flags->queue;
+              batch.push_back(std::move(job));
+              if (batch.size() == kBatch) flush();
+            }
+            flush();
+            if (!flags->wait) return 0;
+            std::size_t unsuccessful =
+                wait_for(flags->connection, ids, flags->bar && ::isatty(STDERR_FILENO));
+            if (unsuccessful)
+              std::cerr << fmt::format("ferry: {} of {} jobs did not succeed\n", unsuccessful,
+                                       ids.size());
+            return static_cast<int>(std::min<std::size_t>(unsuccessful, 101));
+          }};
+}
+
+}  // namespace ferry::cli
