@@ -295,4 +295,36 @@ Subcommand add_workers(CLI::App& app) {
           }};
 }
 
+Subcommand add_queues(CLI::App& app) {
+  struct Flags {
+    Connection connection;
+    bool json = false;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* command =
+      app.add_subcommand("queues", "List a server's queues with their jobs by state");
+  flags->connection.add_options(*command);
+  command->add_flag("--json", flags->json, "The server's JSON answer");
+  return {command, [flags](const std::vector<std::string>&) {
+            json::value reply = flags->connection.call("GET", "/v1/queues");
+            if (flags->json) {
+              std::cout << json::serialize(reply) << "\n";
+              return 0;
+            }
+            const char* states[] = {"waiting",   "queued", "running",
+                                    "succeeded", "failed", "cancelled"};
+            std::cout << fmt::format("{:<24}", "QUEUE");
+            for (const char* state : states) std::cout << fmt::format(" {:>10}", state);
+            std::cout << "\n";
+            for (const json::value& queue : reply.at("queues").as_array()) {
+              std::cout << fmt::format("{:<24}", text(queue.at("name")));
+              for (const char* state : states)
+                std::cout << fmt::format(" {:>10}",
+                                         queue.at("jobs").at(state).to_number<std::uint64_t>());
+              std::cout << "\n";
+            }
+            return 0;
+          }};
+}
+
 }  // namespace ferry::cli

@@ -277,14 +277,28 @@ std::string render_workers(const std::vector<WorkerView>& workers, Time now) {
   return json::serialize(json::object{{"workers", std::move(items)}});
 }
 
-std::string render_stats(const sched::Counts& counts) {
+namespace {
+json::object by_state(const sched::Counts& counts) {
   json::object jobs;
   for (auto state : {sched::State::waiting, sched::State::queued, sched::State::running,
                      sched::State::succeeded, sched::State::failed, sched::State::cancelled})
     jobs[sched::name(state)] = counts[state];
-  return json::serialize(json::object{{"jobs", std::move(jobs)},
+  return jobs;
+}
+}  // namespace
+
+std::string render_stats(const sched::Counts& counts) {
+  return json::serialize(json::object{{"jobs", by_state(counts)},
                                       {"total", counts.total()},
                                       {"stale_completions", counts.stale_completions}});
+}
+
+std::string render_queues(const std::map<std::string, sched::Counts>& queues) {
+  json::array items;
+  for (const auto& [name, counts] : queues)
+    items.push_back(
+        json::object{{"name", name}, {"jobs", by_state(counts)}, {"total", counts.total()}});
+  return json::serialize(json::object{{"queues", std::move(items)}});
 }
 
 std::string render_error(std::string_view code, std::string_view detail) {

@@ -32,6 +32,7 @@ ListQuery parse_list_query(std::string_view query);
 std::string render_job_list(const ListPage& page);
 std::string render_workers(const std::vector<WorkerView>& workers, Time now);
 std::string render_stats(const sched::Counts& counts);
+std::string render_queues(const std::map<std::string, sched::Counts>& queues);
 
 // {"error": code, "detail": message}
 std::string render_error(std::string_view code, std::string_view detail);

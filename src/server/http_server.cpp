@@ -239,6 +239,10 @@ class Server {
       if (method != http::verb::get) co_return wrong_method(method, target);
       co_return Reply{http::status::ok, render_workers(service_.workers(), wall_clock())};
     }
+    if (target == "/v1/queues") {
+      if (method != http::verb::get) co_return wrong_method(method, target);
+      co_return Reply{http::status::ok, render_queues(service_.queues())};
+    }
     if (target == "/v1/stats") {
       if (method != http::verb::get) co_return wrong_method(method, target);
       co_return Reply{http::status::ok, render_stats(service_.counts())};

@@ -349,6 +349,13 @@ ListPage Service::list(const ListQuery& query) const {
   return page;
 }
 
+std::map<std::string, sched::Counts> Service::queues() const {
+  std::map<std::string, sched::Counts> queues;
+  for (const auto& [id, record] : records_)
+    queues[record.queue].by_state[static_cast<int>(scheduler_.find(id)->state)]++;
+  return queues;
+}
+
 std::vector<WorkerView> Service::workers() const {
   std::vector<WorkerView> views;
   for (const auto& [id, worker] : workers_) views.push_back(worker);

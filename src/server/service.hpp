@@ -158,6 +158,8 @@ class Service {
   ListPage list(const ListQuery& query) const;
   static constexpr std::size_t kMaxScan = 100'000;
   std::vector<WorkerView> workers() const;
+  // Every queue that has jobs, with its jobs counted by state.
+  std::map<std::string, sched::Counts> queues() const;
   const sched::Counts& counts() const { return scheduler_.counts(); }
 
  private:

@@ -78,6 +78,10 @@ TEST(FerryCluster, CommandsSubmittedFromTheCliRunOnAWorker) {
   EXPECT_EQ(listed.exit_code, 0) << listed.err;
   EXPECT_NE(listed.out.find(good + " "), std::string::npos) << listed.out;
   EXPECT_EQ(listed.out.find("exit 3"), std::string::npos) << listed.out;
+  Strings queues = {"queues"};
+  queues.insert(queues.end(), connect.begin(), connect.end());
+  auto queue_table = run_ferry(queues, dir);
+  EXPECT_NE(queue_table.out.find("default"), std::string::npos) << queue_table.out;
   Strings workers = {"workers"};
   workers.insert(workers.end(), connect.begin(), connect.end());
   EXPECT_NE(run_ferry(workers, dir).out.find("w1"), std::string::npos);
