@@ -23,6 +23,7 @@ Subcommand add_map(CLI::App& app);
 Subcommand add_status(CLI::App& app);
 Subcommand add_wait(CLI::App& app);
 Subcommand add_cancel(CLI::App& app);
+Subcommand add_retry(CLI::App& app);
 Subcommand add_logs(CLI::App& app);
 Subcommand add_workers(CLI::App& app);
 Subcommand add_queues(CLI::App& app);

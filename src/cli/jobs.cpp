@@ -202,29 +202,46 @@ Subcommand add_wait(CLI::App& app) {
           }};
 }
 
-Subcommand add_cancel(CLI::App& app) {
+namespace {
+
+// `ferry cancel` and `ferry retry`: the same call on many ids.
+Subcommand per_job_command(CLI::App& app, const std::string& name, const std::string& help,
+                           const std::string& endpoint, const std::string& done) {
   struct Flags {
     Connection connection;
     std::vector<std::uint64_t> ids;
   };
   auto flags = std::make_shared<Flags>();
-  CLI::App* command = app.add_subcommand("cancel", "Cancel jobs; running ones are stopped");
+  CLI::App* command = app.add_subcommand(name, help);
   flags->connection.add_options(*command);
   add_ids(*command, flags->ids);
-  return {command, [flags](const std::vector<std::string>&) {
+  return {command, [flags, endpoint, done](const std::vector<std::string>&) {
             json::value reply = flags->connection.call(
-                "POST", "/v1/cancel",
+                "POST", endpoint,
                 json::serialize(
                     json::object{{"ids", json::array(flags->ids.begin(), flags->ids.end())}}));
             bool all = true;
             for (const json::value& result : reply.at("results").as_array()) {
-              bool cancelled = result.at("cancelled").as_bool();
-              all = all && cancelled;
+              bool ok = result.at(done).as_bool();
+              all = all && ok;
               std::cout << result.at("id").as_int64() << " "
-                        << (cancelled ? "cancelled" : text(result.at("detail"))) << "\n";
+                        << (ok ? done : text(result.at("detail"))) << "\n";
             }
             return all ? 0 : 1;
           }};
+}
+
+}  // namespace
+
+Subcommand add_cancel(CLI::App& app) {
+  return per_job_command(app, "cancel", "Cancel jobs; running ones are stopped", "/v1/cancel",
+                         "cancelled");
+}
+
+Subcommand add_retry(CLI::App& app) {
+  return per_job_command(app, "retry",
+                         "Run failed or cancelled jobs again, each with its retries anew",
+                         "/v1/retry", "retried");
 }
 
 Subcommand add_logs(CLI::App& app) {

@@ -51,9 +51,9 @@ Time retry_delay(const RetryPolicy& policy, int failures) {
 }
 
 int Job::failures() const {
-  return static_cast<int>(std::count_if(attempts.begin(), attempts.end(), [](const Attempt& a) {
-    return a.end == AttemptEnd::failed;
-  }));
+  auto from = attempts.begin() + static_cast<std::ptrdiff_t>(std::min(retry_base, attempts.size()));
+  return static_cast<int>(std::count_if(
+      from, attempts.end(), [](const Attempt& a) { return a.end == AttemptEnd::failed; }));
 }
 
 std::size_t Counts::total() const {
@@ -221,6 +221,17 @@ bool Scheduler::cancel(JobId id, std::string reason, Time now) {
   }
   job->reason = std::move(reason);
   set_state(*job, State::cancelled);
+  return true;
+}
+
+bool Scheduler::retry(JobId id, Time now) {
+  Job* job = get(id);
+  if (!job || (job->state != State::failed && job->state != State::cancelled)) return false;
+  job->retry_base = job->attempts.size();
+  job->reason.clear();
+  job->ready_at = now;
+  set_state(*job, State::queued);
+  queues_[job->options.queue].push(job->id, job->options.priority);
   return true;
 }
 

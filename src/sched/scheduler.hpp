@@ -74,8 +74,9 @@ struct Job {
   std::optional<Time> lease_expires;  // while running under an expiring lease
   std::string reason;                 // why it ended, for failed and cancelled jobs
   std::vector<Attempt> attempts;
+  std::size_t retry_base = 0;  // attempts before this index were before a manual retry
 
-  int failures() const;  // attempts that ended failed: they spend retries
+  int failures() const;  // failed attempts since retry_base: they spend retries
 };
 
 struct Lease {
@@ -129,6 +130,10 @@ class Scheduler {
   // Cancels a job that has not ended; a running attempt ends as cancelled (the
   // caller stops the process on seeing the running -> cancelled change).
   bool cancel(JobId job, std::string reason, Time now);
+
+  // Runs a failed or cancelled job again, with a fresh retry budget; false
+  // for any other job.
+  bool retry(JobId job, Time now);
 
   // Moves time forward: waiting jobs whose time came are queued, expired
   // leases put their jobs back.

@@ -193,6 +193,35 @@ TEST(Scheduler, ExpiredLeaseRequeuesWithoutSpendingARetry) {
   EXPECT_FALSE(s.next_wakeup());
 }
 
+TEST(Scheduler, RetryRunsAFinishedJobAgainWithAFreshBudget) {
+  Scheduler s;
+  JobId id = s.submit(with_retries(1, Time{0}), Time{0});
+  for (int i = 0; i < 2; ++i)
+    s.complete(id, s.lease(Time{0}, "w", std::nullopt)->token, false, "exit 1", Time{0});
+  EXPECT_EQ(s.find(id)->state, State::failed);
+  s.take_changes();
+  EXPECT_TRUE(s.retry(id, Time{5}));
+  auto changes = s.take_changes();
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].from, State::failed);
+  EXPECT_EQ(changes[0].to, State::queued);
+  EXPECT_EQ(s.find(id)->failures(), 0);
+  EXPECT_EQ(s.find(id)->reason, "");
+  // The budget is whole again: one failure, one retry, then failed for good.
+  auto third = s.lease(Time{5}, "w", std::nullopt);
+  EXPECT_EQ(third->attempt, 3);
+  s.complete(id, third->token, false, "exit 1", Time{6});
+  EXPECT_EQ(s.find(id)->state, State::queued);
+  s.complete(id, s.lease(Time{6}, "w", std::nullopt)->token, false, "exit 1", Time{7});
+  EXPECT_EQ(s.find(id)->state, State::failed);
+  EXPECT_EQ(s.counts()[State::failed], 1u);
+
+  JobId running = s.submit({}, Time{8});
+  s.lease(Time{8}, "w", std::nullopt);
+  EXPECT_FALSE(s.retry(running, Time{8}));
+  EXPECT_FALSE(s.retry(999, Time{8}));
+}
+
 TEST(Scheduler, RestoresEveryStateAfterARestart) {
   // What a server had when it died, as its store would give it back.
   auto job = [](JobId id, State state) {

@@ -150,12 +150,12 @@ std::vector<JobId> parse_ids(std::string_view body, std::size_t max_ids) {
   return result;
 }
 
-std::string render_cancelled(const std::vector<JobId>& ids,
-                             const std::vector<std::string>& results) {
+std::string render_per_job(const std::vector<JobId>& ids, const std::vector<std::string>& results,
+                           std::string_view done) {
   json::array items;
   for (std::size_t i = 0; i < ids.size(); ++i)
     items.push_back(
-        json::object{{"id", ids[i]}, {"cancelled", results[i].empty()}, {"detail", results[i]}});
+        json::object{{"id", ids[i]}, {done, results[i].empty()}, {"detail", results[i]}});
   return json::serialize(json::object{{"results", std::move(items)}});
 }
 

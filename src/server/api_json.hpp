@@ -20,10 +20,11 @@ std::string render_submitted(const std::vector<JobId>& ids);
 LeaseRequest parse_lease(std::string_view body, std::size_t max_completions);
 std::string render_lease(const LeaseReply& reply);
 
-// POST /v1/cancel: {"ids": [...]}.
+// POST /v1/cancel and /v1/retry: {"ids": [...]}.
 std::vector<JobId> parse_ids(std::string_view body, std::size_t max_ids);
-std::string render_cancelled(const std::vector<JobId>& ids,
-                             const std::vector<std::string>& results);
+// {"results": [{"id": 1, "<done>": true, "detail": ""}, ...]}
+std::string render_per_job(const std::vector<JobId>& ids, const std::vector<std::string>& results,
+                           std::string_view done);
 
 std::string render_job(const JobView& job);
 

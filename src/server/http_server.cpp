@@ -229,11 +229,12 @@ class Server {
       auto leasing = lease(std::move(request));
       co_return co_await std::move(leasing);
     }
-    if (target == "/v1/cancel") {
+    if (target == "/v1/cancel" || target == "/v1/retry") {
       if (method != http::verb::post) co_return wrong_method(method, target);
       std::vector<JobId> ids = parse_ids(body, 10'000);
-      auto cancelling = cancel(std::move(ids));
-      co_return co_await std::move(cancelling);
+      auto acting =
+          per_job(target == "/v1/cancel" ? &Service::cancel : &Service::retry, std::move(ids));
+      co_return co_await std::move(acting);
     }
     if (target == "/v1/workers") {
       if (method != http::verb::get) co_return wrong_method(method, target);
@@ -249,17 +250,22 @@ class Server {
     }
     if (target.rfind("/v1/jobs/", 0) == 0) {
       std::string_view rest = target.substr(9);
-      bool cancelling = rest.size() > 7 && rest.substr(rest.size() - 7) == "/cancel";
-      if (cancelling) rest.remove_suffix(7);
+      PerJobOperation action = nullptr;
+      for (auto [suffix, operation] : {std::pair{std::string_view("/cancel"), &Service::cancel},
+                                       std::pair{std::string_view("/retry"), &Service::retry}})
+        if (rest.size() > suffix.size() && rest.substr(rest.size() - suffix.size()) == suffix) {
+          rest.remove_suffix(suffix.size());
+          action = operation;
+        }
       auto id = parse_id(rest);
       if (!id)
         co_return error(http::status::not_found, "not_found",
                         fmt::format("no such path: {}", target));
-      if (cancelling) {
+      if (action) {
         if (method != http::verb::post) co_return wrong_method(method, target);
         std::vector<JobId> ids(1, *id);
-        auto cancelling_one = cancel(std::move(ids));
-        co_return co_await std::move(cancelling_one);
+        auto acting = per_job(action, std::move(ids));
+        co_return co_await std::move(acting);
       }
       if (method != http::verb::get) co_return wrong_method(method, target);
       auto job = service_.job(*id);
@@ -312,26 +318,32 @@ class Server {
     }
   };
 
-  struct Cancelled {
+  // Cancel or retry: the same shape of call and of answer.
+  using PerJobOperation = void (Service::*)(std::vector<JobId>, Service::PerJob);
+  struct PerJobResults {
     std::vector<std::string> results;
     std::string error;
   };
-  asio::awaitable<Reply> cancel(std::vector<JobId> ids) {
-    StartCancel start{service_, ids};
-    auto waiting = callback_result<Cancelled>(io_, std::move(start));
-    Cancelled result = co_await std::move(waiting);
+  asio::awaitable<Reply> per_job(PerJobOperation operation, std::vector<JobId> ids) {
+    StartPerJob start{service_, operation, ids};
+    auto waiting = callback_result<PerJobResults>(io_, std::move(start));
+    PerJobResults result = co_await std::move(waiting);
     if (!result.error.empty())
       co_return error(http::status::service_unavailable, "store_failed", result.error);
-    co_return Reply{http::status::ok, render_cancelled(ids, result.results)};
+    co_return Reply{http::status::ok,
+                    render_per_job(ids, result.results,
+                                   operation == &Service::cancel ? "cancelled" : "retried")};
   }
-  struct StartCancel {
+  struct StartPerJob {
     Service& service;
+    PerJobOperation operation;
     std::vector<JobId> ids;
     template <class Resume>
     void operator()(Resume resume) {
-      service.cancel(std::move(ids), [resume](std::vector<std::string> results, std::string why) {
-        resume(Cancelled{std::move(results), std::move(why)});
-      });
+      (service.*operation)(std::move(ids),
+                           [resume](std::vector<std::string> results, std::string why) {
+                             resume(PerJobResults{std::move(results), std::move(why)});
+                           });
     }
   };
 

@@ -57,7 +57,7 @@ std::vector<std::string> Service::eligible_queues(const LeaseRequest& request) c
 
 void Service::admit(JobId id, const JobSpec& spec, std::string spec_json, sched::State state,
                     Time created, Time ready_at, std::vector<sched::Attempt> attempts,
-                    std::string reason) {
+                    std::string reason, std::size_t retry_base) {
   sched::Job job;
   job.id = id;
   // A call can only run where its function is registered: workers announce
@@ -73,6 +73,7 @@ void Service::admit(JobId id, const JobSpec& spec, std::string spec_json, sched:
   job.ready_at = ready_at;
   job.attempts = std::move(attempts);
   job.reason = std::move(reason);
+  job.retry_base = retry_base;
   records_[id] = Record{std::move(spec_json), spec.name, spec.queue, created, {}};
   scheduler_.admit(std::move(job), now_());
   next_id_ = std::max(next_id_, id + 1);
@@ -99,7 +100,8 @@ void Service::start() {
     }
     sched::State state = state_named(row.state);
     admit(row.id, parse_job_spec(row.spec), row.spec, state, Time{row.created_ms},
-          Time{row.ready_at_ms}, std::move(attempts), row.reason);
+          Time{row.ready_at_ms}, std::move(attempts), row.reason,
+          static_cast<std::size_t>(row.retry_base));
     records_[row.id].reports = std::move(reports);
     const sched::Job& job = *scheduler_.find(row.id);
     if (state == sched::State::running && !job.attempts.empty()) {
@@ -125,8 +127,9 @@ void Service::write(store::Batch batch, std::function<void(const std::string& er
 void Service::collect_changes(store::Batch& batch) {
   for (const sched::Change& change : scheduler_.take_changes()) {
     const sched::Job& job = *scheduler_.find(change.job);
-    batch.state_changes.push_back(
-        {job.id, std::string(sched::name(change.to)), job.ready_at.count(), job.reason});
+    batch.state_changes.push_back({job.id, std::string(sched::name(change.to)),
+                                   job.ready_at.count(), job.reason,
+                                   static_cast<std::int64_t>(job.retry_base)});
     auto attempt_row = [&](const sched::Attempt& attempt) {
       store::AttemptRow row{job.id,
                             attempt.number,
@@ -181,7 +184,7 @@ void Service::submit(std::vector<JobSpec> specs, Submitted done) {
       bool delayed = specs[i].delay.count() > 0;
       admit(ids[i], specs[i], std::move(jsons[i]),
             delayed ? sched::State::waiting : sched::State::queued, now, now + specs[i].delay, {},
-            "");
+            "", 0);
     }
     // Admitting durable jobs tells the store nothing new; every other
     // operation collects its changes before it returns, so none are lost here.
@@ -261,7 +264,7 @@ void Service::serve_parked() {
   }
 }
 
-void Service::cancel(std::vector<JobId> ids, Cancelled done) {
+void Service::cancel(std::vector<JobId> ids, PerJob done) {
   Time now = now_();
   std::vector<std::string> results;
   for (JobId id : ids) {
@@ -282,6 +285,29 @@ void Service::cancel(std::vector<JobId> ids, Cancelled done) {
         [results = std::move(results), done = std::move(done)](const std::string& error) mutable {
           done(std::move(results), error);
         });
+}
+
+void Service::retry(std::vector<JobId> ids, PerJob done) {
+  Time now = now_();
+  std::vector<std::string> results;
+  for (JobId id : ids) {
+    const sched::Job* job = scheduler_.find(id);
+    if (!job)
+      results.push_back(fmt::format("no job {}", id));
+    else if (!scheduler_.retry(id, now))
+      results.push_back(fmt::format("job {} is {}: only failed or cancelled jobs are retried", id,
+                                    sched::name(job->state)));
+    else
+      results.emplace_back();
+  }
+  store::Batch batch;
+  collect_changes(batch);
+  if (batch.empty()) return done(std::move(results), "");
+  write(std::move(batch), [this, results = std::move(results),
+                           done = std::move(done)](const std::string& error) mutable {
+    done(std::move(results), error);
+    serve_parked();
+  });
 }
 
 void Service::tick() {

@@ -143,9 +143,15 @@ class Service {
   using Leased = std::function<void(LeaseReply reply)>;
   void lease(LeaseRequest request, Leased done);
 
-  // For each id: "" when cancelled, else why not ("no job 9", "job 3 already succeeded").
-  using Cancelled = std::function<void(std::vector<std::string> results, std::string error)>;
-  void cancel(std::vector<JobId> ids, Cancelled done);
+  // Operations on many jobs answer, for each id, "" when done, else why not.
+  using PerJob = std::function<void(std::vector<std::string> results, std::string error)>;
+
+  // Why not: "no job 9", "job 3 already succeeded".
+  void cancel(std::vector<JobId> ids, PerJob done);
+
+  // Runs failed or cancelled jobs again, each with a fresh retry budget. For
+  // each id: "" when done, else why not ("job 3 is running").
+  void retry(std::vector<JobId> ids, PerJob done);
 
   // Moves time on: queues delayed jobs, takes back expired leases, answers
   // long polls whose wait ran out. Call it at next_tick() at the latest.
@@ -180,7 +186,8 @@ class Service {
   std::string queue_key(const std::string& queue, std::vector<std::string> labels);
   std::vector<std::string> eligible_queues(const LeaseRequest& request) const;
   void admit(JobId id, const JobSpec& spec, std::string spec_json, sched::State state, Time created,
-             Time ready_at, std::vector<sched::Attempt> attempts, std::string reason);
+             Time ready_at, std::vector<sched::Attempt> attempts, std::string reason,
+             std::size_t retry_base);
   // Leases up to the request's free slots into `reply`, recording attempts in `batch`.
   void grant(const LeaseRequest& request, LeaseReply& reply, store::Batch& batch);
   // The scheduler's changes since the last call, as rows.

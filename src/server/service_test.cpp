@@ -285,6 +285,50 @@ TEST_F(ServiceTest, CancelStopsARunningJobThroughItsWorker) {
   EXPECT_EQ(store->load().jobs[1].state, "cancelled");
 }
 
+TEST_F(ServiceTest, RetryRunsAFailedJobAgainAndSurvivesARestart) {
+  auto dir = std::filesystem::temp_directory_path() / ("ferry-retry-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  service.reset();
+  store = store::open_sqlite_store((dir / "ferry.db").string());
+  restart();
+  auto ids = submit({R"({"command": {"argv": ["flaky"]}, "retries": 1, "retry_delay": 0})",
+                     R"({"command": {"argv": ["fine"]}, "queue": "other"})"});
+  LeaseRequest only_default = poll("w1");
+  only_default.queues = {"default"};
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    LeasedJob job = lease(only_default).jobs.at(0);
+    ASSERT_EQ(job.id, ids[0]);
+    LeaseRequest report = poll("w1", 0);
+    report.completions = {done(job, false)};
+    lease(report);
+  }
+  EXPECT_EQ(state(ids[0]), sched::State::failed);
+  std::vector<std::string> results;
+  service->retry({ids[0], ids[1], 99},
+                 [&](std::vector<std::string> given, std::string) { results = given; });
+  settle();
+  EXPECT_EQ(results,
+            (std::vector<std::string>{
+                "", "job 2 is queued: only failed or cancelled jobs are retried", "no job 99"}));
+  EXPECT_EQ(state(ids[0]), sched::State::queued);
+  EXPECT_EQ(store->load().jobs[0].retry_base, 2);
+
+  service.reset();
+  store.reset();
+  store = store::open_sqlite_store((dir / "ferry.db").string());
+  restart();
+  // After the restart the retried job still has its whole budget: one failure is retried.
+  LeasedJob third = lease(only_default).jobs.at(0);
+  EXPECT_EQ(third.attempt, 3);
+  LeaseRequest report = poll("w1", 0);
+  report.completions = {done(third, false)};
+  lease(report);
+  EXPECT_EQ(state(ids[0]), sched::State::queued);
+  service.reset();
+  store.reset();
+  std::filesystem::remove_all(dir);
+}
+
 TEST_F(ServiceTest, ListsJobsNewestFirstWithFiltersAndACursor) {
   auto ids =
       submit({R"({"command": {"argv": ["build", "a"]}, "name": "build a"})",

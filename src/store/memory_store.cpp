@@ -51,6 +51,7 @@ class MemoryStore final : public GroupCommitStore {
       job.state = change.state;
       job.ready_at_ms = change.ready_at_ms;
       job.reason = change.reason;
+      job.retry_base = change.retry_base;
     }
     for (const AttemptRow& attempt : batch.attempts)
       attempts_[{attempt.job_id, attempt.number}] = attempt;

@@ -23,7 +23,8 @@ const char* const kMigrations[] = {
         state       TEXT    NOT NULL,
         created_ms  INTEGER NOT NULL,
         ready_at_ms INTEGER NOT NULL,
-        reason      TEXT    NOT NULL DEFAULT ''
+        reason      TEXT    NOT NULL DEFAULT '',
+        retry_base  INTEGER NOT NULL DEFAULT 0
       );
       CREATE INDEX jobs_by_state ON jobs (state, queue);
       CREATE TABLE attempts (
@@ -179,11 +180,13 @@ class SqliteStore final : public GroupCommitStore {
     db_.execute("PRAGMA synchronous = FULL");  // a commit survives power loss, not only a crash
     db_.execute("PRAGMA foreign_keys = ON");   // an attempt of an unknown job is refused
     migrate(db_, path);
-    insert_job_.emplace(db_,
-                        "INSERT INTO jobs (id, queue, priority, spec, state, created_ms, "
-                        "ready_at_ms, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
-    change_state_.emplace(
-        db_, "UPDATE jobs SET state = ?2, ready_at_ms = ?3, reason = ?4 WHERE id = ?1");
+    insert_job_.emplace(
+        db_,
+        "INSERT INTO jobs (id, queue, priority, spec, state, created_ms, "
+        "ready_at_ms, reason, retry_base) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    change_state_.emplace(db_,
+                          "UPDATE jobs SET state = ?2, ready_at_ms = ?3, reason = ?4, "
+                          "retry_base = ?5 WHERE id = ?1");
     put_attempt_.emplace(
         db_,
         "INSERT INTO attempts (job_id, number, worker, started_ms, ended_ms, end, reason, "
@@ -202,13 +205,14 @@ class SqliteStore final : public GroupCommitStore {
     // A connection of its own: WAL lets it read while the writer writes.
     Database reader(path_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
     Snapshot snapshot;
-    Statement jobs(reader,
-                   "SELECT id, queue, priority, spec, state, created_ms, ready_at_ms, reason "
-                   "FROM jobs ORDER BY id");
+    Statement jobs(
+        reader,
+        "SELECT id, queue, priority, spec, state, created_ms, ready_at_ms, reason, retry_base "
+        "FROM jobs ORDER BY id");
     while (jobs.next_row())
       snapshot.jobs.push_back({static_cast<std::uint64_t>(jobs.integer(0)), jobs.text(1),
                                static_cast<int>(jobs.integer(2)), jobs.text(3), jobs.text(4),
-                               jobs.integer(5), jobs.integer(6), jobs.text(7)});
+                               jobs.integer(5), jobs.integer(6), jobs.text(7), jobs.integer(8)});
     Statement attempts(reader,
                        "SELECT job_id, number, worker, started_ms, ended_ms, end, reason, "
                        "exit_code, signal, stdout_tail, stderr_tail, result, cpu_us, max_rss_kb, "
@@ -281,12 +285,14 @@ class SqliteStore final : public GroupCommitStore {
           .bind(6, job.created_ms)
           .bind(7, job.ready_at_ms)
           .bind(8, job.reason)
+          .bind(9, job.retry_base)
           .run();
     for (const StateChange& change : batch.state_changes) {
       int changed = change_state_->bind(1, static_cast<std::int64_t>(change.job_id))
                         .bind(2, change.state)
                         .bind(3, change.ready_at_ms)
                         .bind(4, change.reason)
+                        .bind(5, change.retry_base)
                         .run();
       if (changed == 0) throw std::runtime_error(fmt::format("no job {}", change.job_id));
     }

@@ -38,6 +38,7 @@ struct JobRow {
   std::int64_t created_ms = 0;
   std::int64_t ready_at_ms = 0;  // when a waiting job may be queued
   std::string reason;            // why it failed or was cancelled
+  std::int64_t retry_base = 0;   // attempts before a manual retry, which spend no retries
   bool operator==(const JobRow&) const = default;
 };
 
@@ -67,6 +68,7 @@ struct StateChange {
   std::string state;
   std::int64_t ready_at_ms = 0;
   std::string reason;
+  std::int64_t retry_base = 0;
 };
 
 // Changes that become durable together, or not at all.

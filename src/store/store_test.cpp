@@ -83,6 +83,7 @@ TEST_P(StoreContract, KeepsJobsStatesAndAttempts) {
 
   Batch finish;
   AttemptRow ended = attempt(1, 1, "failed");
+  finish.state_changes = {{2, "queued", 1000, "", 3}};  // a retried job keeps its retry base
   ended.ended_ms = 2500;
   ended.reason = "exit 3";
   ended.exit_code = 3;
@@ -92,7 +93,7 @@ TEST_P(StoreContract, KeepsJobsStatesAndAttempts) {
   ended.cpu_us = 1234;
   ended.max_rss_kb = 5678;
   finish.attempts = {ended};
-  finish.state_changes = {{1, "failed", 1000, "exit 3"}};
+  finish.state_changes.push_back({1, "failed", 1000, "exit 3"});
   EXPECT_EQ(write_and_wait(*store_, finish), "");
 
   Snapshot snapshot = store_->load();
@@ -100,7 +101,9 @@ TEST_P(StoreContract, KeepsJobsStatesAndAttempts) {
   JobRow expected = job(1, "failed");
   expected.reason = "exit 3";
   EXPECT_EQ(snapshot.jobs[0], expected);
-  EXPECT_EQ(snapshot.jobs[1], job(2));
+  JobRow retried = job(2);
+  retried.retry_base = 3;
+  EXPECT_EQ(snapshot.jobs[1], retried);
   ASSERT_EQ(snapshot.attempts.size(), 1u);
   EXPECT_EQ(snapshot.attempts[0], ended);  // the update replaced the started row
 }

@@ -22,6 +22,7 @@ TEST(FerryServer, OnlyHealthzIsOpenWithoutTheToken) {
                                                         {"POST", "/v1/jobs"},
                                                         {"POST", "/v1/lease"},
                                                         {"POST", "/v1/cancel"},
+                                                        {"POST", "/v1/retry"},
                                                         {"POST", "/v1/jobs/1/cancel"},
                                                         {"GET", "/v1/nothing"}}) {
     for (std::string token : {"", "wrong", "sekri", "sekritt"}) {
