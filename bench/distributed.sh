@@ -10,22 +10,12 @@ build=${1:-build/release}
 jobs=${JOBS:-20000}
 [[ -x $build/ferry && -x $build/bench_server ]] || { echo "bench: build first" >&2; exit 2; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source scripts/local_server.sh
 export FERRY_TOKEN=bench
-"$build/ferry" server --listen 127.0.0.1:0 --db "$work/ferry.db" --address-file "$work/address" 2> "$work/server.log" &
-pids+=($!)
-for _ in $(seq 100); do [[ -s $work/address ]] && break; sleep 0.05; done
-export FERRY_SERVER=$(cat "$work/address")
-for i in 1 2; do "$build/bench_server" worker 2 2> "$work/worker$i.log" & pids+=($!); done
+start_local_server "$build/ferry"
+for i in 1 2; do background "$build/bench_server" worker 2; done
 
-echo "machine: $(nproc) cores, $(uname -sr); database on $(df --output=fstype "$work" | tail -1)"
+echo "machine: $(nproc) cores, $(uname -sr); database on $(df --output=fstype "$dir" | tail -1)"
 read -r _ done _ seconds < <("$build/bench_server" submit "$jobs" 1000)
 printf 'ferry, %d durable no-op calls, 2 workers: %.2f s, %.0f jobs/s\n' "$done" "$seconds" \
   "$(echo "$done / $seconds" | bc -l)"

@@ -6,29 +6,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build/release}
 jobs=${JOBS:-1000000}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-"$build/ferry" server --listen 127.0.0.1:0 --db "$work/ferry.db" --address-file "$work/address" 2> "$work/server.log" &
-server=$!
-pids+=($server)
-for _ in $(seq 100); do [[ -s $work/address ]] && break; sleep 0.05; done
-url=$(cat "$work/address")
+source scripts/local_server.sh
+start_local_server "$build/ferry"
+server=$server_pid
+url=$FERRY_SERVER
 rss() { awk '/VmRSS/ {print $2}' "/proc/$server/status"; }
 idle=$(rss)
-python3 - "$work/batch.json" <<'PY'
+python3 - "$dir/batch.json" <<'PY'
 import json, sys
 job = {"command": {"argv": ["./create_flow.sh", "17"]}, "retries": 2, "timeout": 60}
 json.dump({"jobs": [job] * 10000}, open(sys.argv[1], "w"))
 PY
 start=$(date +%s.%N)
 for ((i = 0; i < jobs / 10000; i++)); do
-  curl -sf -o /dev/null --data-binary @"$work/batch.json" -H 'Content-Type: application/json' "$url/v1/jobs"
+  curl -sf -o /dev/null --data-binary @"$dir/batch.json" -H 'Content-Type: application/json' "$url/v1/jobs"
 done
 seconds=$(echo "$(date +%s.%N) - $start" | bc -l)
 full=$(rss)
@@ -36,4 +27,4 @@ printf 'submitted %d jobs in %.1f s (%.0f jobs/s, durable)\n' "$jobs" "$seconds"
 printf 'server RSS: %.0f MB idle, %.0f MB holding %d queued jobs (%.0f bytes per job)\n' \
   "$(echo "$idle / 1024" | bc -l)" "$(echo "$full / 1024" | bc -l)" "$jobs" \
   "$(echo "($full - $idle) * 1024 / $jobs" | bc -l)"
-echo "database: $(du -h "$work/ferry.db" | cut -f1)"
+echo "database: $(du -h "$dir/ferry.db" | cut -f1)"

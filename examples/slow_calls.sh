@@ -7,22 +7,10 @@ set -euo pipefail
 ferry=${1:-build/release/ferry}
 jobs=${2:-10000}
 slots=${3:-32}
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/../scripts/local_server.sh"
 export FERRY_TOKEN=slow-calls
-"$ferry" server --listen 127.0.0.1:0 --db "$dir/ferry.db" --address-file "$dir/address" 2> "$dir/server.log" &
-pids+=($!)
-for _ in $(seq 100); do [[ -s $dir/address ]] && break; sleep 0.05; done
-export FERRY_SERVER=$(cat "$dir/address")
-for worker in 1 2; do
-  "$ferry" worker --slots "$slots" --id "worker-$worker" 2> "$dir/worker-$worker.log" & pids+=($!)
-done
+start_local_server "$ferry"
+for worker in 1 2; do background "$ferry" worker --slots "$slots" --id "worker-$worker"; done
 # Each job is `sleep 0.05 0`: sleep adds up its arguments, so the appended input is harmless.
 awk -v n="$jobs" 'BEGIN { for (i = 0; i < n; i++) print 0 }' > "$dir/inputs"
 start=$(date +%s.%N)

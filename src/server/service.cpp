@@ -264,41 +264,14 @@ void Service::serve_parked() {
   }
 }
 
-void Service::cancel(std::vector<JobId> ids, PerJob done) {
+void Service::for_each_job(std::vector<JobId> ids,
+                           const std::function<std::string(const sched::Job&, Time)>& act,
+                           PerJob done) {
   Time now = now_();
   std::vector<std::string> results;
   for (JobId id : ids) {
     const sched::Job* job = scheduler_.find(id);
-    if (!job)
-      results.push_back(fmt::format("no job {}", id));
-    else if (sched::is_final(job->state))
-      results.push_back(fmt::format("job {} already {}", id, sched::name(job->state)));
-    else {
-      scheduler_.cancel(id, "cancelled by request", now);
-      results.emplace_back();
-    }
-  }
-  store::Batch batch;
-  collect_changes(batch);
-  if (batch.empty()) return done(std::move(results), "");
-  write(std::move(batch),
-        [results = std::move(results), done = std::move(done)](const std::string& error) mutable {
-          done(std::move(results), error);
-        });
-}
-
-void Service::retry(std::vector<JobId> ids, PerJob done) {
-  Time now = now_();
-  std::vector<std::string> results;
-  for (JobId id : ids) {
-    const sched::Job* job = scheduler_.find(id);
-    if (!job)
-      results.push_back(fmt::format("no job {}", id));
-    else if (!scheduler_.retry(id, now))
-      results.push_back(fmt::format("job {} is {}: only failed or cancelled jobs are retried", id,
-                                    sched::name(job->state)));
-    else
-      results.emplace_back();
+    results.push_back(job ? act(*job, now) : fmt::format("no job {}", id));
   }
   store::Batch batch;
   collect_changes(batch);
@@ -306,8 +279,32 @@ void Service::retry(std::vector<JobId> ids, PerJob done) {
   write(std::move(batch), [this, results = std::move(results),
                            done = std::move(done)](const std::string& error) mutable {
     done(std::move(results), error);
-    serve_parked();
+    serve_parked();  // a retried job may be what a long poll waits for
   });
+}
+
+void Service::cancel(std::vector<JobId> ids, PerJob done) {
+  for_each_job(
+      std::move(ids),
+      [this](const sched::Job& job, Time now) -> std::string {
+        if (sched::is_final(job.state))
+          return fmt::format("job {} already {}", job.id, sched::name(job.state));
+        scheduler_.cancel(job.id, "cancelled by request", now);
+        return "";
+      },
+      std::move(done));
+}
+
+void Service::retry(std::vector<JobId> ids, PerJob done) {
+  for_each_job(
+      std::move(ids),
+      [this](const sched::Job& job, Time now) -> std::string {
+        sched::State state = job.state;  // retry() changes it
+        if (scheduler_.retry(job.id, now)) return "";
+        return fmt::format("job {} is {}: only failed or cancelled jobs are retried", job.id,
+                           sched::name(state));
+      },
+      std::move(done));
 }
 
 void Service::tick() {

@@ -193,6 +193,9 @@ class Service {
   // The scheduler's changes since the last call, as rows.
   void collect_changes(store::Batch& batch);
   void write(store::Batch batch, std::function<void(const std::string& error)> then);
+  // Applies `act` to each job (it answers "" or why not), then makes it durable.
+  void for_each_job(std::vector<JobId> ids,
+                    const std::function<std::string(const sched::Job&, Time)>& act, PerJob done);
   void serve_parked();
 
   store::Store& store_;
