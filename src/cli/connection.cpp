@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "cli/commands.hpp"
+#include "client/api.hpp"
 
 namespace ferry::cli {
 
@@ -14,6 +15,28 @@ void Connection::add_options(CLI::App& command) {
                      "Server URL [default: FERRY_SERVER, else http://127.0.0.1:7077]");
   command.add_option("--token", token_, "The server's token [default: FERRY_TOKEN]");
   command.add_option("--token-file", token_file_, "Read the token from the first line of FILE");
+}
+
+void JobFlags::add_options(CLI::App& command) {
+  command.add_option("--queue", options.queue, "Queue [default: default]");
+  command.add_option("--name", options.name, "A name for people");
+  command.add_option("--priority", options.priority, "Higher runs first [default: 0]")
+      ->check(CLI::Range(-1000, 1000));
+  command.add_option("--retries", options.retries, "Run a failed job again up to N more times")
+      ->check(CLI::Range(0, 100));
+  command
+      .add_option("--retry-delay", options.retry_delay,
+                  "Seconds before the first retry, doubling after [default: 1]")
+      ->check(CLI::NonNegativeNumber);
+  command.add_option("--timeout", options.timeout, "Seconds an attempt may run [default: none]")
+      ->check(CLI::NonNegativeNumber);
+  command.add_option("--delay", options.delay, "Seconds to wait before it may run")
+      ->check(CLI::NonNegativeNumber);
+  command.add_option("--label", options.labels, "A label the worker must have (repeatable)");
+}
+
+boost::json::object JobFlags::job(boost::json::object work) const {
+  return client::job_json(std::move(work), options);
 }
 
 std::string Connection::url() const {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "client/http_client.hpp"
+#include "ferry/client.hpp"
 
 namespace ferry::cli {
 
@@ -27,6 +28,14 @@ class Connection {
   std::string token_;
   std::string token_file_;
   std::unique_ptr<client::HttpClient> client_;
+};
+
+// The options of a job that `ferry submit` and `ferry map` share.
+struct JobFlags {
+  JobOptions options;
+  void add_options(CLI::App& command);
+  // The job's JSON around `work` ({"argv": ...} or {"shell": ...}).
+  boost::json::object job(boost::json::object work) const;
 };
 
 struct ApiError : std::runtime_error {

@@ -63,10 +63,7 @@ CLI::Option* add_ids(CLI::App& command, std::vector<std::uint64_t>& ids) {
 Subcommand add_submit(CLI::App& app) {
   struct Flags {
     Connection connection;
-    std::string queue, name;
-    int priority = 0, retries = 0;
-    double retry_delay = 1, timeout = 0, delay = 0;
-    std::vector<std::string> labels;
+    JobFlags job;
     bool shell = false;
   };
   auto flags = std::make_shared<Flags>();
@@ -74,15 +71,7 @@ Subcommand add_submit(CLI::App& app) {
       app.add_subcommand("submit", "Submit a command to a server; prints its job id");
   command->footer("Usage: ferry submit [OPTIONS] -- COMMAND [ARGS...]");
   flags->connection.add_options(*command);
-  command->add_option("--queue", flags->queue, "Queue [default: default]");
-  command->add_option("--name", flags->name, "A name for people");
-  command->add_option("--priority", flags->priority, "Higher runs first [default: 0]");
-  command->add_option("--retries", flags->retries, "Run a failed job again up to N more times");
-  command->add_option("--retry-delay", flags->retry_delay,
-                      "Seconds before the first retry, doubling after [default: 1]");
-  command->add_option("--timeout", flags->timeout, "Seconds an attempt may run [default: none]");
-  command->add_option("--delay", flags->delay, "Seconds to wait before it may run");
-  command->add_option("--label", flags->labels, "A label the worker must have (repeatable)");
+  flags->job.add_options(*command);
   command->add_flag("--shell", flags->shell, "Run COMMAND through /bin/sh -c");
   command->prefix_command();
   return {command, [flags, command](const std::vector<std::string>& trailing) {
@@ -98,15 +87,7 @@ Subcommand add_submit(CLI::App& app) {
             } else {
               work["argv"] = json::array(words.begin(), words.end());
             }
-            json::object job{{"command", std::move(work)},
-                             {"priority", flags->priority},
-                             {"retries", flags->retries},
-                             {"retry_delay", flags->retry_delay},
-                             {"timeout", flags->timeout},
-                             {"delay", flags->delay},
-                             {"labels", json::array(flags->labels.begin(), flags->labels.end())}};
-            if (!flags->queue.empty()) job["queue"] = flags->queue;
-            if (!flags->name.empty()) job["name"] = flags->name;
+            json::object job = flags->job.job(std::move(work));
             json::value reply = flags->connection.call("POST", "/v1/jobs", json::serialize(job));
             std::cout << reply.at("ids").as_array().at(0).as_int64() << "\n";
             return 0;

@@ -59,10 +59,8 @@ std::size_t wait_for(Connection& connection, const std::vector<std::uint64_t>& i
 Subcommand add_map(CLI::App& app) {
   struct Flags {
     Connection connection;
+    JobFlags job;
     bool shell = false, wait = false, bar = false;
-    std::string queue;
-    int priority = 0, retries = 0;
-    double timeout = 0;
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* command = app.add_subcommand(
@@ -74,10 +72,7 @@ Subcommand add_map(CLI::App& app) {
       "101).");
   flags->connection.add_options(*command);
   command->add_flag("--shell", flags->shell, "Run COMMAND through /bin/sh -c");
-  command->add_option("--queue", flags->queue, "Queue [default: default]");
-  command->add_option("--priority", flags->priority, "Higher runs first");
-  command->add_option("--retries", flags->retries, "Run a failed job again up to N more times");
-  command->add_option("--timeout", flags->timeout, "Seconds an attempt may run");
+  flags->job.add_options(*command);
   command->add_flag("--wait", flags->wait, "Wait until all ended; print no ids");
   command->add_flag("--bar,--progress", flags->bar, "With --wait: progress and ETA on stderr");
   command->prefix_command();
@@ -107,13 +102,8 @@ Subcommand add_map(CLI::App& app) {
             };
             for (std::uint64_t seq = 1; seq <= table.size(); ++seq) {
               auto rendered = command_template.render(table.row(seq - 1), seq, 0);
-              json::object job{
-                  {"command",
-                   json::object{{"argv", json::array(rendered.argv.begin(), rendered.argv.end())}}},
-                  {"priority", flags->priority},
-                  {"retries", flags->retries},
-                  {"timeout", flags->timeout}};
-              if (!flags->queue.empty()) job["queue"] = flags->queue;
+              json::object job = flags->job.job(
+                  json::object{{"argv", json::array(rendered.argv.begin(), rendered.argv.end())}});
               batch.push_back(std::move(job));
               if (batch.size() == kBatch) flush();
             }

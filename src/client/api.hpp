@@ -6,6 +6,7 @@
 #include <string>
 
 #include "client/http_client.hpp"
+#include "ferry/client.hpp"
 
 namespace ferry::client {
 
@@ -19,5 +20,9 @@ std::string token_or_default(std::string given);
 boost::json::value call_api(HttpClient& http, const std::string& method, const std::string& target,
                             const std::string& body = {},
                             std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// A job's JSON for POST /v1/jobs: `work` is a command ({"argv": ...} or
+// {"shell": ...}) or a call ({"function": ..., "args": ...}), with `options`.
+boost::json::object job_json(boost::json::object work, const JobOptions& options);
 
 }  // namespace ferry::client

@@ -37,13 +37,8 @@ boost::json::value call_api(HttpClient& http, const std::string& method, const s
   throw Error(fmt::format("the server answered {}: {}", response.status, detail));
 }
 
-}  // namespace client
-
-namespace {
-
-namespace json = boost::json;
-
-json::object job_json(json::object work, const JobOptions& options) {
+boost::json::object job_json(boost::json::object work, const JobOptions& options) {
+  namespace json = boost::json;
   json::object job{{work.contains("function") ? "call" : "command", std::move(work)},
                    {"priority", options.priority},
                    {"retries", options.retries},
@@ -55,6 +50,12 @@ json::object job_json(json::object work, const JobOptions& options) {
   if (!options.name.empty()) job["name"] = options.name;
   return job;
 }
+
+}  // namespace client
+
+namespace {
+
+namespace json = boost::json;
 
 std::optional<JobResult> ended(const json::object& job) {
   std::string state(job.at("state").as_string());
@@ -119,13 +120,14 @@ std::vector<std::uint64_t> Client::call_many(const std::string& function,
                                              const JobOptions& options) {
   json::array jobs;
   for (const json::value& arg : args)
-    jobs.push_back(job_json(json::object{{"function", function}, {"args", arg}}, options));
+    jobs.push_back(client::job_json(json::object{{"function", function}, {"args", arg}}, options));
   return impl_->submit(std::move(jobs));
 }
 
 std::uint64_t Client::command(const std::vector<std::string>& argv, const JobOptions& options) {
   json::array jobs;
-  jobs.push_back(job_json(json::object{{"argv", json::array(argv.begin(), argv.end())}}, options));
+  jobs.push_back(
+      client::job_json(json::object{{"argv", json::array(argv.begin(), argv.end())}}, options));
   return impl_->submit(std::move(jobs)).at(0);
 }
 

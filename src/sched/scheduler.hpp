@@ -113,9 +113,6 @@ class Scheduler {
   // queued again, without spending a retry.
   void admit(Job job, Time now);
 
-  // The id the next submit() would take.
-  JobId next_id() const { return jobs_.size() + 1; }
-
   // Takes the best queued job, from `queues` (all queues when empty), and
   // leases it to `worker` for `lease_for` (nullopt: no expiry).
   std::optional<Lease> lease(Time now, std::string_view worker, std::optional<Time> lease_for,

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <boost/json.hpp>
+
 #include "ferry_process.hpp"
 #include "server_process.hpp"
 
@@ -131,6 +133,27 @@ TEST(FerryCluster, MapSubmitsOneJobPerInputAndWaits) {
   Strings bad = map;
   bad.insert(bad.end(), {"echo", "{3}", ":::", "a"});
   EXPECT_EQ(run_ferry(bad, dir).exit_code, 2);
+
+  // map takes the same job options as submit.
+  Strings named = map;
+  named.insert(named.end(),
+               {"--name", "batch7", "--retries", "2", "--delay", "0.5", "echo", ":::", "z"});
+  auto submitted_named = run_ferry(named, dir);
+  ASSERT_EQ(submitted_named.exit_code, 0) << submitted_named.err;
+  Strings status = {"status", "--json",
+                    submitted_named.out.substr(0, submitted_named.out.find('\n'))};
+  status.insert(status.end(), connect.begin(), connect.end());
+  boost::json::value job = boost::json::parse(run_ferry(status, dir).out);
+  const boost::json::value& spec = job.at("spec");
+  EXPECT_EQ(spec.at("name").as_string(), "batch7");
+  EXPECT_EQ(spec.at("retries").to_number<int>(), 2);
+  EXPECT_EQ(spec.at("delay").to_number<double>(), 0.5);
+  Strings out_of_range = {"submit", "--priority", "5000"};
+  out_of_range.insert(out_of_range.end(), connect.begin(), connect.end());
+  out_of_range.insert(out_of_range.end(), {"--", "true"});
+  auto refused = run_ferry(out_of_range, dir);
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("--priority"), std::string::npos) << refused.err;
 }
 
 TEST(FerryCluster, AWorkerKilledMidRunLosesNoJob) {
