@@ -4,9 +4,11 @@
 
 #include <boost/json.hpp>
 #include <cstdlib>
+#include <iostream>
 
 #include "cli/commands.hpp"
 #include "client/api.hpp"
+#include "run/progress.hpp"
 
 namespace ferry::cli {
 
@@ -47,8 +49,7 @@ std::string Connection::url() const {
 
 std::string Connection::token() const { return resolve_token(token_, token_file_); }
 
-boost::json::value Connection::call(const std::string& method, const std::string& target,
-                                    const std::string& body) {
+client::HttpClient& Connection::http() {
   if (!client_) {
     try {
       client_ = std::make_unique<client::HttpClient>(url(), token());
@@ -56,9 +57,30 @@ boost::json::value Connection::call(const std::string& method, const std::string
       throw ApiError(fmt::format("--server: {}", problem.what()), 2);
     }
   }
+  return *client_;
+}
+
+bool Connection::follow(const std::vector<std::uint64_t>& ids,
+                        const std::function<void(const boost::json::object&)>& on_final,
+                        std::optional<std::chrono::steady_clock::time_point> deadline) {
+  try {
+    client::follow_jobs(http(), ids, on_final,
+                        deadline.value_or(std::chrono::steady_clock::time_point::max()));
+    return true;
+  } catch (const client::DeadlineReached&) {
+    return false;
+  } catch (const client::ConnectionError& problem) {
+    throw ApiError(problem.what(), 1);
+  } catch (const Error& problem) {
+    throw ApiError(problem.what(), 1);
+  }
+}
+
+boost::json::value Connection::call(const std::string& method, const std::string& target,
+                                    const std::string& body) {
   client::Response response;
   try {
-    response = client_->request(method, target, body);
+    response = http().request(method, target, body);
   } catch (const client::ConnectionError& problem) {
     throw ApiError(problem.what(), 1);
   }
@@ -75,6 +97,44 @@ boost::json::value Connection::call(const std::string& method, const std::string
     detail = boost::json::value_to<std::string>(reply.at("detail"));
   throw ApiError(fmt::format("the server answered {}: {}", response.status, detail),
                  response.status == 400 ? 2 : 1);
+}
+
+std::optional<std::size_t> wait_for(
+    Connection& connection, const std::vector<std::uint64_t>& ids, bool bar,
+    std::optional<std::chrono::steady_clock::time_point> deadline,
+    const std::function<void(const boost::json::object& event)>& on_final) {
+  auto started = std::chrono::steady_clock::now();
+  auto drawn = started - std::chrono::seconds(1);
+  run::Progress progress;
+  progress.total = ids.size();
+  auto draw = [&](bool now) {
+    auto time = std::chrono::steady_clock::now();
+    if (!bar || (!now && time - drawn < std::chrono::milliseconds(100))) return;
+    drawn = time;
+    progress.elapsed = std::chrono::duration<double>(time - started).count();
+    progress.running = progress.total - progress.succeeded - progress.failed;
+    std::cerr << "\r\033[K" << run::render_progress(progress, 79) << std::flush;
+  };
+  draw(true);
+  bool ended = connection.follow(
+      ids,
+      [&](const boost::json::object& event) {
+        (event.at("state").as_string() == "succeeded" ? progress.succeeded : progress.failed)++;
+        if (on_final) {
+          if (bar) std::cerr << "\r\033[K" << std::flush;
+          on_final(event);
+          std::cout << std::flush;
+          draw(true);
+        }
+        draw(false);
+      },
+      deadline);
+  if (bar) {
+    draw(true);
+    std::cerr << "\n";
+  }
+  if (!ended) return std::nullopt;
+  return progress.failed;
 }
 
 }  // namespace ferry::cli

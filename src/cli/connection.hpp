@@ -4,8 +4,13 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
+#include <chrono>
+#include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "client/http_client.hpp"
 #include "ferry/client.hpp"
@@ -23,7 +28,14 @@ class Connection {
   boost::json::value call(const std::string& method, const std::string& target,
                           const std::string& body = {});
 
+  // Follows the jobs until each ended (client::follow_jobs); false when
+  // `deadline` came first. Errors throw ApiError.
+  bool follow(const std::vector<std::uint64_t>& ids,
+              const std::function<void(const boost::json::object& event)>& on_final,
+              std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
+
  private:
+  client::HttpClient& http();
   std::string server_;
   std::string token_;
   std::string token_file_;
@@ -37,6 +49,15 @@ struct JobFlags {
   // The job's JSON around `work` ({"argv": ...} or {"shell": ...}).
   boost::json::object job(boost::json::object work) const;
 };
+
+// Waits until every id ended; `on_final` sees each one's final event as it
+// comes. With `bar`, a progress line with ETA is kept on stderr (and lines
+// printed meanwhile go above it). Returns how many did not succeed, or
+// nullopt when `deadline` came first.
+std::optional<std::size_t> wait_for(
+    Connection& connection, const std::vector<std::uint64_t>& ids, bool bar,
+    std::optional<std::chrono::steady_clock::time_point> deadline,
+    const std::function<void(const boost::json::object& event)>& on_final = {});
 
 struct ApiError : std::runtime_error {
   ApiError(const std::string& message, int status)

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <iostream>
 #include <memory>
-#include <thread>
 
 #include "cli/commands.hpp"
 #include "cli/connection.hpp"
@@ -48,10 +47,6 @@ std::string summary(const json::object& job) {
                   attempt_count, name.empty() ? what : name + ": " + what);
   std::string reason = text(job.at("reason"));
   return reason.empty() ? line : line + "  (" + reason + ")";
-}
-
-bool is_final(const std::string& state) {
-  return state == "succeeded" || state == "failed" || state == "cancelled";
 }
 
 CLI::Option* add_ids(CLI::App& command, std::vector<std::uint64_t>& ids) {
@@ -150,36 +145,41 @@ Subcommand add_wait(CLI::App& app) {
     Connection connection;
     std::vector<std::uint64_t> ids;
     double timeout = 0;
+    bool json = false, progress = false;
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* command = app.add_subcommand(
       "wait", "Wait until jobs end; exit 0 when all succeeded, 1 when not, 124 on --timeout");
   flags->connection.add_options(*command);
   add_ids(*command, flags->ids);
-  command->add_option("--timeout", flags->timeout, "Give up after this many seconds");
+  command->add_option("--timeout", flags->timeout, "Give up after this many seconds")
+      ->check(CLI::PositiveNumber);
+  command->add_flag("--json", flags->json,
+                    "JSON lines: each job's final state, output and result as it ends");
+  command->add_flag("--progress,--bar", flags->progress, "Progress and ETA on stderr");
   return {command, [flags](const std::vector<std::string>&) {
-            auto deadline =
-                std::chrono::steady_clock::now() +
-                std::chrono::milliseconds(static_cast<long long>(flags->timeout * 1000));
-            bool all_succeeded = true;
-            for (std::uint64_t id : flags->ids) {
-              for (;;) {
-                json::value job = flags->connection.call("GET", fmt::format("/v1/jobs/{}", id));
-                std::string state = text(job.at("state"));
-                if (is_final(state)) {
-                  std::cout << summary(job.as_object()) << "\n";
-                  all_succeeded = all_succeeded && state == "succeeded";
-                  break;
-                }
-                if (flags->timeout > 0 && std::chrono::steady_clock::now() >= deadline) {
-                  std::cerr << fmt::format("ferry: job {} is still {} after {}s\n", id, state,
-                                           flags->timeout);
-                  return 124;
-                }
-                std::this_thread::sleep_for(std::chrono::milliseconds(200));
+            std::optional<std::chrono::steady_clock::time_point> deadline;
+            if (flags->timeout > 0)
+              deadline = std::chrono::steady_clock::now() +
+                         std::chrono::milliseconds(static_cast<long long>(flags->timeout * 1000));
+            auto print = [&](const json::object& event) {
+              if (flags->json) {
+                std::cout << json::serialize(event) << "\n";
+                return;
               }
+              std::string line =
+                  fmt::format("{:<6} {:<10} attempts {}", event.at("id").as_int64(),
+                              text(event.at("state")), event.at("attempts").as_int64());
+              std::string reason = text(event.at("reason"));
+              std::cout << (reason.empty() ? line : line + "  (" + reason + ")") << "\n";
+            };
+            auto unsuccessful =
+                wait_for(flags->connection, flags->ids, flags->progress, deadline, print);
+            if (!unsuccessful) {
+              std::cerr << fmt::format("ferry: not all jobs ended within {}s\n", flags->timeout);
+              return 124;
             }
-            return all_succeeded ? 0 : 1;
+            return *unsuccessful == 0 ? 0 : 1;
           }};
 }
 
@@ -230,6 +230,7 @@ Subcommand add_logs(CLI::App& app) {
     Connection connection;
     std::uint64_t id = 0;
     int attempt = 0;
+    bool json = false;
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* command = app.add_subcommand(
@@ -238,6 +239,8 @@ Subcommand add_logs(CLI::App& app) {
   command->add_option("id", flags->id, "Job id")->required()->check(CLI::PositiveNumber);
   command->add_option("--attempt", flags->attempt, "Which attempt [default: the last]")
       ->check(CLI::PositiveNumber);
+  command->add_flag("--json", flags->json,
+                    "The attempt as JSON: stdout, stderr, exit code, result, times");
   return {
       command, [flags](const std::vector<std::string>&) {
         json::value job = flags->connection.call("GET", fmt::format("/v1/jobs/{}", flags->id));
@@ -254,6 +257,10 @@ Subcommand add_logs(CLI::App& app) {
           return 1;
         }
         const json::object& attempt = attempts[index].as_object();
+        if (flags->json) {
+          std::cout << json::serialize(attempt) << "\n";
+          return 0;
+        }
         if (const json::value* out = attempt.if_contains("stdout")) std::cout << text(*out);
         if (const json::value* err = attempt.if_contains("stderr")) std::cerr << text(*err);
         return 0;

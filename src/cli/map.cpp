@@ -6,53 +6,17 @@
 #include <chrono>
 #include <iostream>
 #include <memory>
-#include <thread>
 
 #include "cli/commands.hpp"
 #include "cli/connection.hpp"
 #include "run/command_template.hpp"
 #include "run/inputs.hpp"
-#include "run/progress.hpp"
 
 namespace ferry::cli {
 namespace {
 
 namespace json = boost::json;
 constexpr std::size_t kBatch = 1000;
-
-// Waits for every id; draws progress on stderr when it is a terminal.
-// Returns how many did not succeed.
-std::size_t wait_for(Connection& connection, const std::vector<std::uint64_t>& ids, bool bar) {
-  auto started = std::chrono::steady_clock::now();
-  run::Progress progress;
-  progress.total = ids.size();
-  std::size_t next = 0;  // ids before it have ended
-  auto draw = [&](bool final) {
-    if (!bar) return;
-    progress.elapsed =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    progress.running = ids.size() - next;
-    std::cerr << "\r\033[K" << run::render_progress(progress, 79) << (final ? "\n" : "")
-              << std::flush;
-  };
-  auto pause = std::chrono::milliseconds(1);
-  while (next < ids.size()) {
-    json::value job = connection.call("GET", fmt::format("/v1/jobs/{}", ids[next]));
-    std::string state(job.at("state").as_string());
-    if (state == "succeeded" || state == "failed" || state == "cancelled") {
-      (state == "succeeded" ? progress.succeeded : progress.failed)++;
-      ++next;
-      pause = std::chrono::milliseconds(1);
-      if (next % 50 == 0 || next == ids.size()) draw(false);
-      continue;
-    }
-    draw(false);
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::milliseconds(250));
-  }
-  draw(true);
-  return progress.failed;
-}
 
 }  // namespace
 
@@ -109,8 +73,7 @@ Subcommand add_map(CLI::App& app) {
             }
             flush();
             if (!flags->wait) return 0;
-            std::size_t unsuccessful =
-                wait_for(flags->connection, ids, flags->bar && ::isatty(STDERR_FILENO));
+            std::size_t unsuccessful = *wait_for(flags->connection, ids, flags->bar, std::nullopt);
             if (unsuccessful)
               std::cerr << fmt::format("ferry: {} of {} jobs did not succeed\n", unsuccessful,
                                        ids.size());

@@ -60,6 +60,12 @@ Subcommand add_server(CLI::App& app) {
                       "Read the token from the first line of FILE");
   command->add_option("--address-file", flags->config.address_file,
                       "Write the URL it listens on to FILE (useful with port 0)");
+  auto* cert = command->add_option("--tls-cert", flags->config.tls_cert,
+                                   "Serve HTTPS with this PEM certificate (chain)");
+  auto* key =
+      command->add_option("--tls-key", flags->config.tls_key, "The PEM private key of --tls-cert");
+  cert->needs(key)->check(CLI::ExistingFile);
+  key->needs(cert)->check(CLI::ExistingFile);
   command
       ->add_option("--lease-timeout", flags->lease_timeout,
                    "Seconds a worker may stay silent before its jobs run elsewhere [default: 30]")

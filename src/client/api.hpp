@@ -2,8 +2,13 @@
 // call of the API that turns every failure into a ferry::Error sentence.
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "client/http_client.hpp"
 #include "ferry/client.hpp"
@@ -20,6 +25,15 @@ std::string token_or_default(std::string given);
 boost::json::value call_api(HttpClient& http, const std::string& method, const std::string& target,
                             const std::string& body = {},
                             std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// Follows GET /v1/events until each of `ids` ended, handing each one's final
+// event (with its results) to `on_final`, once, in the order they end.
+// Throws ferry::Error for a refusal (an unknown job, a bad token),
+// ConnectionError when the server cannot be reached, DeadlineReached past
+// `deadline`.
+void follow_jobs(HttpClient& http, std::vector<std::uint64_t> ids,
+                 const std::function<void(const boost::json::object& event)>& on_final,
+                 std::chrono::steady_clock::time_point deadline);
 
 // A job's JSON for POST /v1/jobs: `work` is a command ({"argv": ...} or
 // {"shell": ...}) or a call ({"function": ..., "args": ...}), with `options`.

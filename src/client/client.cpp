@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cstdlib>
 #include <thread>
@@ -23,9 +24,10 @@ std::string token_or_default(std::string given) {
   return from_environment ? from_environment : "";
 }
 
-boost::json::value call_api(HttpClient& http, const std::string& method, const std::string& target,
-                            const std::string& body, std::chrono::milliseconds timeout) {
-  Response response = http.request(method, target, body, timeout);
+namespace {
+
+// The JSON of a 2xx answer; else ferry::Error with the server's detail.
+boost::json::value checked(const HttpClient& http, const Response& response) {
   boost::system::error_code bad_json;
   boost::json::value reply = boost::json::parse(response.body, bad_json);
   if (response.status >= 200 && response.status < 300 && !bad_json) return reply;
@@ -35,6 +37,70 @@ boost::json::value call_api(HttpClient& http, const std::string& method, const s
   if (!bad_json && reply.is_object() && reply.as_object().contains("detail"))
     detail = boost::json::value_to<std::string>(reply.at("detail"));
   throw Error(fmt::format("the server answered {}: {}", response.status, detail));
+}
+
+// "1-3,7": ids as ranges, the form GET /v1/events takes.
+std::string id_ranges(std::vector<std::uint64_t>::const_iterator first,
+                      std::vector<std::uint64_t>::const_iterator last) {
+  std::string text;
+  while (first != last) {
+    auto run_end = first + 1;
+    while (run_end != last && *run_end == *(run_end - 1) + 1) ++run_end;
+    text += (text.empty() ? "" : ",") + std::to_string(*first);
+    if (run_end - first > 1) text += fmt::format("-{}", *(run_end - 1));
+    first = run_end;
+  }
+  return text;
+}
+
+}  // namespace
+
+boost::json::value call_api(HttpClient& http, const std::string& method, const std::string& target,
+                            const std::string& body, std::chrono::milliseconds timeout) {
+  return checked(http, http.request(method, target, body, timeout));
+}
+
+void follow_jobs(HttpClient& http, std::vector<std::uint64_t> ids,
+                 const std::function<void(const boost::json::object& event)>& on_final,
+                 std::chrono::steady_clock::time_point deadline) {
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  // A few thousand ids per stream keep the request line short; the streams
+  // follow one another, each starting with its jobs' current states.
+  constexpr std::size_t kPerStream = 4096;
+  for (std::size_t begin = 0; begin < ids.size(); begin += kPerStream) {
+    std::size_t end = std::min(ids.size(), begin + kPerStream);
+    std::vector<std::uint64_t> pending(ids.begin() + static_cast<std::ptrdiff_t>(begin),
+                                       ids.begin() + static_cast<std::ptrdiff_t>(end));
+    while (!pending.empty()) {
+      bool heard = false;
+      auto on_event = [&](std::string_view data) {
+        heard = true;
+        boost::json::object event = boost::json::parse(data).as_object();
+        std::string_view state = event.at("state").as_string();
+        if (state != "succeeded" && state != "failed" && state != "cancelled") return true;
+        auto id = event.at("id").to_number<std::uint64_t>();
+        auto found = std::lower_bound(pending.begin(), pending.end(), id);
+        if (found == pending.end() || *found != id) return true;  // already seen
+        pending.erase(found);
+        on_final(event);
+        return !pending.empty();
+      };
+      try {
+        std::string target = fmt::format("/v1/events?results=true&ids={}",
+                                         id_ranges(pending.begin(), pending.end()));
+        Response refusal = http.events(target, on_event, deadline);
+        if (refusal.status != 200) checked(http, refusal);
+      } catch (const DeadlineReached&) {
+        throw;
+      } catch (const ConnectionError&) {
+        // A stream that worked and broke (a restarting server, a dropped
+        // slow reader) is followed anew; one that never worked is an error.
+        if (!heard) throw;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+  }
 }
 
 boost::json::object job_json(boost::json::object work, const JobOptions& options) {
@@ -57,21 +123,15 @@ namespace {
 
 namespace json = boost::json;
 
-std::optional<JobResult> ended(const json::object& job) {
-  std::string state(job.at("state").as_string());
-  if (state != "succeeded" && state != "failed" && state != "cancelled") return std::nullopt;
+// A final event of GET /v1/events?results=true as a result.
+JobResult result_of(const json::object& event) {
   JobResult result;
-  result.id = job.at("id").to_number<std::uint64_t>();
-  result.state = state;
-  result.reason = job.at("reason").as_string();
-  const json::array& attempts = job.at("attempts").as_array();
-  if (!attempts.empty()) {
-    const json::object& last = attempts.back().as_object();
-    if (result.reason.empty()) result.reason = last.at("reason").as_string();
-    if (const json::value* value = last.if_contains("result")) result.value = *value;
-    if (const json::value* out = last.if_contains("stdout")) result.stdout_tail = out->as_string();
-    if (const json::value* err = last.if_contains("stderr")) result.stderr_tail = err->as_string();
-  }
+  result.id = event.at("id").to_number<std::uint64_t>();
+  result.state = event.at("state").as_string();
+  result.reason = event.at("reason").as_string();
+  result.value = event.at("result");
+  result.stdout_tail = event.at("stdout").as_string();
+  result.stderr_tail = event.at("stderr").as_string();
   return result;
 }
 
@@ -142,20 +202,20 @@ void Client::wait_all(const std::vector<std::uint64_t>& ids,
                       const std::function<void(const JobResult&)>& on_result,
                       std::optional<std::chrono::milliseconds> timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout.value_or(std::chrono::hours(24 * 365));
-  std::vector<std::uint64_t> pending = ids;
-  auto pause = std::chrono::microseconds(200);
-  while (!pending.empty()) {
-    std::erase_if(pending, [&](std::uint64_t id) {
-      auto result = ended(impl_->api("GET", fmt::format("/v1/jobs/{}", id)).as_object());
-      if (result) on_result(*result);
-      return result.has_value();
-    });
-    if (pending.empty()) return;
-    if (std::chrono::steady_clock::now() >= deadline)
-      throw TimeoutError(fmt::format("{} of {} jobs had not ended within the timeout",
-                                     pending.size(), ids.size()));
-    std::this_thread::sleep_for(pause);
-    pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(200));
+  std::size_t ended = 0;
+  try {
+    client::follow_jobs(
+        impl_->http, ids,
+        [&](const json::object& event) {
+          ++ended;
+          on_result(result_of(event));
+        },
+        deadline);
+  } catch (const client::DeadlineReached&) {
+    throw TimeoutError(fmt::format("{} of {} jobs had not ended within the timeout",
+                                   ids.size() - ended, ids.size()));
+  } catch (const client::ConnectionError& problem) {
+    throw Error(problem.what());
   }
 }
 

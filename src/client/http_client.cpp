@@ -1,9 +1,13 @@
 #include "client/http_client.hpp"
 
 #include <fmt/format.h>
+#include <openssl/ssl.h>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
+#include <boost/beast/ssl.hpp>
+#include <cstdlib>
 #include <optional>
 
 namespace ferry::client {
@@ -11,33 +15,106 @@ namespace ferry::client {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = asio::ssl;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
+// One connection to the server, plain or TLS; operations run on its own
+// io_context until they finish or their deadline passes.
 struct HttpClient::Connection {
   asio::io_context io;
-  std::optional<beast::tcp_stream> stream;
+  std::optional<beast::tcp_stream> plain;
+  std::optional<TlsStream> tls;
   beast::flat_buffer buffer;
+
+  bool is_open() const { return plain || tls; }
+  void reset() {
+    plain.reset();
+    tls.reset();
+    buffer.clear();
+  }
+  beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+  // Calls `operation` with whichever stream is open.
+  template <class Operation>
+  void with_stream(Operation operation) {
+    if (tls)
+      operation(*tls);
+    else
+      operation(*plain);
+  }
+  // Runs what was started until it finished; returns its error.
+  beast::error_code run(const beast::error_code& error) {
+    io.restart();
+    io.run();
+    return error;
+  }
 };
 
 HttpClient::HttpClient(std::string url, std::string token)
     : url_(std::move(url)), token_(std::move(token)), connection_(std::make_unique<Connection>()) {
   while (!url_.empty() && url_.back() == '/') url_.pop_back();
-  const std::string scheme = "http://";
-  if (url_.rfind(scheme, 0) != 0)
-    throw std::invalid_argument(fmt::format("'{}' is not an http:// URL", url_));
+  std::string scheme = url_.substr(0, url_.find("://") + 3);
+  if (scheme != "http://" && scheme != "https://")
+    throw std::invalid_argument(fmt::format("'{}' is not an http:// or https:// URL", url_));
   std::string authority = url_.substr(scheme.size());
   auto colon = authority.rfind(':');
   if (colon == std::string::npos || colon + 1 == authority.size() ||
       authority.find('/') != std::string::npos)
-    throw std::invalid_argument(fmt::format("'{}' needs to be http://HOST:PORT", url_));
+    throw std::invalid_argument(fmt::format("'{}' needs to be {}HOST:PORT", url_, scheme));
   host_ = authority.substr(0, colon);
   port_ = authority.substr(colon + 1);
   if (host_.size() >= 2 && host_.front() == '[') host_ = host_.substr(1, host_.size() - 2);
+  if (scheme == "https://") {
+    tls_ = std::make_shared<ssl::context>(ssl::context::tls_client);
+    const char* authority_file = std::getenv("FERRY_TLS_CA");
+    boost::system::error_code problem;
+    if (authority_file && *authority_file)
+      tls_->load_verify_file(authority_file, problem);
+    else
+      tls_->set_default_verify_paths(problem);
+    if (problem)
+      throw std::invalid_argument(fmt::format(
+          "cannot load the certificate authorities{}: {}",
+          authority_file && *authority_file ? fmt::format(" of FERRY_TLS_CA={}", authority_file)
+                                            : "",
+          problem.message()));
+    tls_->set_verify_mode(ssl::verify_peer);
+  }
 }
 
 HttpClient::~HttpClient() = default;
 
-Response HttpClient::request(const std::string& method, const std::string& target,
-                             const std::string& body, std::chrono::milliseconds timeout) {
+void HttpClient::connect(Connection& c, std::chrono::steady_clock::time_point deadline) const {
+  c.reset();
+  beast::error_code error;
+  asio::ip::tcp::resolver resolver(c.io);
+  auto endpoints = resolver.resolve(host_, port_, error);
+  if (error) throw ConnectionError(fmt::format("cannot resolve {}: {}", host_, error.message()));
+  if (tls_)
+    c.tls.emplace(c.io, *tls_);
+  else
+    c.plain.emplace(c.io);
+  c.lowest().expires_at(deadline);
+  c.lowest().async_connect(endpoints, [&](beast::error_code e, auto) { error = e; });
+  if (c.run(error)) {
+    c.reset();
+    throw ConnectionError(fmt::format("cannot reach the server at {}: {}", url_, error.message()));
+  }
+  if (!c.tls) return;
+  // The name the certificate must carry, and SNI for servers with several.
+  if (!SSL_set_tlsext_host_name(c.tls->native_handle(), host_.c_str()))
+    throw ConnectionError(fmt::format("cannot use the host name {} for TLS", host_));
+  c.tls->set_verify_callback(ssl::host_name_verification(host_));
+  c.tls->async_handshake(ssl::stream_base::client, [&](beast::error_code e) { error = e; });
+  if (c.run(error)) {
+    c.reset();
+    throw ConnectionError(
+        fmt::format("TLS with the server at {} failed: {}", url_, error.message()));
+  }
+}
+
+http::request<http::string_body> HttpClient::make_request(const std::string& method,
+                                                          const std::string& target,
+                                                          const std::string& body) const {
   http::request<http::string_body> request{http::string_to_verb(method), target, 11};
   request.set(http::field::host, host_);
   request.set(http::field::user_agent, "ferry");
@@ -48,51 +125,105 @@ Response HttpClient::request(const std::string& method, const std::string& targe
   }
   request.keep_alive(true);
   request.prepare_payload();
+  return request;
+}
 
+Response HttpClient::request(const std::string& method, const std::string& target,
+                             const std::string& body, std::chrono::milliseconds timeout) {
+  http::request<http::string_body> request = make_request(method, target, body);
   Connection& c = *connection_;
-  // Runs the pending operations until done or the deadline; returns their error.
-  auto run = [&](beast::error_code& error) {
-    c.io.restart();
-    c.io.run();
-    return error;
-  };
   for (int attempt = 0; attempt < 2; ++attempt) {
-    bool fresh = !c.stream;
+    bool fresh = !c.is_open();
+    if (fresh) connect(c, std::chrono::steady_clock::now() + timeout);
     beast::error_code error;
-    if (fresh) {
-      c.stream.emplace(c.io);
-      c.buffer.clear();
-      asio::ip::tcp::resolver resolver(c.io);
-      auto endpoints = resolver.resolve(host_, port_, error);
-      if (error)
-        throw ConnectionError(fmt::format("cannot resolve {}: {}", host_, error.message()));
-      c.stream->expires_after(timeout);
-      c.stream->async_connect(endpoints, [&](beast::error_code e, auto) { error = e; });
-      if (run(error)) {
-        c.stream.reset();
-        throw ConnectionError(
-            fmt::format("cannot reach the server at {}: {}", url_, error.message()));
-      }
-    }
     http::response_parser<http::string_body> parser;
     parser.body_limit(256 << 20);
-    c.stream->expires_after(timeout);
-    http::async_write(*c.stream, request, [&](beast::error_code e, std::size_t) { error = e; });
-    if (!run(error))
-      http::async_read(*c.stream, c.buffer, parser,
-                       [&](beast::error_code e, std::size_t) { error = e; });
-    if (!error) run(error);
+    c.lowest().expires_after(timeout);
+    c.with_stream([&](auto& stream) {
+      http::async_write(stream, request, [&](beast::error_code e, std::size_t) { error = e; });
+      if (!c.run(error))
+        http::async_read(stream, c.buffer, parser,
+                         [&](beast::error_code e, std::size_t) { error = e; });
+    });
+    if (!error) c.run(error);
     if (!error) {
-      if (!parser.get().keep_alive()) c.stream.reset();
+      if (!parser.get().keep_alive()) c.reset();
       return {static_cast<int>(parser.get().result_int()), std::move(parser.get().body())};
     }
-    c.stream.reset();
+    c.reset();
     // A kept-alive connection the server closed meanwhile: try once on a new one.
     if (fresh || error == beast::error::timeout)
       throw ConnectionError(
           fmt::format("no answer from the server at {}: {}", url_, error.message()));
   }
   throw ConnectionError(fmt::format("no answer from the server at {}", url_));
+}
+
+Response HttpClient::events(const std::string& target,
+                            const std::function<bool(std::string_view data)>& on_event,
+                            std::chrono::steady_clock::time_point deadline) {
+  // A connection of its own: the stream holds it until the end.
+  Connection c;
+  auto soon = [&] { return std::min(deadline, std::chrono::steady_clock::now() + kSilence); };
+  connect(c, soon());
+  http::request<http::string_body> request = make_request("GET", target, "");
+  request.set(http::field::accept, "text/event-stream");
+  beast::error_code error;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(1 << 20);
+  c.lowest().expires_at(soon());
+  c.with_stream([&](auto& stream) {
+    http::async_write(stream, request, [&](beast::error_code e, std::size_t) { error = e; });
+    if (!c.run(error))
+      http::async_read_header(stream, c.buffer, parser,
+                              [&](beast::error_code e, std::size_t) { error = e; });
+  });
+  if (!error) c.run(error);
+  auto broken = [&](const beast::error_code& problem) -> Response {
+    if (problem == beast::error::timeout && std::chrono::steady_clock::now() >= deadline)
+      throw DeadlineReached("the deadline passed");
+    throw ConnectionError(
+        fmt::format("the event stream from {} broke: {}", url_, problem.message()));
+  };
+  if (error) return broken(error);
+  if (parser.get().result() != http::status::ok) {  // a refusal, with a JSON body
+    c.with_stream([&](auto& stream) {
+      http::async_read(stream, c.buffer, parser,
+                       [&](beast::error_code e, std::size_t) { error = e; });
+    });
+    if (c.run(error)) return broken(error);
+    return {static_cast<int>(parser.get().result_int()), std::move(parser.get().body())};
+  }
+  // The body runs until the connection closes: "event: ...\ndata: ...\n\n"
+  // blocks; lines starting with ':' keep the connection alive (every 15 s).
+  std::string pending;
+  for (;;) {
+    std::string_view unread(static_cast<const char*>(c.buffer.data().data()), c.buffer.size());
+    pending.append(unread);
+    c.buffer.consume(c.buffer.size());
+    for (auto end = pending.find("\n\n"); end != std::string::npos; end = pending.find("\n\n")) {
+      std::string_view block(pending.data(), end);
+      std::string data;
+      while (!block.empty()) {
+        std::string_view line = block.substr(0, block.find('\n'));
+        block.remove_prefix(std::min(block.size(), line.size() + 1));
+        if (line.substr(0, 5) != "data:") continue;
+        line.remove_prefix(line.size() > 5 && line[5] == ' ' ? 6 : 5);
+        data += (data.empty() ? "" : "\n") + std::string(line);
+      }
+      pending.erase(0, end + 2);
+      if (!data.empty() && !on_event(data)) return {200, ""};
+    }
+    // Silence longer than three keep-alives means the server is gone.
+    c.lowest().expires_at(soon());
+    c.with_stream([&](auto& stream) {
+      stream.async_read_some(c.buffer.prepare(64 * 1024), [&](beast::error_code e, std::size_t n) {
+        error = e;
+        c.buffer.commit(n);
+      });
+    });
+    if (c.run(error)) return broken(error);
+  }
 }
 
 }  // namespace ferry::client

@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cctype>
+#include <charconv>
 #include <cstdlib>
 
 #include "server/json_fields.hpp"
@@ -211,10 +213,9 @@ std::optional<std::string> percent_decoded(std::string_view text) {
   return out;
 }
 
-}  // namespace
-
-ListQuery parse_list_query(std::string_view query) {
-  ListQuery list;
+// Calls `take(key, value)` for each "key=value" of a query, decoded.
+template <class Take>
+void for_each_parameter(std::string_view query, Take take) {
   while (!query.empty()) {
     std::string_view pair = query.substr(0, query.find('&'));
     query.remove_prefix(std::min(query.size(), pair.size() + 1));
@@ -222,6 +223,78 @@ ListQuery parse_list_query(std::string_view query) {
     std::string key(pair.substr(0, pair.find('=')));
     auto value = percent_decoded(pair.size() > key.size() ? pair.substr(key.size() + 1) : "");
     if (!value) fail(key, "has a broken %-escape");
+    take(key, *value);
+  }
+}
+
+std::optional<JobId> job_id_of(std::string_view text) {
+  JobId id = 0;
+  auto [end, problem] = std::from_chars(text.data(), text.data() + text.size(), id);
+  if (problem != std::errc() || end != text.data() + text.size() || id == 0) return std::nullopt;
+  return id;
+}
+
+}  // namespace
+
+std::optional<JobId> parse_job_id(std::string_view text) { return job_id_of(text); }
+
+EventFilter parse_event_query(std::string_view query, std::size_t max_ids) {
+  EventFilter filter;
+  for_each_parameter(query, [&](const std::string& key, const std::string& value) {
+    if (key == "ids") {
+      filter.ids.emplace();
+      std::string_view rest = value;
+      while (!rest.empty()) {
+        std::string_view item = rest.substr(0, rest.find(','));
+        rest.remove_prefix(std::min(rest.size(), item.size() + 1));
+        auto dash = item.find('-');
+        auto first = job_id_of(item.substr(0, dash));
+        auto last = dash == std::string_view::npos ? first : job_id_of(item.substr(dash + 1));
+        if (!first || !last || *last < *first)
+          fail("ids", fmt::format("'{}' is neither a job id nor a range FIRST-LAST", item));
+        if (*last - *first >= max_ids || filter.ids->size() + (*last - *first) >= max_ids)
+          fail("ids", fmt::format("names more than {} jobs", max_ids));
+        for (JobId id = *first; id <= *last; ++id) filter.ids->push_back(id);
+      }
+      std::sort(filter.ids->begin(), filter.ids->end());
+      filter.ids->erase(std::unique(filter.ids->begin(), filter.ids->end()), filter.ids->end());
+    } else if (key == "queue") {
+      filter.queue = name_of(json::value(value), "queue");
+    } else if (key == "results") {
+      if (value != "true" && value != "false") fail("results", "must be true or false");
+      filter.results = value == "true";
+    } else {
+      fail(key, "is not a known query parameter (ids, queue, results)");
+    }
+  });
+  return filter;
+}
+
+bool EventFilter::wants(const JobEvent& event) const {
+  if (ids && !std::binary_search(ids->begin(), ids->end(), event.id)) return false;
+  return queue.empty() || *event.queue == queue;
+}
+
+std::string render_event(const JobEvent& event, bool results) {
+  json::object item{{"id", event.id},
+                    {"state", sched::name(event.state)},
+                    {"queue", *event.queue},
+                    {"attempts", event.attempts},
+                    {"reason", *event.reason}};
+  if (results && sched::is_final(event.state)) {
+    const Completion* report = event.last_report;
+    item["exit_code"] = report ? optional_int(report->exit_code) : nullptr;
+    item["result"] = report ? embedded(report->result_json) : nullptr;
+    item["stdout"] = report ? report->stdout_tail : "";
+    item["stderr"] = report ? report->stderr_tail : "";
+  }
+  return json::serialize(item);
+}
+
+ListQuery parse_list_query(std::string_view query) {
+  ListQuery list;
+  for_each_parameter(query, [&](const std::string& key, const std::string& given) {
+    const std::string* value = &given;
     if (key == "state") {
       bool known = false;
       for (auto state : {sched::State::waiting, sched::State::queued, sched::State::running,
@@ -244,7 +317,7 @@ ListQuery parse_list_query(std::string_view query) {
     } else {
       fail(key, "is not a known query parameter (state, queue, text, before, limit)");
     }
-  }
+  });
   return list;
 }
 
@@ -287,10 +360,11 @@ json::object by_state(const sched::Counts& counts) {
 }
 }  // namespace
 
-std::string render_stats(const sched::Counts& counts) {
+std::string render_stats(const sched::Counts& counts, std::size_t event_streams) {
   return json::serialize(json::object{{"jobs", by_state(counts)},
                                       {"total", counts.total()},
-                                      {"stale_completions", counts.stale_completions}});
+                                      {"stale_completions", counts.stale_completions},
+                                      {"event_streams", event_streams}});
 }
 
 std::string render_queues(const std::map<std::string, sched::Counts>& queues) {

@@ -3,6 +3,7 @@
 // name the field); rendering gives fixed field orders.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,8 +33,24 @@ std::string render_job(const JobView& job);
 ListQuery parse_list_query(std::string_view query);
 std::string render_job_list(const ListPage& page);
 std::string render_workers(const std::vector<WorkerView>& workers, Time now);
-std::string render_stats(const sched::Counts& counts);
+std::string render_stats(const sched::Counts& counts, std::size_t event_streams);
 std::string render_queues(const std::map<std::string, sched::Counts>& queues);
+
+// GET /v1/events?ids=1-100,107&queue=Q&results=true: which job events a
+// stream carries. `ids` takes ids and ranges, at most `max_ids` jobs in all.
+struct EventFilter {
+  std::optional<std::vector<JobId>> ids;  // sorted; none: every job
+  std::string queue;                      // empty: any
+  bool results = false;                   // final events carry the last attempt's output
+  bool wants(const JobEvent& event) const;
+};
+EventFilter parse_event_query(std::string_view query, std::size_t max_ids);
+// {"id", "state", "queue", "attempts", "reason"} and, with `results` and a
+// final state: "exit_code", "result", "stdout", "stderr".
+std::string render_event(const JobEvent& event, bool results);
+
+// "17" -> 17; nullopt for anything but a positive number.
+std::optional<JobId> parse_job_id(std::string_view text);
 
 // {"error": code, "detail": message}
 std::string render_error(std::string_view code, std::string_view detail);

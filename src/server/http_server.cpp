@@ -5,6 +5,7 @@
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/as_tuple.hpp>
 #include <boost/beast.hpp>
+#include <boost/beast/ssl.hpp>
 #include <charconv>
 #include <chrono>
 #include <fstream>
@@ -18,7 +19,9 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
 struct Reply {
@@ -61,11 +64,19 @@ asio::awaitable<Result> callback_result(asio::io_context& io, Start start) {
       asio::use_awaitable, std::move(start));
 }
 
-std::optional<JobId> parse_id(std::string_view text) {
-  JobId id = 0;
-  auto [end, problem] = std::from_chars(text.data(), text.data() + text.size(), id);
-  if (problem != std::errc() || end != text.data() + text.size() || id == 0) return std::nullopt;
-  return id;
+// A stream of events that nobody reads: dropped rather than held.
+constexpr std::size_t kMaxUnsentEvents = 16 << 20;
+
+// Ends a connection: TLS says goodbye first (bounded, a peer may not answer).
+asio::awaitable<void> close(beast::tcp_stream& stream) {
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  co_return;
+}
+asio::awaitable<void> close(TlsStream& stream) {
+  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
+  auto goodbye = stream.async_shutdown(use_tuple);
+  co_await std::move(goodbye);
 }
 
 class Server {
@@ -75,7 +86,22 @@ class Server {
         store_(store::open_sqlite_store(config.db)),
         service_(
             *store_, [this](std::function<void()> work) { asio::post(io_, std::move(work)); },
-            wall_clock, config.service) {}
+            wall_clock, config.service) {
+    if (!config.tls_cert.empty()) {
+      tls_.emplace(ssl::context::tls_server);
+      tls_->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+      boost::system::error_code problem;
+      tls_->use_certificate_chain_file(config.tls_cert, problem);
+      if (problem)
+        throw std::runtime_error(
+            fmt::format("--tls-cert {}: {}", config.tls_cert, problem.message()));
+      tls_->use_private_key_file(config.tls_key, ssl::context::pem, problem);
+      if (problem)
+        throw std::runtime_error(
+            fmt::format("--tls-key {}: {}", config.tls_key, problem.message()));
+    }
+  }
 
   void run() {
     service_.start();
@@ -89,8 +115,8 @@ class Server {
       throw std::runtime_error(fmt::format("cannot listen on {}:{}: {}", config_.host, config_.port,
                                            bind_error.message()));
     acceptor.listen();
-    std::string address =
-        fmt::format("http://{}:{}", config_.host, acceptor.local_endpoint().port());
+    std::string address = fmt::format("{}://{}:{}", tls_ ? "https" : "http", config_.host,
+                                      acceptor.local_endpoint().port());
     if (!config_.address_file.empty()) {
       std::ofstream(config_.address_file + ".tmp") << address << "\n";
       std::rename((config_.address_file + ".tmp").c_str(), config_.address_file.c_str());
@@ -117,7 +143,11 @@ class Server {
       auto accepted = co_await acceptor.async_accept(use_tuple);
       if (std::get<0>(accepted) == asio::error::operation_aborted) co_return;
       if (std::get<0>(accepted)) continue;  // e.g. out of descriptors: keep serving the others
-      asio::co_spawn(io_, session(std::move(std::get<1>(accepted))), asio::detached);
+      beast::tcp_stream stream(std::move(std::get<1>(accepted)));
+      if (tls_)
+        asio::co_spawn(io_, tls_session(std::move(stream)), asio::detached);
+      else
+        asio::co_spawn(io_, session(std::move(stream)), asio::detached);
     }
   }
 
@@ -135,14 +165,25 @@ class Server {
     }
   }
 
-  asio::awaitable<void> session(tcp::socket socket) {
-    beast::tcp_stream stream(std::move(socket));
+  asio::awaitable<void> tls_session(beast::tcp_stream plain) {
+    TlsStream stream(std::move(plain), *tls_);
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
+    auto handshake = stream.async_handshake(ssl::stream_base::server, use_tuple);
+    auto shaken = co_await std::move(handshake);
+    if (std::get<0>(shaken)) co_return;  // not TLS, or a certificate the client refused
+    auto serving = session(std::move(stream));
+    co_await std::move(serving);
+  }
+
+  template <class Stream>
+  asio::awaitable<void> session(Stream stream) {
     beast::flat_buffer buffer;
     for (;;) {
       http::request_parser<http::string_body> parser;
       parser.body_limit(config_.max_body_bytes);
       parser.header_limit(16 * 1024);
-      stream.expires_after(std::chrono::minutes(5));  // an idle keep-alive connection
+      // an idle keep-alive connection
+      beast::get_lowest_layer(stream).expires_after(std::chrono::minutes(5));
       auto read = co_await http::async_read(stream, buffer, parser, use_tuple);
       beast::error_code problem = std::get<0>(read);
       if (problem == http::error::body_limit) {
@@ -154,29 +195,112 @@ class Server {
         break;
       }
       if (problem) break;  // closed, timed out, or not HTTP
-      stream.expires_never();
+      beast::get_lowest_layer(stream).expires_never();
       http::request<http::string_body> request = parser.release();
+      std::string_view target(request.target().data(), request.target().size());
+      if (target.substr(0, target.find('?')) == "/v1/events") {
+        auto streaming = events(stream, request);
+        co_await std::move(streaming);
+        break;  // an event stream ends with its connection
+      }
       auto handling = handle(request);
       Reply reply = co_await std::move(handling);
       auto sending = send(stream, request.version(), request.keep_alive(), std::move(reply));
       if (!co_await std::move(sending)) break;
       if (!request.keep_alive()) break;
     }
-    beast::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    auto closing = close(stream);
+    co_await std::move(closing);
   }
 
-  asio::awaitable<bool> send(beast::tcp_stream& stream, unsigned version, bool keep_alive,
-                             Reply reply) {
+  template <class Stream>
+  asio::awaitable<bool> send(Stream& stream, unsigned version, bool keep_alive, Reply reply) {
     http::response<http::string_body> response{reply.status, version};
     response.set(http::field::server, "ferry");
     response.set(http::field::content_type, "application/json");
     response.keep_alive(keep_alive);
     response.body() = std::move(reply.body);
     response.prepare_payload();
-    stream.expires_after(std::chrono::seconds(60));
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(60));
     auto written = co_await http::async_write(stream, response, use_tuple);
     co_return !std::get<0>(written);
+  }
+
+  // The refusal of a request without the server's token, if it is one.
+  std::optional<Reply> unauthorized(const http::request<http::string_body>& request) const {
+    if (config_.token.empty()) return std::nullopt;
+    auto header = request[http::field::authorization];
+    std::string_view given(header.data(), header.size());
+    if (given.substr(0, 7) == "Bearer " && same_secret(given.substr(7), config_.token))
+      return std::nullopt;
+    return error(http::status::unauthorized, "unauthorized",
+                 "send the server's token as 'Authorization: Bearer TOKEN'");
+  }
+
+  // GET /v1/events: Server-Sent Events of job state changes. With ids, each
+  // named job's current state comes first, so a client that subscribes and
+  // then waits misses nothing. Writes are bounded in time; a reader that
+  // falls 16 MiB behind is dropped (it reconnects and starts afresh).
+  template <class Stream>
+  asio::awaitable<void> events(Stream& stream, const http::request<http::string_body>& request) {
+    std::string_view target(request.target().data(), request.target().size());
+    std::string_view query =
+        target.find('?') == std::string_view::npos ? "" : target.substr(target.find('?') + 1);
+    std::optional<Reply> refused = unauthorized(request);
+    std::optional<EventFilter> filter;
+    if (!refused && request.method() != http::verb::get)
+      refused = wrong_method(request.method(), "/v1/events");
+    if (!refused) try {
+        filter = parse_event_query(query, config_.max_event_ids);
+      } catch (const SpecError& problem) {
+        refused = error(http::status::bad_request, "invalid_request", problem.what());
+      }
+    for (std::size_t i = 0; !refused && filter->ids && i < filter->ids->size(); ++i)
+      if (!service_.job((*filter->ids)[i]))
+        refused = error(http::status::not_found, "not_found",
+                        fmt::format("no job {}", (*filter->ids)[i]));
+    if (refused) {
+      auto sending = send(stream, request.version(), false, std::move(*refused));
+      co_await std::move(sending);
+      co_return;
+    }
+
+    struct Feed {
+      std::string unsent;
+      asio::steady_timer wake;
+    };
+    auto feed = std::make_shared<Feed>(
+        Feed{"HTTP/1.1 200 OK\r\nServer: ferry\r\nContent-Type: text/event-stream\r\n"
+             "Cache-Control: no-cache\r\nConnection: close\r\n\r\n",
+             asio::steady_timer(io_)});
+    auto take = [feed, filter = *filter](const JobEvent& event) {
+      if (!filter.wants(event) || feed->unsent.size() > kMaxUnsentEvents) return;
+      feed->unsent += "event: job\ndata: ";
+      feed->unsent += render_event(event, filter.results);
+      feed->unsent += "\n\n";
+      feed->wake.cancel();
+    };
+    std::uint64_t subscription = service_.subscribe(take);
+    if (filter->ids)
+      for (JobId id : *filter->ids) service_.current(id, take);
+    for (;;) {
+      if (feed->unsent.size() > kMaxUnsentEvents) break;
+      if (feed->unsent.empty()) {
+        feed->wake.expires_after(std::chrono::seconds(15));
+        auto waiting = feed->wake.async_wait(use_tuple);
+        auto woken = co_await std::move(waiting);
+        if (!std::get<0>(woken))
+          feed->unsent = ": keep-alive\n\n";  // and a check that the reader is there
+        continue;
+      }
+      std::string sending;
+      sending.swap(feed->unsent);
+      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(60));
+      auto writing = asio::async_write(stream, asio::buffer(sending), use_tuple);
+      auto written = co_await std::move(writing);
+      if (std::get<0>(written)) break;
+    }
+    service_.unsubscribe(subscription);
   }
 
   asio::awaitable<Reply> handle(const http::request<http::string_body>& request) {
@@ -186,14 +310,7 @@ class Server {
                                  : target.substr(target.find('?') + 1);
     target = target.substr(0, target.find('?'));
     if (target == "/healthz") co_return Reply{http::status::ok, R"({"ok":true})"};
-
-    if (!config_.token.empty()) {
-      auto header = request[http::field::authorization];
-      std::string_view given(header.data(), header.size());
-      if (given.substr(0, 7) != "Bearer " || !same_secret(given.substr(7), config_.token))
-        co_return error(http::status::unauthorized, "unauthorized",
-                        "send the server's token as 'Authorization: Bearer TOKEN'");
-    }
+    if (auto refused = unauthorized(request)) co_return std::move(*refused);
     std::optional<Reply> rejected;
     try {
       auto routing = route(request.method(), target, query, request.body());
@@ -246,7 +363,7 @@ class Server {
     }
     if (target == "/v1/stats") {
       if (method != http::verb::get) co_return wrong_method(method, target);
-      co_return Reply{http::status::ok, render_stats(service_.counts())};
+      co_return Reply{http::status::ok, render_stats(service_.counts(), service_.subscribers())};
     }
     if (target.rfind("/v1/jobs/", 0) == 0) {
       std::string_view rest = target.substr(9);
@@ -257,7 +374,7 @@ class Server {
           rest.remove_suffix(suffix.size());
           action = operation;
         }
-      auto id = parse_id(rest);
+      auto id = parse_job_id(rest);
       if (!id)
         co_return error(http::status::not_found, "not_found",
                         fmt::format("no such path: {}", target));
@@ -349,6 +466,7 @@ class Server {
 
   const ServerConfig& config_;
   asio::io_context io_{1};
+  std::optional<ssl::context> tls_;
   std::unique_ptr<store::Store> store_;
   Service service_;
 };

@@ -17,6 +17,9 @@ struct ServerConfig {
   std::string address_file;  // if set, "http://HOST:PORT" is written there once listening
   std::size_t max_body_bytes = 32 << 20;
   std::size_t max_completions = 4096;
+  std::size_t max_event_ids = 1'000'000;  // jobs one event stream may name
+  std::string tls_cert;                   // PEM files; when set, the server speaks only HTTPS
+  std::string tls_key;
   SpecLimits limits;
   Service::Options service;
 };

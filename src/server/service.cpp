@@ -119,14 +119,61 @@ void Service::start() {
 }
 
 void Service::write(store::Batch batch, std::function<void(const std::string& error)> then) {
-  store_.write(std::move(batch), [post = post_, then = std::move(then)](const std::string& error) {
-    post([then, error] { then(error); });
-  });
+  std::vector<Changed> changes = std::move(changed_);
+  changed_.clear();
+  for (const Changed& change : changes) ++changing_[change.id];
+  auto committed = [this, changes = std::move(changes),
+                    then = std::move(then)](const std::string& error) {
+    for (const Changed& change : changes)
+      if (auto count = changing_.find(change.id); --count->second == 0) changing_.erase(count);
+    if (error.empty()) publish(changes);
+    then(error);
+  };
+  store_.write(std::move(batch),
+               [post = post_, committed = std::move(committed)](const std::string& error) {
+                 post([committed, error] { committed(error); });
+               });
+}
+
+JobEvent Service::event_of(const Changed& change) const {
+  const Record& record = records_.at(change.id);
+  const sched::Job& job = *scheduler_.find(change.id);
+  JobEvent event{change.id, &record.queue, change.to, &job.reason, change.attempts, nullptr};
+  if (change.attempts > 0) {
+    auto report = record.reports.find(job.attempts[change.attempts - 1].number);
+    if (report != record.reports.end()) event.last_report = &report->second;
+  }
+  return event;
+}
+
+void Service::publish(const std::vector<Changed>& changes) {
+  if (subscribers_.empty()) return;
+  for (const Changed& change : changes) {
+    JobEvent event = event_of(change);
+    // A subscriber may unsubscribe from inside its call.
+    for (auto it = subscribers_.begin(); it != subscribers_.end();) (it++)->second(event);
+  }
+}
+
+std::uint64_t Service::subscribe(Subscriber subscriber) {
+  subscribers_.emplace(next_subscription_, std::move(subscriber));
+  return next_subscription_++;
+}
+
+void Service::unsubscribe(std::uint64_t subscription) { subscribers_.erase(subscription); }
+
+Service::Known Service::current(JobId id, const std::function<void(const JobEvent&)>& see) const {
+  const sched::Job* job = scheduler_.find(id);
+  if (!job) return Known::no_such_job;
+  if (changing_.contains(id)) return Known::changing;
+  see(event_of({id, job->state, job->attempts.size()}));
+  return Known::settled;
 }
 
 void Service::collect_changes(store::Batch& batch) {
   for (const sched::Change& change : scheduler_.take_changes()) {
     const sched::Job& job = *scheduler_.find(change.job);
+    changed_.push_back({job.id, change.to, job.attempts.size()});
     batch.state_changes.push_back({job.id, std::string(sched::name(change.to)),
                                    job.ready_at.count(), job.reason,
                                    static_cast<std::int64_t>(job.retry_base)});
@@ -180,16 +227,17 @@ void Service::submit(std::vector<JobSpec> specs, Submitted done) {
   write(std::move(batch), [this, specs = std::move(specs), ids, jsons = std::move(jsons), now,
                            done = std::move(done)](const std::string& error) mutable {
     if (!error.empty()) return done({}, error);
+    std::vector<Changed> admitted;
     for (std::size_t i = 0; i < ids.size(); ++i) {
-      bool delayed = specs[i].delay.count() > 0;
-      admit(ids[i], specs[i], std::move(jsons[i]),
-            delayed ? sched::State::waiting : sched::State::queued, now, now + specs[i].delay, {},
-            "", 0);
+      auto state = specs[i].delay.count() > 0 ? sched::State::waiting : sched::State::queued;
+      admit(ids[i], specs[i], std::move(jsons[i]), state, now, now + specs[i].delay, {}, "", 0);
+      admitted.push_back({ids[i], state, 0});
     }
     // Admitting durable jobs tells the store nothing new; every other
     // operation collects its changes before it returns, so none are lost here.
     scheduler_.take_changes();
     done(ids, "");
+    publish(admitted);
     serve_parked();
   });
 }

@@ -114,6 +114,16 @@ struct ListPage {
   JobId next_before = 0;      // pass as `before` for the next page; 0: no more
 };
 
+// A job's state changed, durably: what `GET /v1/events` streams.
+struct JobEvent {
+  JobId id = 0;
+  const std::string* queue = nullptr;  // valid during the callback
+  sched::State state = sched::State::waiting;
+  const std::string* reason = nullptr;  // valid during the callback
+  std::size_t attempts = 0;
+  const Completion* last_report = nullptr;  // the last attempt's report, if any
+};
+
 struct WorkerView {
   std::string id;
   std::vector<std::string> queues;
@@ -168,6 +178,18 @@ class Service {
   std::map<std::string, sched::Counts> queues() const;
   const sched::Counts& counts() const { return scheduler_.counts(); }
 
+  // Job state changes, each handed to every subscriber once it is durable,
+  // in the order they happened. The event's pointers are valid only during
+  // the call.
+  using Subscriber = std::function<void(const JobEvent&)>;
+  std::uint64_t subscribe(Subscriber subscriber);
+  void unsubscribe(std::uint64_t subscription);
+  std::size_t subscribers() const { return subscribers_.size(); }
+  // The job's current state as an event, unless it has a change not yet
+  // durable (then its event is on its way to the subscribers).
+  enum class Known { no_such_job, changing, settled };
+  Known current(JobId id, const std::function<void(const JobEvent&)>& see) const;
+
  private:
   struct Record {
     std::string spec_json;
@@ -197,6 +219,13 @@ class Service {
   void for_each_job(std::vector<JobId> ids,
                     const std::function<std::string(const sched::Job&, Time)>& act, PerJob done);
   void serve_parked();
+  struct Changed {
+    JobId id;
+    sched::State to;
+    std::size_t attempts;
+  };
+  JobEvent event_of(const Changed& change) const;
+  void publish(const std::vector<Changed>& changes);
 
   store::Store& store_;
   Post post_;
@@ -208,6 +237,10 @@ class Service {
   JobId next_id_ = 1;  // ids are reserved at submit, admitted at commit
   std::map<std::string, WorkerView> workers_;
   std::deque<Parked> parked_;
+  std::map<std::uint64_t, Subscriber> subscribers_;
+  std::uint64_t next_subscription_ = 1;
+  std::vector<Changed> changed_;             // by collect_changes, for the next write's events
+  std::unordered_map<JobId, int> changing_;  // jobs with changes in writes not yet durable
 };
 
 }  // namespace ferry::server

@@ -1,5 +1,6 @@
 #include "server/service.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -115,6 +116,39 @@ TEST_F(ServiceTest, AJobCanBeLeasedOnlyOnceItIsDurable) {
   ASSERT_EQ(ids, std::vector<JobId>{1});
   EXPECT_EQ(store->load().jobs.size(), 1u);
   EXPECT_EQ(lease(poll("w1")).jobs.size(), 1u);
+}
+
+TEST_F(ServiceTest, EventsComeOnceDurableInOrderAndUnsubscribingStopsThem) {
+  std::vector<std::string> seen;
+  auto record = [&](const JobEvent& event) {
+    seen.push_back(fmt::format("{} {} {} {}", event.id, sched::name(event.state), *event.queue,
+                               event.last_report ? event.last_report->stdout_tail : "-"));
+  };
+  std::uint64_t subscription = service->subscribe(record);
+  JobId id = submit({R"({"command": {"argv": ["true"]}, "queue": "q"})"}).at(0);
+  EXPECT_EQ(seen, std::vector<std::string>{"1 queued q -"});
+  EXPECT_EQ(service->current(id, record), Service::Known::settled);
+  EXPECT_EQ(service->current(99, record), Service::Known::no_such_job);
+  seen.clear();
+
+  LeasedJob job = lease(poll("w1")).jobs.at(0);
+  LeaseRequest report = poll("w1", 0);
+  report.completions.push_back(done(job, true));
+  std::optional<LeaseReply> reply;
+  service->lease(report, [&](LeaseReply given) { reply = std::move(given); });
+  // Recorded in memory, not yet durable: no event, and no current state.
+  EXPECT_EQ(seen, std::vector<std::string>{"1 running q -"});
+  EXPECT_EQ(service->current(id, record), Service::Known::changing);
+  EXPECT_EQ(seen.size(), 1u);
+  settle();
+  EXPECT_EQ(seen, (std::vector<std::string>{"1 running q -", "1 succeeded q out\n"}));
+  EXPECT_EQ(service->current(id, record), Service::Known::settled);
+
+  service->unsubscribe(subscription);
+  EXPECT_EQ(service->subscribers(), 0u);
+  seen.clear();
+  submit({R"({"command": {"argv": ["true"]}})"});
+  EXPECT_TRUE(seen.empty());
 }
 
 TEST_F(ServiceTest, RunsAJobAndRecordsItsResult) {

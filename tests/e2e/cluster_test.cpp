@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <boost/json.hpp>
+#include <map>
 
 #include "ferry_process.hpp"
 #include "server_process.hpp"
@@ -15,10 +16,12 @@ using Strings = std::vector<std::string>;
 
 class WorkerProcess {
  public:
-  WorkerProcess(const TempDir& dir, const Server& server, const std::string& id, int slots) {
+  WorkerProcess(const TempDir& dir, const Server& server, const std::string& id, int slots,
+                std::vector<std::string> env = {}) {
     exec::Command command = ferry_command({"worker", "--server", server.url(), "--token", "sekrit",
                                            "--slots", std::to_string(slots), "--id", id},
                                           dir);
+    command.env = std::move(env);
     command.argv.insert(command.argv.begin(),
                         {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>> worker-" + id + ".log"});
     id_ = processes_.start(command);
@@ -109,6 +112,88 @@ TEST(FerryCluster, CommandsSubmittedFromTheCliRunOnAWorker) {
   Strings bad_logs = {"logs", bad};
   bad_logs.insert(bad_logs.end(), connect.begin(), connect.end());
   EXPECT_EQ(run_ferry(bad_logs, dir).err, "oops\n");
+}
+
+exec::Result run_with(exec::Command command) {
+  exec::ProcessSet set;
+  set.start(command);
+  for (;;)
+    for (auto& finished : set.wait(std::nullopt)) return finished.result;
+}
+
+TEST(FerryCluster, WaitFollowsJobsAsTheyEnd) {
+  TempDir dir;
+  Server server(dir);
+  Strings connect = {"--server", server.url(), "--token", "sekrit"};
+  auto ferry = [&](Strings args) {  // the options before a command's words
+    args.insert(args.begin() + 1, connect.begin(), connect.end());
+    return run_ferry(args, dir);
+  };
+  ASSERT_EQ(ferry({"map", "--shell", "echo out {}; exit {}", ":::", "0", "0", "5"}).out,
+            "1\n2\n3\n");
+  auto unknown = ferry({"wait", "1", "7"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_EQ(unknown.err, "ferry: the server answered 404: no job 7\n");
+  auto too_soon = ferry({"wait", "1", "--timeout", "0.3"});  // no worker yet
+  EXPECT_EQ(too_soon.exit_code, 124);
+  EXPECT_NE(too_soon.err.find("not all jobs ended within 0.3s"), std::string::npos) << too_soon.err;
+
+  WorkerProcess worker(dir, server, "w1", 2);
+  auto waited = ferry({"wait", "1", "2", "3", "--json", "--progress"});
+  EXPECT_EQ(waited.exit_code, 1) << waited.err;
+  std::map<std::int64_t, boost::json::object> finals;
+  for (const std::string& line : lines_of(waited.out)) {
+    boost::json::object event = boost::json::parse(line).as_object();
+    finals[event.at("id").as_int64()] = event;
+  }
+  ASSERT_EQ(finals.size(), 3u) << waited.out;
+  EXPECT_EQ(finals[1].at("state").as_string(), "succeeded");
+  EXPECT_EQ(finals[2].at("stdout").as_string(), "out 0\n");
+  EXPECT_EQ(finals[3].at("state").as_string(), "failed");
+  EXPECT_EQ(finals[3].at("exit_code").as_int64(), 5);
+  EXPECT_NE(waited.err.find("3/3"), std::string::npos) << waited.err;  // the progress line
+
+  auto logs = ferry({"logs", "3", "--json"});
+  EXPECT_EQ(logs.exit_code, 0) << logs.err;
+  boost::json::object attempt = boost::json::parse(logs.out).as_object();
+  EXPECT_EQ(attempt.at("stdout").as_string(), "out 5\n");
+  EXPECT_EQ(attempt.at("number").as_int64(), 1);
+}
+
+TEST(FerryCluster, ServesHttpsWithItsCertificate) {
+  TempDir dir;
+  exec::Command make_certificate = exec::shell_command(
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 2 "
+      "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null");
+  make_certificate.cwd = dir.path().string();
+  ASSERT_EQ(run_with(make_certificate).exit_code, 0);
+  Server server(dir, "sekrit", {"--tls-cert", dir / "cert.pem", "--tls-key", dir / "key.pem"});
+  ASSERT_EQ(server.url().rfind("https://127.0.0.1:", 0), 0u) << server.url();
+  EXPECT_EQ(server.request("GET", "/v1/stats").status, 200);
+
+  Strings trusted = {"FERRY_TLS_CA=" + dir / "cert.pem"};
+  WorkerProcess worker(dir, server, "w1", 1, trusted);
+  auto ferry = [&](Strings args, Strings env, std::string url) {
+    args.insert(args.begin() + 1, {"--server", url, "--token", "sekrit"});
+    exec::Command command = ferry_command(args, dir);
+    command.env = env;
+    return run_with(command);
+  };
+  auto submitted = ferry({"submit", "--", "echo", "over tls"}, trusted, server.url());
+  ASSERT_EQ(submitted.exit_code, 0) << submitted.err;
+  auto waited = ferry({"wait", "1", "--json"}, trusted, server.url());
+  EXPECT_EQ(waited.exit_code, 0) << waited.err;
+  EXPECT_NE(waited.out.find(R"("stdout":"over tls\n")"), std::string::npos) << waited.out;
+
+  // Without the authority the certificate is refused; plain HTTP gets no answer.
+  auto untrusted = ferry({"status"}, {}, server.url());
+  EXPECT_EQ(untrusted.exit_code, 1);
+  EXPECT_NE(untrusted.err.find("certificate verify failed"), std::string::npos) << untrusted.err;
+  std::string plain = "http://" + server.url().substr(8);
+  auto unencrypted = ferry({"status"}, trusted, plain);
+  EXPECT_EQ(unencrypted.exit_code, 1);
+  EXPECT_NE(unencrypted.err.find("no answer from the server"), std::string::npos)
+      << unencrypted.err;
 }
 
 TEST(FerryCluster, MapSubmitsOneJobPerInputAndWaits) {

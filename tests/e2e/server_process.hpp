@@ -29,6 +29,8 @@ class Server {
                                      dir / "ferry.db", "--address-file", dir / "address"};
     if (!token.empty()) args.insert(args.end(), {"--token", token});
     args.insert(args.end(), extra.begin(), extra.end());
+    for (std::size_t i = 0; i + 1 < extra.size(); ++i)
+      if (extra[i] == "--tls-cert") ca_file_ = extra[i + 1];  // self-signed: its own authority
     exec::Command command = ferry_command(args, dir);
     command.argv.insert(command.argv.begin(),
                         {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>> server.log"});
@@ -48,11 +50,14 @@ class Server {
       for (auto& finished : processes_.wait(std::nullopt)) return finished.result;
   }
 
+  // With `seconds`, the answer is read for that long (an event stream).
   Response request(const std::string& method, const std::string& path,
                    std::optional<std::string> body = std::nullopt,
-                   std::optional<std::string> token = std::nullopt) const {
+                   std::optional<std::string> token = std::nullopt, int seconds = 0) const {
     exec::Command curl;
     curl.argv = {"curl", "-s", "-S", "-X", method, "-w", "\n%{http_code}", url_ + path};
+    if (seconds > 0) curl.argv.insert(curl.argv.end(), {"-N", "-m", std::to_string(seconds)});
+    if (!ca_file_.empty()) curl.argv.insert(curl.argv.end(), {"--cacert", ca_file_});
     std::string use = token.value_or(token_);
     if (!use.empty()) curl.argv.insert(curl.argv.end(), {"-H", "Authorization: Bearer " + use});
     if (body) {
@@ -79,6 +84,7 @@ class Server {
  private:
   const TempDir& dir_;
   std::string token_;
+  std::string ca_file_;
   exec::ProcessSet processes_;
   exec::ProcessSet::Id id_ = 0;
   std::string url_;

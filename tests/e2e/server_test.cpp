@@ -1,7 +1,10 @@
 // `ferry server` end to end: the real binary on a loopback port, a real
 // SQLite file, and curl as the client.
 #include <gtest/gtest.h>
+
 #include <signal.h>
+
+#include <map>
 
 #include <fstream>
 
@@ -24,6 +27,7 @@ TEST(FerryServer, OnlyHealthzIsOpenWithoutTheToken) {
                                                         {"POST", "/v1/cancel"},
                                                         {"POST", "/v1/retry"},
                                                         {"POST", "/v1/jobs/1/cancel"},
+                                                        {"GET", "/v1/events"},
                                                         {"GET", "/v1/nothing"}}) {
     for (std::string token : {"", "wrong", "sekri", "sekritt"}) {
       Response response = server.request(method, path, "{}", token);
@@ -95,6 +99,76 @@ TEST(FerryServer, RunsAJobThroughTheLeaseProtocol) {
   EXPECT_NE(job.body.find(R"("state":"succeeded")"), std::string::npos) << job.body;
   EXPECT_NE(job.body.find(R"("stdout":"hi\n")"), std::string::npos) << job.body;
   EXPECT_NE(server.request("GET", "/v1/workers").body.find(R"("id":"w1")"), std::string::npos);
+}
+
+// The "data:" lines of an event stream.
+std::vector<std::string> event_data(const std::string& stream) {
+  std::vector<std::string> data;
+  for (const std::string& line : lines_of(stream))
+    if (line.rfind("data: ", 0) == 0) data.push_back(line.substr(6));
+  return data;
+}
+
+TEST(FerryServer, EventsStreamEachChangeOnceDurableAfterTheCurrentState) {
+  TempDir dir;
+  Server server(dir);
+  auto expect = [&](Response response, int status, const std::string& detail) {
+    EXPECT_EQ(response.status, status) << response.body;
+    EXPECT_NE(response.body.find(detail), std::string::npos) << response.body;
+  };
+  expect(server.request("GET", "/v1/events?ids=9"), 404, "no job 9");
+  expect(server.request("GET", "/v1/events?ids=3-1"), 400,
+         "ids: '3-1' is neither a job id nor a range FIRST-LAST");
+  expect(server.request("GET", "/v1/events?ids=1-2000000"), 400, "names more than 1000000 jobs");
+  expect(server.request("GET", "/v1/events?results=yes"), 400, "results: must be true or false");
+  expect(server.request("GET", "/v1/events?colour=red"), 400,
+         "colour: is not a known query parameter");
+  expect(server.request("POST", "/v1/events", "{}"), 405, "/v1/events does not take POST");
+
+  ASSERT_EQ(server.request("POST", "/v1/jobs", R"({"command":{"argv":["echo","hi"]}})").status,
+            201);
+  exec::ProcessSet readers;  // two streams, started before the job runs
+  auto stream = [&](const std::string& query) {
+    exec::Command curl;
+    curl.argv = {"curl",
+                 "-sN",
+                 "-m",
+                 "3",
+                 "-H",
+                 "Authorization: Bearer sekrit",
+                 server.url() + "/v1/events" + query};
+    return readers.start(curl);
+  };
+  auto mine = stream("?ids=1&results=true");
+  auto other_queue = stream("?queue=other");
+  ASSERT_TRUE(eventually([&] {  // both subscribed
+    return server.request("GET", "/v1/stats").body.find(R"("event_streams":2)") !=
+           std::string::npos;
+  }));
+  ASSERT_EQ(server.request("POST", "/v1/lease", R"({"worker":"w1","free_slots":1})").status, 200);
+  ASSERT_EQ(server
+                .request("POST", "/v1/lease",
+                         R"({"worker":"w1","completions":[{"job":1,"token":1,"succeeded":true,)"
+                         R"("exit_code":0,"stdout":"hi\n"}]})")
+                .status,
+            200);
+  std::map<exec::ProcessSet::Id, std::string> outputs;
+  while (outputs.size() < 2)
+    for (auto& finished : readers.wait(std::nullopt)) outputs[finished.id] = finished.result.out;
+
+  EXPECT_EQ(event_data(outputs[mine]),
+            (std::vector<std::string>{
+                R"({"id":1,"state":"queued","queue":"default","attempts":0,"reason":""})",
+                R"({"id":1,"state":"running","queue":"default","attempts":1,"reason":""})",
+                R"({"id":1,"state":"succeeded","queue":"default","attempts":1,"reason":"",)"
+                R"("exit_code":0,"result":null,"stdout":"hi\n","stderr":""})"}))
+      << outputs[mine];
+  EXPECT_EQ(event_data(outputs[other_queue]), std::vector<std::string>{}) << outputs[other_queue];
+  // Afterwards the stream starts with the current state.
+  std::vector<std::string> later =
+      event_data(server.request("GET", "/v1/events?ids=1", {}, {}, 1).body);
+  ASSERT_EQ(later.size(), 1u);
+  EXPECT_NE(later[0].find(R"("state":"succeeded")"), std::string::npos) << later[0];
 }
 
 TEST(FerryServer, AKilledServerLosesNoAcceptedJob) {
