@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# The durable server under load: 20,000 no-op call jobs through `ferry server`
-# (a real SQLite file) and 2 worker processes on loopback; then the latency of
-# one call on an idle server. Peers (Python managers, Celery, Dask,
-# beanstalkd) are not measured yet.
+# The durable server under load, beside its peers, in one run: 20,000 no-op
+# calls through `ferry server` (a real SQLite file, synchronous=FULL) and 2
+# worker processes on loopback; then the same work through Python's
+# multiprocessing.managers task/result queues, Celery with Redis, Dask
+# distributed and beanstalkd, each with 2 worker processes. Prints jobs/s and
+# ferry's ratio to each; then the latency of one call on an idle server.
+# Peers come from Debian packages, installed here when missing; a peer that
+# cannot be installed or fails is skipped with the reason.
 # Usage: bench/distributed.sh [build directory, default build/release]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,14 +14,76 @@ build=${1:-build/release}
 jobs=${JOBS:-20000}
 [[ -x $build/ferry && -x $build/bench_server ]] || { echo "bench: build first" >&2; exit 2; }
 
+peer_packages=(python3-celery python3-redis redis-server python3-dask python3-distributed
+  beanstalkd bc)
+missing=()
+for package in "${peer_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
+    missing+=("$package")
+done
+if ((${#missing[@]})); then
+  echo "installing the peers: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+    > /dev/null 2>&1 || echo "(some peers could not be installed; they are skipped below)"
+fi
+python=/usr/bin/python3  # Debian's, where its python3-* packages are
+
 source scripts/local_server.sh
 export FERRY_TOKEN=bench
 start_local_server "$build/ferry"
 for i in 1 2; do background "$build/bench_server" worker 2; done
 
 echo "machine: $(nproc) cores, $(uname -sr); database on $(df --output=fstype "$dir" | tail -1)"
+echo "$jobs no-op calls, 2 worker processes each"
 read -r _ done _ seconds < <("$build/bench_server" submit "$jobs" 1000)
-printf 'ferry, %d durable no-op calls, 2 workers: %.2f s, %.0f jobs/s\n' "$done" "$seconds" \
-  "$(echo "$done / $seconds" | bc -l)"
+ferry_rate=$(echo "$done / $seconds" | bc -l)
+printf '%-44s %8.2f s %9.0f jobs/s\n' "ferry (durable: SQLite, fsync per commit)" "$seconds" \
+  "$ferry_rate"
+
+free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# peer NAME COMMAND...: runs a peer that prints "<jobs> <seconds>".
+peer() {
+  local name=$1 out
+  shift
+  if out=$(timeout 600 "$@" 2> "$dir/peer.log" | tail -1) && [[ $out =~ ^[0-9]+\ [0-9.]+$ ]]; then
+    read -r n s <<< "$out"
+    local rate=$(echo "$n / $s" | bc -l)
+    printf '%-44s %8.2f s %9.0f jobs/s   ferry is %.1fx\n' "$name" "$s" "$rate" \
+      "$(echo "$ferry_rate / $rate" | bc -l)"
+  else
+    printf '%-44s skipped: %s\n' "$name" "$(tail -1 "$dir/peer.log" 2>/dev/null || echo failed)"
+  fi
+}
+
+peer "Python multiprocessing.managers (in memory)" "$python" bench/peers/managers_peer.py "$jobs" 2
+
+if command -v beanstalkd > /dev/null; then
+  port=$(free_port)
+  mkdir -p "$dir/binlog"
+  background beanstalkd -l 127.0.0.1 -p "$port" -b "$dir/binlog"
+  sleep 0.2
+  peer "beanstalkd (binlog, no fsync), Python workers" \
+    "$python" bench/peers/beanstalk_peer.py "$jobs" 2 "$port"
+else
+  printf '%-44s skipped: beanstalkd is not installed\n' "beanstalkd"
+fi
+
+if command -v redis-server > /dev/null && "$python" -c 'import celery, redis' 2> /dev/null; then
+  port=$(free_port)
+  background redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+    --logfile "$dir/redis.log"
+  sleep 0.2
+  CELERY_PEER_REDIS=redis://127.0.0.1:$port/0 \
+    peer "Celery + Redis (in memory)" "$python" bench/peers/celery_peer.py "$jobs" 2
+else
+  printf '%-44s skipped: Celery or Redis is not installed\n' "Celery + Redis"
+fi
+
+if "$python" -c 'import dask.distributed' 2> /dev/null; then
+  peer "Dask distributed (in memory)" "$python" bench/peers/dask_peer.py "$jobs" 2
+else
+  printf '%-44s skipped: Dask distributed is not installed\n' "Dask distributed"
+fi
+
 read -r _ p50 _ p99 < <("$build/bench_server" latency 200)
 printf 'ferry, one call on an idle server, submit to result: p50 %.2f ms, p99 %.2f ms\n' "$p50" "$p99"
