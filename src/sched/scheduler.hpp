@@ -16,6 +16,7 @@
 // Callers learn what changed from take_changes(), in order.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -141,6 +142,9 @@ class Scheduler {
 
   const Job* find(JobId job) const;
   const Counts& counts() const { return counts_; }
+  // Lease tokens from now on are at least `base` (a server start reserves a
+  // range no earlier run used).
+  void reserve_tokens_from(std::uint64_t base) { next_token_ = std::max(next_token_, base); }
   bool all_final() const { return counts_.final() == counts_.total(); }
   std::vector<Change> take_changes();
 

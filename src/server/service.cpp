@@ -81,7 +81,6 @@ void Service::admit(JobId id, const JobSpec& spec, std::string spec_json, sched:
 
 void Service::start() {
   store::Snapshot snapshot = store_.load();
-  store::Batch restarted;
   std::size_t next_attempt = 0;
   for (const store::JobRow& row : snapshot.jobs) {
     std::vector<sched::Attempt> attempts;
@@ -103,36 +102,59 @@ void Service::start() {
           Time{row.ready_at_ms}, std::move(attempts), row.reason,
           static_cast<std::size_t>(row.retry_base));
     records_[row.id].reports = std::move(reports);
-    const sched::Job& job = *scheduler_.find(row.id);
-    if (state == sched::State::running && !job.attempts.empty()) {
-      // It was running when the server stopped: that attempt is over.
-      const sched::Attempt& lost = job.attempts.back();
-      restarted.state_changes.push_back(
-          {row.id, std::string(sched::name(job.state)), job.ready_at.count(), ""});
-      restarted.attempts.push_back({row.id, lost.number, lost.lease, lost.worker,
-                                    lost.started.count(), lost.ended.count(),
-                                    std::string(sched::name(lost.end)), lost.reason});
-    }
   }
-  scheduler_.take_changes();  // rebuilding is not news: the store has it all
-  if (!restarted.empty()) write(std::move(restarted), [](const std::string&) {});
+  // Rebuilding is not news: the store has it all. (It holds no running jobs:
+  // leases are not stored, so what ran when the server stopped is queued.)
+  scheduler_.take_changes();
+  // A new epoch of lease tokens, durable before any lease goes out.
+  store::Batch epoch;
+  epoch.epoch = snapshot.epoch + 1;
+  scheduler_.reserve_tokens_from(*epoch.epoch << kTokenBits);
+  std::string failed = "not committed";
+  store_.write(std::move(epoch), [&failed](const std::string& error) { failed = error; });
+  store_.flush();
+  if (!failed.empty()) throw std::runtime_error("cannot start: " + failed);
+}
+
+Service::Outgoing& Service::enqueue_changes() {
+  Outgoing& outgoing = outbox_.emplace_back();
+  outgoing.changes = std::move(changed_);
+  changed_.clear();
+  for (const Changed& change : outgoing.changes) ++changing_[change.id];
+  return outgoing;  // a deque keeps it in place while others come and go
+}
+
+void Service::send_settled() {
+  while (!outbox_.empty() && outbox_.front().settled) {
+    Outgoing outgoing = std::move(outbox_.front());
+    outbox_.pop_front();
+    for (const Changed& change : outgoing.changes)
+      if (auto count = changing_.find(change.id); --count->second == 0) changing_.erase(count);
+    if (!outgoing.failed) publish(outgoing.changes);
+  }
 }
 
 void Service::write(store::Batch batch, std::function<void(const std::string& error)> then) {
-  std::vector<Changed> changes = std::move(changed_);
-  changed_.clear();
-  for (const Changed& change : changes) ++changing_[change.id];
-  auto committed = [this, changes = std::move(changes),
-                    then = std::move(then)](const std::string& error) {
-    for (const Changed& change : changes)
-      if (auto count = changing_.find(change.id); --count->second == 0) changing_.erase(count);
-    if (error.empty()) publish(changes);
+  Outgoing& outgoing = enqueue_changes();
+  auto committed = [this, &outgoing, then = std::move(then)](const std::string& error) {
+    outgoing.settled = true;
+    outgoing.failed = !error.empty();
+    send_settled();
     then(error);
   };
   store_.write(std::move(batch),
                [post = post_, committed = std::move(committed)](const std::string& error) {
                  post([committed, error] { committed(error); });
                });
+}
+
+void Service::commit(store::Batch batch, std::function<void(const std::string& error)> then) {
+  if (!batch.empty()) return write(std::move(batch), std::move(then));
+  if (!changed_.empty()) {
+    enqueue_changes().settled = true;
+    send_settled();
+  }
+  then("");
 }
 
 JobEvent Service::event_of(const Changed& change) const {
@@ -174,6 +196,7 @@ void Service::collect_changes(store::Batch& batch) {
   for (const sched::Change& change : scheduler_.take_changes()) {
     const sched::Job& job = *scheduler_.find(change.job);
     changed_.push_back({job.id, change.to, job.attempts.size()});
+    if (change.to == sched::State::running) continue;  // leases are not stored (see the header)
     batch.state_changes.push_back({job.id, std::string(sched::name(change.to)),
                                    job.ready_at.count(), job.reason,
                                    static_cast<std::int64_t>(job.retry_base)});
@@ -206,7 +229,6 @@ void Service::collect_changes(store::Batch& batch) {
           break;
         }
     }
-    if (change.to == sched::State::running) attempt_row(job.attempts.back());
   }
 }
 
@@ -277,20 +299,18 @@ void Service::lease(LeaseRequest request, Leased done) {
   collect_changes(batch);
   grant(request, reply, batch);
 
-  if (batch.empty()) {
-    bool idle = reply.jobs.empty() && reply.acknowledged.empty() && reply.stop.empty();
-    if (idle && request.wait.count() > 0) {
-      Time deadline = now + std::min(request.wait, options_.max_wait);
-      parked_.push_back({std::move(request), std::move(done), deadline});
-      return;
-    }
-    return done(std::move(reply));
+  bool idle = reply.jobs.empty() && reply.acknowledged.empty() && reply.stop.empty();
+  if (idle && request.wait.count() > 0) {
+    Time deadline = now + std::min(request.wait, options_.max_wait);
+    parked_.push_back({std::move(request), std::move(done), deadline});
+    return;
   }
-  write(std::move(batch),
-        [reply = std::move(reply), done = std::move(done)](const std::string& error) mutable {
-          if (!error.empty()) reply = LeaseReply{.error = error};
-          done(std::move(reply));
-        });
+  // New leases go out at once; acknowledgements wait for their commit.
+  commit(std::move(batch),
+         [reply = std::move(reply), done = std::move(done)](const std::string& error) mutable {
+           if (!error.empty()) reply = LeaseReply{.error = error};
+           done(std::move(reply));
+         });
 }
 
 void Service::serve_parked() {
@@ -303,12 +323,13 @@ void Service::serve_parked() {
       ++it;
       continue;
     }
-    write(std::move(batch),
-          [reply = std::move(reply), done = std::move(it->done)](const std::string& error) mutable {
-            if (!error.empty()) reply = LeaseReply{.error = error};
-            done(std::move(reply));
-          });
+    Leased done = std::move(it->done);
     it = parked_.erase(it);
+    commit(std::move(batch),
+           [reply = std::move(reply), done = std::move(done)](const std::string& error) mutable {
+             if (!error.empty()) reply = LeaseReply{.error = error};
+             done(std::move(reply));
+           });
   }
 }
 
@@ -323,9 +344,8 @@ void Service::for_each_job(std::vector<JobId> ids,
   }
   store::Batch batch;
   collect_changes(batch);
-  if (batch.empty()) return done(std::move(results), "");
-  write(std::move(batch), [this, results = std::move(results),
-                           done = std::move(done)](const std::string& error) mutable {
+  commit(std::move(batch), [this, results = std::move(results),
+                            done = std::move(done)](const std::string& error) mutable {
     done(std::move(results), error);
     serve_parked();  // a retried job may be what a long poll waits for
   });
@@ -362,7 +382,7 @@ void Service::tick() {
   collect_changes(batch);
   // Queued again or at last: durable soon, and harmless if not (a job runs
   // again, or waits again). Nothing waits on this write.
-  if (!batch.empty()) write(std::move(batch), [](const std::string&) {});
+  commit(std::move(batch), [](const std::string&) {});
   for (auto it = parked_.begin(); it != parked_.end();) {
     if (it->deadline > now) {
       ++it;

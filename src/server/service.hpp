@@ -12,6 +12,11 @@
 // - a job running when the server died runs again (a new attempt) after a
 //   restart; a completion carrying a stale lease token is acknowledged, so
 //   the worker can forget it, but ignored and counted.
+// Handing out a lease writes nothing: an attempt is stored when it ends. A
+// lease lost in a crash changes nothing the store promised (the job is still
+// queued there and runs again), and lease tokens stay unique across restarts
+// because each start takes a new epoch (stored before serving) whose tokens
+// no earlier run used. This saves a commit per job, and the wait for it.
 //
 // Threading: every method runs on one thread, the caller's (the server's
 // event loop). Store callbacks arrive on the store's thread and come back
@@ -144,8 +149,12 @@ class Service {
 
   Service(store::Store& store, Post post, Now now, Options options);
 
-  // Rebuilds the state from the store; call once, before anything else.
+  // Rebuilds the state from the store and begins a new epoch of lease
+  // tokens (durably: it waits for the store). Call once, before anything
+  // else; throws std::runtime_error when the store fails.
   void start();
+  // Tokens of an epoch: epoch << kTokenBits, and up (a trillion leases).
+  static constexpr int kTokenBits = 40;
 
   using Submitted = std::function<void(std::vector<JobId> ids, std::string error)>;
   void submit(std::vector<JobSpec> specs, Submitted done);
@@ -226,6 +235,17 @@ class Service {
   };
   JobEvent event_of(const Changed& change) const;
   void publish(const std::vector<Changed>& changes);
+  // Events leave in the order their changes happened, each group once its
+  // write committed (or at once, when there was nothing to write).
+  struct Outgoing {
+    std::vector<Changed> changes;
+    bool settled = false;
+    bool failed = false;  // its write failed: never announced
+  };
+  Outgoing& enqueue_changes();
+  void send_settled();
+  // Writes `batch` (if not empty) and calls `then` once it is durable.
+  void commit(store::Batch batch, std::function<void(const std::string& error)> then);
 
   store::Store& store_;
   Post post_;
@@ -239,8 +259,9 @@ class Service {
   std::deque<Parked> parked_;
   std::map<std::uint64_t, Subscriber> subscribers_;
   std::uint64_t next_subscription_ = 1;
-  std::vector<Changed> changed_;             // by collect_changes, for the next write's events
-  std::unordered_map<JobId, int> changing_;  // jobs with changes in writes not yet durable
+  std::vector<Changed> changed_;  // by collect_changes, for the next write's events
+  std::deque<Outgoing> outbox_;
+  std::unordered_map<JobId, int> changing_;  // jobs with events in the outbox
 };
 
 }  // namespace ferry::server

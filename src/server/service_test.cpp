@@ -211,7 +211,11 @@ TEST_F(ServiceTest, RetriesAfterItsBackoff) {
   settle();
   LeasedJob second = lease(poll("w1")).jobs.at(0);
   EXPECT_EQ(second.attempt, 2);
-  EXPECT_EQ(store->load().jobs[0].state, "running");
+  // Leases are not stored: the store holds the ended attempt, and "queued".
+  store::Snapshot durable = store->load();
+  EXPECT_EQ(durable.jobs[0].state, "queued");
+  ASSERT_EQ(durable.attempts.size(), 1u);
+  EXPECT_EQ(durable.attempts[0].end, "failed");
 }
 
 TEST_F(ServiceTest, ASilentWorkersJobRunsAgainElsewhere) {
@@ -233,7 +237,7 @@ TEST_F(ServiceTest, ASilentWorkersJobRunsAgainElsewhere) {
   EXPECT_EQ(answer.stop, std::vector<JobId>{lost.id});
   EXPECT_EQ(state(lost.id), sched::State::running);  // still w2's
   store::Snapshot durable = store->load();
-  ASSERT_EQ(durable.attempts.size(), 2u);
+  ASSERT_EQ(durable.attempts.size(), 1u);  // the running one is stored when it ends
   EXPECT_EQ(durable.attempts[0].end, "lease_expired");
 }
 
@@ -417,17 +421,24 @@ TEST_F(ServiceTest, ARestartLosesNothingAndRunsInterruptedJobsAgain) {
 
   EXPECT_EQ(state(ids[0]), sched::State::succeeded);
   EXPECT_EQ(service->job(ids[0])->attempts.at(0).details->stdout_tail, "out\n");
+  // The interrupted lease was never stored: the job is queued, as stored.
   EXPECT_EQ(state(ids[1]), sched::State::queued);
-  EXPECT_EQ(service->job(ids[1])->attempts.at(0).attempt.end, sched::AttemptEnd::lease_expired);
+  EXPECT_TRUE(service->job(ids[1])->attempts.empty());
   EXPECT_EQ(state(ids[2]), sched::State::queued);
   EXPECT_EQ(state(ids[3]), sched::State::waiting);
-  EXPECT_EQ(store->load().jobs[1].state, "queued");  // the restart's own change is durable
+  EXPECT_EQ(store->load().epoch, 2u);  // each start stores its epoch
 
   LeaseReply after = lease(poll("w2", 5));
   ASSERT_EQ(after.jobs.size(), 2u);
   EXPECT_EQ(after.jobs[0].id, ids[1]);
-  EXPECT_EQ(after.jobs[0].attempt, 2);
-  EXPECT_GT(after.jobs[0].token, interrupted.token);  // a pre-restart token stays stale
+  EXPECT_EQ(after.jobs[0].attempt, 1);
+  EXPECT_GE(after.jobs[0].token, std::uint64_t{2} << Service::kTokenBits);
+  // The pre-restart worker reports: acknowledged, ignored, counted.
+  LeaseRequest late = poll("w1", 0);
+  late.completions = {done(interrupted, false)};
+  EXPECT_EQ(lease(late).acknowledged, std::vector<std::uint64_t>{interrupted.token});
+  EXPECT_EQ(state(ids[1]), sched::State::running);
+  EXPECT_EQ(service->counts().stale_completions, 1u);
   EXPECT_EQ(submit({R"({"command": {"argv": ["new"]}})"}), std::vector<JobId>{5});
   service.reset();
   store.reset();

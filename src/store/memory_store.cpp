@@ -18,6 +18,7 @@ class MemoryStore final : public GroupCommitStore {
     Snapshot snapshot;
     for (auto& [id, job] : jobs_) snapshot.jobs.push_back(job);
     for (auto& [key, attempt] : attempts_) snapshot.attempts.push_back(attempt);
+    snapshot.epoch = epoch_;
     return snapshot;
   }
 
@@ -55,12 +56,14 @@ class MemoryStore final : public GroupCommitStore {
     }
     for (const AttemptRow& attempt : batch.attempts)
       attempts_[{attempt.job_id, attempt.number}] = attempt;
+    if (batch.epoch) epoch_ = *batch.epoch;
     return {};
   }
 
   std::mutex data_mutex_;
   std::map<std::uint64_t, JobRow> jobs_;
   std::map<std::pair<std::uint64_t, int>, AttemptRow> attempts_;
+  std::uint64_t epoch_ = 0;
 };
 
 }  // namespace

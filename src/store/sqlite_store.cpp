@@ -26,7 +26,6 @@ const char* const kMigrations[] = {
         reason      TEXT    NOT NULL DEFAULT '',
         retry_base  INTEGER NOT NULL DEFAULT 0
       );
-      CREATE INDEX jobs_by_state ON jobs (state, queue);
       CREATE TABLE attempts (
         job_id      INTEGER NOT NULL REFERENCES jobs (id),
         number      INTEGER NOT NULL,
@@ -44,6 +43,10 @@ const char* const kMigrations[] = {
         cpu_us      INTEGER NOT NULL,
         max_rss_kb  INTEGER NOT NULL,
         PRIMARY KEY (job_id, number)
+      );
+      CREATE TABLE server (
+        name  TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
       );
     )sql",
 };
@@ -106,8 +109,9 @@ class Statement {
     return *this;
   }
   Statement& bind(int index, const std::string& value) {
+    // Not copied: run() is done with it before the caller's string can go.
     sqlite3_bind_text(statement_, index, value.data(), static_cast<int>(value.size()),
-                      SQLITE_TRANSIENT);
+                      SQLITE_STATIC);
     return *this;
   }
   Statement& bind(int index, const std::optional<int>& value) {
@@ -195,6 +199,12 @@ class SqliteStore final : public GroupCommitStore {
         "ON CONFLICT (job_id, number) DO UPDATE SET worker = ?3, started_ms = ?4, ended_ms = ?5, "
         "end = ?6, reason = ?7, exit_code = ?8, signal = ?9, stdout_tail = ?10, "
         "stderr_tail = ?11, result = ?12, cpu_us = ?13, max_rss_kb = ?14, lease = ?15");
+    set_epoch_.emplace(db_, "INSERT OR REPLACE INTO server (name, value) VALUES ('epoch', ?1)");
+    for (auto [statement, sql] :
+         {std::pair{&begin_, "BEGIN IMMEDIATE"}, std::pair{&commit_, "COMMIT"},
+          std::pair{&savepoint_, "SAVEPOINT batch"}, std::pair{&release_, "RELEASE batch"},
+          std::pair{&undo_, "ROLLBACK TO batch"}})
+      statement->emplace(db_, sql);
     start();
   }
 
@@ -236,6 +246,8 @@ class SqliteStore final : public GroupCommitStore {
       row.lease = static_cast<std::uint64_t>(attempts.integer(14));
       snapshot.attempts.push_back(std::move(row));
     }
+    Statement epoch(reader, "SELECT value FROM server WHERE name = 'epoch'");
+    if (epoch.next_row()) snapshot.epoch = static_cast<std::uint64_t>(epoch.integer(0));
     return snapshot;
   }
 
@@ -243,25 +255,25 @@ class SqliteStore final : public GroupCommitStore {
   std::vector<std::string> commit(const std::vector<const Batch*>& batches) override {
     std::vector<std::string> errors(batches.size());
     try {
-      db_.execute("BEGIN IMMEDIATE");
+      begin_->run();
     } catch (const std::exception& error) {
       errors.assign(batches.size(), fmt::format("cannot write the database: {}", error.what()));
       return errors;
     }
     // Each batch under a savepoint: a bad one is undone alone, the others commit.
     for (std::size_t i = 0; i < batches.size(); ++i) {
-      db_.execute("SAVEPOINT batch");
+      savepoint_->run();
       try {
         apply(*batches[i]);
-        db_.execute("RELEASE batch");
+        release_->run();
       } catch (const std::exception& error) {
         errors[i] = error.what();
-        db_.execute("ROLLBACK TO batch");
-        db_.execute("RELEASE batch");
+        undo_->run();
+        release_->run();
       }
     }
     try {
-      db_.execute("COMMIT");
+      commit_->run();
     } catch (const std::exception& error) {
       try {
         db_.execute("ROLLBACK");
@@ -313,11 +325,14 @@ class SqliteStore final : public GroupCommitStore {
           .bind(14, attempt.max_rss_kb)
           .bind(15, static_cast<std::int64_t>(attempt.lease))
           .run();
+    if (batch.epoch) set_epoch_->bind(1, static_cast<std::int64_t>(*batch.epoch)).run();
   }
 
   std::string path_;
   Database db_;  // used by the writer thread only, after construction
-  std::optional<Statement> insert_job_, change_state_, put_attempt_;
+  std::optional<Statement> insert_job_, change_state_, put_attempt_, set_epoch_;
+  // Prepared once: a transaction holds a savepoint per batch, often hundreds.
+  std::optional<Statement> begin_, commit_, savepoint_, release_, undo_;
 };
 
 }  // namespace

@@ -75,14 +75,18 @@ struct StateChange {
 struct Batch {
   std::vector<JobRow> new_jobs;
   std::vector<StateChange> state_changes;
-  std::vector<AttemptRow> attempts;  // inserted, or replacing the same (job_id, number)
-  bool empty() const { return new_jobs.empty() && state_changes.empty() && attempts.empty(); }
+  std::vector<AttemptRow> attempts;    // inserted, or replacing the same (job_id, number)
+  std::optional<std::uint64_t> epoch;  // a server start: the new epoch
+  bool empty() const {
+    return new_jobs.empty() && state_changes.empty() && attempts.empty() && !epoch;
+  }
 };
 
 // Everything stored, for rebuilding the scheduler after a restart.
 struct Snapshot {
   std::vector<JobRow> jobs;          // by id
   std::vector<AttemptRow> attempts;  // by job id, then number
+  std::uint64_t epoch = 0;           // the last server start's (0: none yet)
 };
 
 struct Stats {

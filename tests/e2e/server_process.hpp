@@ -100,6 +100,12 @@ inline std::vector<std::uint64_t> ids_in(const std::string& body) {
   return ids;
 }
 
+// The first lease token in a POST /v1/lease answer.
+inline std::string token_in(const std::string& body) {
+  std::smatch match;
+  return std::regex_search(body, match, std::regex(R"("token":([0-9]+))")) ? match[1].str() : "";
+}
+
 inline std::string jobs_body(int count, const std::string& job) {
   std::string body = R"({"jobs":[)";
   for (int i = 0; i < count; ++i) body += (i ? "," : "") + job;

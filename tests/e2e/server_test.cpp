@@ -72,15 +72,19 @@ TEST(FerryServer, RunsAJobThroughTheLeaseProtocol) {
 
   Response leased = server.request("POST", "/v1/lease", R"({"worker":"w1","free_slots":4})");
   EXPECT_EQ(leased.status, 200);
-  EXPECT_NE(leased.body.find(R"("id":1,"token":1,"attempt":1)"), std::string::npos) << leased.body;
+  std::string token = token_in(leased.body);
+  EXPECT_NE(leased.body.find(R"("id":1,"token":)" + token + R"(,"attempt":1)"), std::string::npos)
+      << leased.body;
   EXPECT_NE(leased.body.find(R"("argv":["echo","hi"])"), std::string::npos);
 
   Response reported = server.request(
       "POST", "/v1/lease",
-      R"({"worker":"w1","completions":[{"job":1,"token":1,"succeeded":true,"reason":"exit 0",)"
-      R"("exit_code":0,"stdout":"hi\n","cpu_us":120,"max_rss_kb":900}]})");
+      R"({"worker":"w1","completions":[{"job":1,"token":)" + token +
+          R"(,"succeeded":true,"reason":"exit 0","exit_code":0,"stdout":"hi\n","cpu_us":120,)"
+          R"("max_rss_kb":900}]})");
   EXPECT_EQ(reported.status, 200);
-  EXPECT_NE(reported.body.find(R"("acknowledged":[1])"), std::string::npos) << reported.body;
+  EXPECT_NE(reported.body.find(R"("acknowledged":[)" + token + "]"), std::string::npos)
+      << reported.body;
 
   Response listed = server.request("GET", "/v1/jobs?state=succeeded&text=gree&limit=10");
   EXPECT_EQ(listed.status, 200);
@@ -145,11 +149,12 @@ TEST(FerryServer, EventsStreamEachChangeOnceDurableAfterTheCurrentState) {
     return server.request("GET", "/v1/stats").body.find(R"("event_streams":2)") !=
            std::string::npos;
   }));
-  ASSERT_EQ(server.request("POST", "/v1/lease", R"({"worker":"w1","free_slots":1})").status, 200);
+  std::string token =
+      token_in(server.request("POST", "/v1/lease", R"({"worker":"w1","free_slots":1})").body);
   ASSERT_EQ(server
                 .request("POST", "/v1/lease",
-                         R"({"worker":"w1","completions":[{"job":1,"token":1,"succeeded":true,)"
-                         R"("exit_code":0,"stdout":"hi\n"}]})")
+                         R"({"worker":"w1","completions":[{"job":1,"token":)" + token +
+                             R"(,"succeeded":true,"exit_code":0,"stdout":"hi\n"}]})")
                 .status,
             200);
   std::map<exec::ProcessSet::Id, std::string> outputs;
@@ -174,6 +179,7 @@ TEST(FerryServer, EventsStreamEachChangeOnceDurableAfterTheCurrentState) {
 TEST(FerryServer, AKilledServerLosesNoAcceptedJob) {
   TempDir dir;
   std::vector<std::uint64_t> accepted;
+  Response leased;
   {
     Server server(dir);
     for (int batch = 0; batch < 4; ++batch) {
@@ -182,7 +188,7 @@ TEST(FerryServer, AKilledServerLosesNoAcceptedJob) {
               .body);
       accepted.insert(accepted.end(), ids.begin(), ids.end());
     }
-    Response leased = server.request("POST", "/v1/lease", R"({"worker":"w1","free_slots":10})");
+    leased = server.request("POST", "/v1/lease", R"({"worker":"w1","free_slots":10})");
     EXPECT_EQ(leased.status, 200);
     exec::Result killed = server.stop(SIGKILL);
     EXPECT_EQ(killed.end, exec::End::signaled);
@@ -191,10 +197,19 @@ TEST(FerryServer, AKilledServerLosesNoAcceptedJob) {
   Server restarted(dir);
   Response stats = restarted.request("GET", "/v1/stats");
   EXPECT_NE(stats.body.find(R"("queued":200,"running":0)"), std::string::npos) << stats.body;
+  // The lease was not stored: job 1 waits to run, with no attempt yet...
   Response first = restarted.request("GET", "/v1/jobs/1");
-  EXPECT_NE(first.body.find(R"("end":"lease_expired","reason":"server restarted")"),
-            std::string::npos)
-      << first.body;
+  EXPECT_NE(first.body.find(R"("state":"queued")"), std::string::npos) << first.body;
+  EXPECT_NE(first.body.find(R"("attempts":[])"), std::string::npos) << first.body;
+  // ...and the completion of the lease from before the crash is stale.
+  Response late = restarted.request("POST", "/v1/lease",
+                                    R"({"worker":"w1","completions":[{"job":1,"token":)" +
+                                        token_in(leased.body) + R"(,"succeeded":true}]})");
+  EXPECT_EQ(late.status, 200) << late.body;
+  EXPECT_NE(late.body.find(R"("acknowledged":[)" + token_in(leased.body) + "]"), std::string::npos);
+  stats = restarted.request("GET", "/v1/stats");
+  EXPECT_NE(stats.body.find(R"("queued":200,"running":0)"), std::string::npos) << stats.body;
+  EXPECT_NE(stats.body.find(R"("stale_completions":1)"), std::string::npos) << stats.body;
   EXPECT_EQ(ids_in(restarted.request("POST", "/v1/jobs", R"({"call":{"function":"f"}})").body),
             std::vector<std::uint64_t>{201});
 }
