@@ -1,6 +1,7 @@
 #include "server/api_json.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <boost/json.hpp>
@@ -124,17 +125,17 @@ LeaseRequest parse_lease(std::string_view body, std::size_t max_completions) {
 }
 
 std::string render_lease(const LeaseReply& reply) {
-  json::array jobs;
+  // Written directly: each spec is canonical JSON already (to_json), and
+  // parsing it again for every leased job would cost more than the rest.
+  std::string out = R"({"jobs":[)";
   for (const LeasedJob& job : reply.jobs)
-    jobs.push_back(json::object{{"id", job.id},
-                                {"token", job.token},
-                                {"attempt", job.attempt},
-                                {"lease_expires_ms", job.lease_expires.count()},
-                                {"spec", json::parse(job.spec_json)}});
-  return json::serialize(json::object{
-      {"jobs", std::move(jobs)},
-      {"acknowledged", json::array(reply.acknowledged.begin(), reply.acknowledged.end())},
-      {"stop", json::array(reply.stop.begin(), reply.stop.end())}});
+    fmt::format_to(std::back_inserter(out),
+                   R"({}{{"id":{},"token":{},"attempt":{},"lease_expires_ms":{},"spec":{}}})",
+                   &job == &reply.jobs.front() ? "" : ",", job.id, job.token, job.attempt,
+                   job.lease_expires.count(), job.spec_json);
+  fmt::format_to(std::back_inserter(out), R"(],"acknowledged":[{}],"stop":[{}]}})",
+                 fmt::join(reply.acknowledged, ","), fmt::join(reply.stop, ","));
+  return out;
 }
 
 std::vector<JobId> parse_ids(std::string_view body, std::size_t max_ids) {

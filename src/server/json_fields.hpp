@@ -3,9 +3,9 @@
 // ("jobs[2].command.argv[0]: must be a string").
 #pragma once
 
+#include <boost/container/small_vector.hpp>
 #include <boost/json/value.hpp>
 #include <chrono>
-#include <set>
 #include <string>
 #include <string_view>
 
@@ -27,6 +27,7 @@ json::value parse_document(std::string_view text);
 class Fields {
  public:
   Fields(const json::value& value, std::string path);
+  // `key` must outlive the Fields (the callers pass literals).
   const json::value* take(std::string_view key);
   std::string path(std::string_view key) const { return join(path_, key); }
   void reject_unknown() const;
@@ -34,7 +35,7 @@ class Fields {
  private:
   const json::object* object_;
   std::string path_;
-  std::set<std::string, std::less<>> taken_;
+  boost::container::small_vector<std::string_view, 16> taken_;  // no allocation per object
 };
 
 std::string string_of(const json::value& value, const std::string& path, std::size_t max_bytes,
