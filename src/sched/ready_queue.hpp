@@ -2,11 +2,20 @@
 //
 // Order: higher priority first; within a priority, lower id (earlier submit)
 // first, so equal-priority work is FIFO. Removal of any job (cancel) is
-// O(log n), which a binary heap would not give.
+// O(log n).
+//
+// A server may hold a million queued jobs, so the common case costs 8 bytes
+// a job: new jobs arrive with increasing ids and are appended to a sorted
+// deque. A job queued again (a retry) has an older id and goes to a small
+// ordered set beside it; a removed job inside the deque is remembered and
+// skipped when it reaches the front.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -21,18 +30,22 @@ class ReadyQueue {
   // The best job and its priority, without removing it.
   std::optional<std::pair<JobId, int>> peek() const;
   std::optional<JobId> pop();
-  std::size_t size() const { return entries_.size(); }
-  bool empty() const { return entries_.empty(); }
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
 
  private:
-  struct Entry {
-    int priority;
-    JobId id;
-    bool operator<(const Entry& other) const {
-      return priority != other.priority ? priority > other.priority : id < other.id;
-    }
+  // The jobs of one priority. Invariant: the front of `in_order` is never
+  // in `removed`; a lane with no jobs is dropped.
+  struct Lane {
+    std::deque<JobId> in_order;  // increasing
+    std::set<JobId> out_of_order;
+    std::set<JobId> removed;  // still in in_order, no longer queued
+    JobId best() const;
+    bool empty() const { return in_order.empty() && out_of_order.empty(); }
+    void skip_removed();
   };
-  std::set<Entry> entries_;
+  std::map<int, Lane, std::greater<>> lanes_;  // highest priority first
+  std::size_t size_ = 0;
 };
 
 }  // namespace ferry::sched

@@ -51,7 +51,8 @@ Time retry_delay(const RetryPolicy& policy, int failures) {
 }
 
 int Job::failures() const {
-  auto from = attempts.begin() + static_cast<std::ptrdiff_t>(std::min(retry_base, attempts.size()));
+  auto from = attempts.begin() +
+              static_cast<std::ptrdiff_t>(std::min<std::size_t>(retry_base, attempts.size()));
   return static_cast<int>(std::count_if(
       from, attempts.end(), [](const Attempt& a) { return a.end == AttemptEnd::failed; }));
 }
@@ -227,7 +228,7 @@ bool Scheduler::cancel(JobId id, std::string reason, Time now) {
 bool Scheduler::retry(JobId id, Time now) {
   Job* job = get(id);
   if (!job || (job->state != State::failed && job->state != State::cancelled)) return false;
-  job->retry_base = job->attempts.size();
+  job->retry_base = static_cast<std::uint32_t>(job->attempts.size());
   job->reason.clear();
   job->ready_at = now;
   set_state(*job, State::queued);

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <set>
@@ -71,11 +72,11 @@ struct Job {
   JobId id = 0;
   JobOptions options;
   State state = State::waiting;
+  std::uint32_t retry_base = 0;       // attempts before this index were before a manual retry
   Time ready_at{0};                   // when a waiting job becomes queued
   std::optional<Time> lease_expires;  // while running under an expiring lease
   std::string reason;                 // why it ended, for failed and cancelled jobs
   std::vector<Attempt> attempts;
-  std::size_t retry_base = 0;  // attempts before this index were before a manual retry
 
   int failures() const;  // failed attempts since retry_base: they spend retries
 };
@@ -154,7 +155,9 @@ class Scheduler {
   void make_ready(Job& job, Time now);  // queued now, or waiting until ready_at
   void finish_attempt(Job& job, AttemptEnd end, std::string reason, Time now);
 
-  std::vector<Job> jobs_;  // jobs_[id - 1]; a gap left by admit() has id 0
+  // jobs_[id - 1]; a gap left by admit() has id 0. A deque: no spare capacity
+  // to double a million jobs by, and jobs never move.
+  std::deque<Job> jobs_;
   std::map<std::string, ReadyQueue, std::less<>> queues_;
   std::set<std::pair<Time, JobId>> delayed_;   // waiting jobs by ready_at
   std::set<std::pair<Time, JobId>> expiring_;  // running jobs by lease expiry

@@ -273,13 +273,13 @@ EventFilter parse_event_query(std::string_view query, std::size_t max_ids) {
 
 bool EventFilter::wants(const JobEvent& event) const {
   if (ids && !std::binary_search(ids->begin(), ids->end(), event.id)) return false;
-  return queue.empty() || *event.queue == queue;
+  return queue.empty() || event.queue == queue;
 }
 
 std::string render_event(const JobEvent& event, bool results) {
   json::object item{{"id", event.id},
                     {"state", sched::name(event.state)},
-                    {"queue", *event.queue},
+                    {"queue", event.queue},
                     {"attempts", event.attempts},
                     {"reason", *event.reason}};
   if (results && sched::is_final(event.state)) {

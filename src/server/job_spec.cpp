@@ -147,14 +147,17 @@ std::string to_json(const JobSpec& spec) {
     object["call"] =
         json::object{{"function", call.function}, {"args", json::parse(call.args_json)}};
   }
-  object["name"] = spec.name;
-  object["queue"] = spec.queue;
-  object["priority"] = spec.priority;
-  object["retries"] = spec.retries;
-  object["retry_delay"] = seconds_value(spec.retry_delay);
-  object["timeout"] = seconds_value(spec.timeout);
-  object["delay"] = seconds_value(spec.delay);
-  object["labels"] = json::array(spec.labels.begin(), spec.labels.end());
+  // Defaults are left out: a million queued specs are held in memory.
+  const JobSpec defaults;
+  if (spec.name != defaults.name) object["name"] = spec.name;
+  if (spec.queue != defaults.queue) object["queue"] = spec.queue;
+  if (spec.priority != defaults.priority) object["priority"] = spec.priority;
+  if (spec.retries != defaults.retries) object["retries"] = spec.retries;
+  if (spec.retry_delay != defaults.retry_delay)
+    object["retry_delay"] = seconds_value(spec.retry_delay);
+  if (spec.timeout != defaults.timeout) object["timeout"] = seconds_value(spec.timeout);
+  if (spec.delay != defaults.delay) object["delay"] = seconds_value(spec.delay);
+  if (!spec.labels.empty()) object["labels"] = json::array(spec.labels.begin(), spec.labels.end());
   return json::serialize(object);
 }
 

@@ -9,7 +9,7 @@
 // Parsing is strict: an unknown field, a wrong type, a value out of range or
 // over a size limit is a SpecError naming the field ("jobs[3].command.argv:
 // must not be empty"), and nothing is accepted. to_json() gives the canonical
-// form the store keeps; parsing it again gives the same spec.
+// form the store keeps (defaults left out); parsing it gives the same spec.
 #pragma once
 
 #include <chrono>
@@ -70,7 +70,7 @@ JobSpec parse_job_spec(std::string_view json, const SpecLimits& limits = {});
 // {"jobs": [job, ...]}: a batch of at least one and at most max_jobs_per_batch.
 std::vector<JobSpec> parse_job_batch(std::string_view json, const SpecLimits& limits = {});
 
-// The canonical JSON form: every field, in a fixed order.
+// The canonical JSON form: fixed field order, fields at their defaults left out.
 std::string to_json(const JobSpec& spec);
 
 }  // namespace ferry::server

@@ -73,8 +73,9 @@ void Service::admit(JobId id, const JobSpec& spec, std::string spec_json, sched:
   job.ready_at = ready_at;
   job.attempts = std::move(attempts);
   job.reason = std::move(reason);
-  job.retry_base = retry_base;
-  records_[id] = Record{std::move(spec_json), spec.name, spec.queue, created, {}};
+  job.retry_base = static_cast<std::uint32_t>(retry_base);
+  if (records_.size() < id) records_.resize(id);
+  records_[id - 1] = Record{specs_.add(spec_json), created, nullptr};
   scheduler_.admit(std::move(job), now_());
   next_id_ = std::max(next_id_, id + 1);
 }
@@ -101,7 +102,9 @@ void Service::start() {
     admit(row.id, parse_job_spec(row.spec), row.spec, state, Time{row.created_ms},
           Time{row.ready_at_ms}, std::move(attempts), row.reason,
           static_cast<std::size_t>(row.retry_base));
-    records_[row.id].reports = std::move(reports);
+    if (!reports.empty())
+      records_[row.id - 1].reports =
+          std::make_unique<std::map<int, Completion>>(std::move(reports));
   }
   // Rebuilding is not news: the store has it all. (It holds no running jobs:
   // leases are not stored, so what ran when the server stopped is queued.)
@@ -158,13 +161,11 @@ void Service::commit(store::Batch batch, std::function<void(const std::string& e
 }
 
 JobEvent Service::event_of(const Changed& change) const {
-  const Record& record = records_.at(change.id);
+  const Record& stored = *record(change.id);
   const sched::Job& job = *scheduler_.find(change.id);
-  JobEvent event{change.id, &record.queue, change.to, &job.reason, change.attempts, nullptr};
-  if (change.attempts > 0) {
-    auto report = record.reports.find(job.attempts[change.attempts - 1].number);
-    if (report != record.reports.end()) event.last_report = &report->second;
-  }
+  JobEvent event{change.id, queue_of(job), change.to, &job.reason, change.attempts, nullptr};
+  if (change.attempts > 0)
+    event.last_report = report(stored, job.attempts[change.attempts - 1].number);
   return event;
 }
 
@@ -209,15 +210,14 @@ void Service::collect_changes(store::Batch& batch) {
                             attempt.ended.count(),
                             std::string(sched::name(attempt.end)),
                             attempt.reason};
-      const Record& record = records_.at(job.id);
-      if (auto report = record.reports.find(attempt.number); report != record.reports.end()) {
-        row.exit_code = report->second.exit_code;
-        row.signal = report->second.signal;
-        row.stdout_tail = report->second.stdout_tail;
-        row.stderr_tail = report->second.stderr_tail;
-        row.result = report->second.result_json;
-        row.cpu_us = report->second.cpu_us;
-        row.max_rss_kb = report->second.max_rss_kb;
+      if (const Completion* done = report(*record(job.id), attempt.number)) {
+        row.exit_code = done->exit_code;
+        row.signal = done->signal;
+        row.stdout_tail = done->stdout_tail;
+        row.stderr_tail = done->stderr_tail;
+        row.result = done->result_json;
+        row.cpu_us = done->cpu_us;
+        row.max_rss_kb = done->max_rss_kb;
       }
       batch.attempts.push_back(std::move(row));
     };
@@ -272,7 +272,7 @@ void Service::grant(const LeaseRequest& request, LeaseReply& reply, store::Batch
     auto lease = scheduler_.lease(now, request.worker, options_.lease_duration, queues);
     if (!lease) break;
     reply.jobs.push_back({lease->job, lease->token, lease->attempt,
-                          records_.at(lease->job).spec_json, *lease->expires});
+                          std::string(record(lease->job)->spec), *lease->expires});
   }
   collect_changes(batch);
 }
@@ -291,7 +291,11 @@ void Service::lease(LeaseRequest request, Leased done) {
     const sched::Job* job = scheduler_.find(completion.job);
     bool current = job && job->state == sched::State::running &&
                    job->attempts.back().lease == completion.token;
-    if (current) records_.at(completion.job).reports[job->attempts.back().number] = completion;
+    if (current) {
+      auto& reports = records_[completion.job - 1].reports;
+      if (!reports) reports = std::make_unique<std::map<int, Completion>>();
+      (*reports)[job->attempts.back().number] = completion;
+    }
     scheduler_.complete(completion.job, completion.token, completion.succeeded, completion.reason,
                         now);  // counts it when stale
     reply.acknowledged.push_back(completion.token);
@@ -402,16 +406,54 @@ std::optional<Time> Service::next_tick() const {
   return next;
 }
 
+std::string_view TextArena::add(std::string_view text) {
+  char* at = nullptr;
+  if (text.size() > kChunk / 4) {  // a large one alone, before the chunk being filled
+    auto place = chunks_.empty() ? chunks_.end() : chunks_.end() - 1;
+    at = chunks_.insert(place, std::make_unique<char[]>(text.size()))->get();
+  } else {
+    if (used_ + text.size() > kChunk) {
+      chunks_.push_back(std::make_unique<char[]>(kChunk));
+      used_ = 0;
+    }
+    at = chunks_.back().get() + used_;
+    used_ += text.size();
+  }
+  std::copy(text.begin(), text.end(), at);
+  return {at, text.size()};
+}
+
+const Service::Record* Service::record(JobId id) const {
+  if (id == 0 || id > records_.size() || records_[id - 1].spec.empty()) return nullptr;
+  return &records_[id - 1];
+}
+
+std::string_view Service::queue_of(const sched::Job& job) {
+  std::string_view key = job.options.queue;
+  return key.substr(0, key.find('#'));  // see queue_key()
+}
+
+const Completion* Service::report(const Record& record, int attempt) {
+  if (!record.reports) return nullptr;
+  auto found = record.reports->find(attempt);
+  return found == record.reports->end() ? nullptr : &found->second;
+}
+
+JobView Service::view_of(JobId id, const sched::Job& job, const Record& record) const {
+  std::string spec(record.spec);
+  std::string name = parse_job_spec(spec).name;
+  return {id,        std::move(spec), std::move(name), std::string(queue_of(job)),
+          job.state, job.reason,      record.created,  {}};
+}
+
 std::optional<JobView> Service::job(JobId id) const {
   const sched::Job* job = scheduler_.find(id);
   if (!job) return std::nullopt;
-  const Record& record = records_.at(id);
-  JobView view{id,         record.spec_json, record.name,    record.queue,
-               job->state, job->reason,      record.created, {}};
+  const Record& stored = *record(id);
+  JobView view = view_of(id, *job, stored);
   for (const sched::Attempt& attempt : job->attempts) {
-    auto report = record.reports.find(attempt.number);
-    view.attempts.push_back(
-        {attempt, report == record.reports.end() ? std::nullopt : std::optional(report->second)});
+    const Completion* done = report(stored, attempt.number);
+    view.attempts.push_back({attempt, done ? std::optional(*done) : std::nullopt});
   }
   return view;
 }
@@ -425,14 +467,12 @@ ListPage Service::list(const ListQuery& query) const {
     ++scanned;
     const sched::Job* job = scheduler_.find(id);
     if (!job) continue;  // an id that never committed
-    const Record& record = records_.at(id);
+    const Record& stored = *record(id);
     if (query.state && job->state != *query.state) continue;
-    if (!query.queue.empty() && record.queue != query.queue) continue;
-    if (!query.text.empty() && record.name.find(query.text) == std::string::npos &&
-        record.spec_json.find(query.text) == std::string::npos)
-      continue;
-    JobView view{id,         record.spec_json, record.name,    record.queue,
-                 job->state, job->reason,      record.created, {}};
+    if (!query.queue.empty() && queue_of(*job) != query.queue) continue;
+    // The name is in the spec: one search finds both.
+    if (!query.text.empty() && stored.spec.find(query.text) == std::string_view::npos) continue;
+    JobView view = view_of(id, *job, stored);
     for (const sched::Attempt& attempt : job->attempts) view.attempts.push_back({attempt, {}});
     page.jobs.push_back(std::move(view));
   }
@@ -442,8 +482,9 @@ ListPage Service::list(const ListQuery& query) const {
 
 std::map<std::string, sched::Counts> Service::queues() const {
   std::map<std::string, sched::Counts> queues;
-  for (const auto& [id, record] : records_)
-    queues[record.queue].by_state[static_cast<int>(scheduler_.find(id)->state)]++;
+  for (JobId id = 1; id <= records_.size(); ++id)
+    if (const sched::Job* job = record(id) ? scheduler_.find(id) : nullptr)
+      queues[std::string(queue_of(*job))].by_state[static_cast<int>(job->state)]++;
   return queues;
 }
 

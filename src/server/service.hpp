@@ -29,7 +29,9 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -122,7 +124,7 @@ struct ListPage {
 // A job's state changed, durably: what `GET /v1/events` streams.
 struct JobEvent {
   JobId id = 0;
-  const std::string* queue = nullptr;  // valid during the callback
+  std::string_view queue;  // valid during the callback
   sched::State state = sched::State::waiting;
   const std::string* reason = nullptr;  // valid during the callback
   std::size_t attempts = 0;
@@ -135,6 +137,18 @@ struct WorkerView {
   std::vector<std::string> labels;
   int free_slots = 0;
   Time last_seen{0};
+};
+
+// Append-only storage for many small strings that live as long as the
+// server: one allocation per MiB rather than one per string.
+class TextArena {
+ public:
+  std::string_view add(std::string_view text);
+
+ private:
+  static constexpr std::size_t kChunk = 1 << 20;
+  std::vector<std::unique_ptr<char[]>> chunks_;
+  std::size_t used_ = kChunk;  // in the last chunk
 };
 
 class Service {
@@ -200,13 +214,18 @@ class Service {
   Known current(JobId id, const std::function<void(const JobEvent&)>& see) const;
 
  private:
+  // What the service keeps of a job beside the scheduler's state: small,
+  // since a million queued jobs may be held (the name is in the spec).
   struct Record {
-    std::string spec_json;
-    std::string name;
-    std::string queue;  // as submitted; the scheduler's queue adds the labels
+    std::string_view spec;  // canonical JSON, in specs_; empty: no such job
     Time created{0};
-    std::map<int, Completion> reports;  // by attempt number
+    std::unique_ptr<std::map<int, Completion>> reports;  // by attempt number, once any
   };
+  const Record* record(JobId id) const;
+  // The queue it was submitted to (the scheduler's queue adds the labels).
+  static std::string_view queue_of(const sched::Job& job);
+  static const Completion* report(const Record& record, int attempt);
+  JobView view_of(JobId id, const sched::Job& job, const Record& record) const;
   struct Parked {
     LeaseRequest request;
     Leased done;
@@ -252,7 +271,8 @@ class Service {
   Now now_;
   Options options_;
   sched::Scheduler scheduler_;
-  std::unordered_map<JobId, Record> records_;
+  std::deque<Record> records_;  // records_[id - 1]
+  TextArena specs_;
   std::map<std::string, std::pair<std::string, std::vector<std::string>>> queue_keys_;
   JobId next_id_ = 1;  // ids are reserved at submit, admitted at commit
   std::map<std::string, WorkerView> workers_;

@@ -121,7 +121,7 @@ TEST_F(ServiceTest, AJobCanBeLeasedOnlyOnceItIsDurable) {
 TEST_F(ServiceTest, EventsComeOnceDurableInOrderAndUnsubscribingStopsThem) {
   std::vector<std::string> seen;
   auto record = [&](const JobEvent& event) {
-    seen.push_back(fmt::format("{} {} {} {}", event.id, sched::name(event.state), *event.queue,
+    seen.push_back(fmt::format("{} {} {} {}", event.id, sched::name(event.state), event.queue,
                                event.last_report ? event.last_report->stdout_tail : "-"));
   };
   std::uint64_t subscription = service->subscribe(record);
