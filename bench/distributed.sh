@@ -16,16 +16,9 @@ jobs=${JOBS:-20000}
 
 peer_packages=(python3-celery python3-redis redis-server python3-dask python3-distributed
   beanstalkd bc)
-missing=()
-for package in "${peer_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
-    missing+=("$package")
-done
-if ((${#missing[@]})); then
-  echo "installing the peers: ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
-    > /dev/null 2>&1 || echo "(some peers could not be installed; they are skipped below)"
-fi
+source scripts/debian_packages.sh
+install_packages "${peer_packages[@]}" > /dev/null 2>&1 ||
+  echo "(some peers could not be installed; they are skipped below)"
 python=/usr/bin/python3  # Debian's, where its python3-* packages are
 
 source scripts/local_server.sh

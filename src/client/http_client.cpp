@@ -47,6 +47,18 @@ struct HttpClient::Connection {
     io.run();
     return error;
   }
+  // Sends `request`, then reads with `read(stream, buffer, handler)`, until
+  // the stream's deadline; returns the first error.
+  template <class Read>
+  beast::error_code exchange(const http::request<http::string_body>& request, Read read) {
+    beast::error_code error;
+    with_stream([&](auto& stream) {
+      auto done = [&](beast::error_code e, std::size_t) { error = e; };
+      http::async_write(stream, request, done);
+      if (!run(error)) read(stream, buffer, done);
+    });
+    return error ? error : run(error);
+  }
 };
 
 HttpClient::HttpClient(std::string url, std::string token)
@@ -135,17 +147,12 @@ Response HttpClient::request(const std::string& method, const std::string& targe
   for (int attempt = 0; attempt < 2; ++attempt) {
     bool fresh = !c.is_open();
     if (fresh) connect(c, std::chrono::steady_clock::now() + timeout);
-    beast::error_code error;
     http::response_parser<http::string_body> parser;
     parser.body_limit(256 << 20);
     c.lowest().expires_after(timeout);
-    c.with_stream([&](auto& stream) {
-      http::async_write(stream, request, [&](beast::error_code e, std::size_t) { error = e; });
-      if (!c.run(error))
-        http::async_read(stream, c.buffer, parser,
-                         [&](beast::error_code e, std::size_t) { error = e; });
+    beast::error_code error = c.exchange(request, [&](auto& stream, auto& buffer, auto done) {
+      http::async_read(stream, buffer, parser, done);
     });
-    if (!error) c.run(error);
     if (!error) {
       if (!parser.get().keep_alive()) c.reset();
       return {static_cast<int>(parser.get().result_int()), std::move(parser.get().body())};
@@ -168,17 +175,12 @@ Response HttpClient::events(const std::string& target,
   connect(c, soon());
   http::request<http::string_body> request = make_request("GET", target, "");
   request.set(http::field::accept, "text/event-stream");
-  beast::error_code error;
   http::response_parser<http::string_body> parser;
   parser.body_limit(1 << 20);
   c.lowest().expires_at(soon());
-  c.with_stream([&](auto& stream) {
-    http::async_write(stream, request, [&](beast::error_code e, std::size_t) { error = e; });
-    if (!c.run(error))
-      http::async_read_header(stream, c.buffer, parser,
-                              [&](beast::error_code e, std::size_t) { error = e; });
+  beast::error_code error = c.exchange(request, [&](auto& stream, auto& buffer, auto done) {
+    http::async_read_header(stream, buffer, parser, done);
   });
-  if (!error) c.run(error);
   auto broken = [&](const beast::error_code& problem) -> Response {
     if (problem == beast::error::timeout && std::chrono::steady_clock::now() >= deadline)
       throw DeadlineReached("the deadline passed");

@@ -14,6 +14,12 @@
 namespace ferry::e2e {
 namespace {
 
+// The answer has this status, and its body says `detail`.
+void expect(const Response& response, int status, const std::string& detail) {
+  EXPECT_EQ(response.status, status) << response.body;
+  EXPECT_NE(response.body.find(detail), std::string::npos) << response.body;
+}
+
 TEST(FerryServer, OnlyHealthzIsOpenWithoutTheToken) {
   TempDir dir;
   Server server(dir);
@@ -41,10 +47,6 @@ TEST(FerryServer, OnlyHealthzIsOpenWithoutTheToken) {
 TEST(FerryServer, BadInputGetsAClearErrorAndChangesNothing) {
   TempDir dir;
   Server server(dir);
-  auto expect = [&](Response response, int status, const std::string& detail) {
-    EXPECT_EQ(response.status, status) << response.body;
-    EXPECT_NE(response.body.find(detail), std::string::npos) << response.body;
-  };
   expect(server.request("POST", "/v1/jobs", "{\"command\":"), 400,
          R"("detail":"the body is not valid JSON: incomplete JSON")");
   expect(server.request("POST", "/v1/jobs", R"({"command":{"argv":["ls"]},"retires":3})"), 400,
@@ -116,10 +118,6 @@ std::vector<std::string> event_data(const std::string& stream) {
 TEST(FerryServer, EventsStreamEachChangeOnceDurableAfterTheCurrentState) {
   TempDir dir;
   Server server(dir);
-  auto expect = [&](Response response, int status, const std::string& detail) {
-    EXPECT_EQ(response.status, status) << response.body;
-    EXPECT_NE(response.body.find(detail), std::string::npos) << response.body;
-  };
   expect(server.request("GET", "/v1/events?ids=9"), 404, "no job 9");
   expect(server.request("GET", "/v1/events?ids=3-1"), 400,
          "ids: '3-1' is neither a job id nor a range FIRST-LAST");
