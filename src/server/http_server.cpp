@@ -257,7 +257,7 @@ class Server {
         refused = error(http::status::bad_request, "invalid_request", problem.what());
       }
     for (std::size_t i = 0; !refused && filter->ids && i < filter->ids->size(); ++i)
-      if (!service_.job((*filter->ids)[i]))
+      if (!service_.exists((*filter->ids)[i]))
         refused = error(http::status::not_found, "not_found",
                         fmt::format("no job {}", (*filter->ids)[i]));
     if (refused) {
@@ -482,11 +482,11 @@ void serve(const ServerConfig& config) {
     throw std::runtime_error(fmt::format(
         "refusing to listen on {} without a token: give --token, --token-file or FERRY_TOKEN",
         config.host));
-  // Large short-lived buffers (request bodies, their parsed JSON, batches)
-  // go straight to the kernel and back. glibc would otherwise raise this
+  // Large short-lived buffers (big request bodies, their parsed JSON) go
+  // straight to the kernel and back. glibc would otherwise raise this
   // threshold after the first one and carve them from the heap, where they
   // leave holes between the long-lived job records: RSS grows by a tenth.
-  mallopt(M_MMAP_THRESHOLD, 128 << 10);
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   Server server(config);
   server.run();
 }

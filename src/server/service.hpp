@@ -192,6 +192,7 @@ class Service {
   std::optional<Time> next_tick() const;
 
   std::optional<JobView> job(JobId id) const;
+  bool exists(JobId id) const { return scheduler_.find(id) != nullptr; }
   // One page of jobs, newest first. Scans at most `kMaxScan` ids per call, so
   // a rare filter answers with fewer jobs and a cursor to continue from.
   ListPage list(const ListQuery& query) const;
