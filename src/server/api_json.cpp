@@ -31,7 +31,7 @@ json::value embedded(const std::string& json_text) {
   return error ? json::value(json_text) : value;
 }
 
-Completion completion_of(const json::value& value, const std::string& path) {
+Completion completion_of(const json::value& value, const Path& path) {
   Fields fields(value, path);
   Completion completion;
   auto required = [&](std::string_view key) {
@@ -64,7 +64,7 @@ Completion completion_of(const json::value& value, const std::string& path) {
   return completion;
 }
 
-std::vector<std::string> names_of(const json::value& value, const std::string& path) {
+std::vector<std::string> names_of(const json::value& value, const Path& path) {
   if (!value.is_array()) fail(path, "must be an array of names");
   if (value.as_array().size() > 64) fail(path, "must hold at most 64 names");
   std::vector<std::string> names;

@@ -12,15 +12,14 @@ namespace {
 namespace json = boost::json;
 using namespace json_fields;
 
-CommandSpec command_of(const json::value& value, const std::string& path,
-                       const SpecLimits& limits) {
+CommandSpec command_of(const json::value& value, const Path& path, const SpecLimits& limits) {
   Fields fields(value, path);
   CommandSpec command;
   const json::value* argv = fields.take("argv");
   const json::value* shell = fields.take("shell");
   if ((argv != nullptr) == (shell != nullptr)) fail(path, "needs exactly one of argv and shell");
   if (argv) {
-    std::string argv_path = fields.path("argv");
+    Path argv_path = fields.path("argv");
     if (!argv->is_array()) fail(argv_path, "must be an array of strings");
     const json::array& items = argv->as_array();
     if (items.empty()) fail(argv_path, "must not be empty");
@@ -33,7 +32,7 @@ CommandSpec command_of(const json::value& value, const std::string& path,
     command.shell = string_of(*shell, fields.path("shell"), limits.max_string_bytes, false);
   }
   if (const json::value* env = fields.take("env")) {
-    std::string env_path = fields.path("env");
+    Path env_path = fields.path("env");
     if (!env->is_object()) fail(env_path, "must be an object of names to strings");
     for (const auto& entry : env->as_object()) {
       std::string name(entry.key());
@@ -51,7 +50,7 @@ CommandSpec command_of(const json::value& value, const std::string& path,
   return command;
 }
 
-CallSpec call_of(const json::value& value, const std::string& path, const SpecLimits& limits) {
+CallSpec call_of(const json::value& value, const Path& path, const SpecLimits& limits) {
   Fields fields(value, path);
   CallSpec call;
   const json::value* function = fields.take("function");
@@ -67,7 +66,7 @@ CallSpec call_of(const json::value& value, const std::string& path, const SpecLi
   return call;
 }
 
-JobSpec job_of(const json::value& value, const std::string& path, const SpecLimits& limits) {
+JobSpec job_of(const json::value& value, const Path& path, const SpecLimits& limits) {
   Fields fields(value, path);
   JobSpec spec;
   const json::value* command = fields.take("command");
@@ -93,7 +92,7 @@ JobSpec job_of(const json::value& value, const std::string& path, const SpecLimi
   if (const json::value* delay = fields.take("delay"))
     spec.delay = seconds_of(*delay, fields.path("delay"));
   if (const json::value* labels = fields.take("labels")) {
-    std::string labels_path = fields.path("labels");
+    Path labels_path = fields.path("labels");
     if (!labels->is_array()) fail(labels_path, "must be an array of strings");
     if (labels->as_array().size() > 32) fail(labels_path, "must have at most 32 labels");
     for (std::size_t i = 0; i < labels->as_array().size(); ++i)

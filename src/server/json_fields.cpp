@@ -15,16 +15,32 @@ namespace {
 constexpr double kMaxSeconds = 365.0 * 24 * 3600;
 }
 
-void fail(const std::string& path, std::string_view problem) {
-  throw SpecError(fmt::format("{}: {}", path.empty() ? "the body" : path, problem));
+std::string Path::str() const {
+  std::string text;
+  for (const Part& part : parts_) {
+    if (part.index != kNoIndex)
+      text += fmt::format("[{}]", part.index);
+    else
+      text += (text.empty() ? "" : ".") + std::string(part.key);
+  }
+  return text;
 }
 
-std::string join(const std::string& path, std::string_view key) {
-  return path.empty() ? std::string(key) : fmt::format("{}.{}", path, key);
+Path join(const Path& path, std::string_view key) {
+  Path child = path;
+  child.parts_.push_back({key, Path::kNoIndex});
+  return child;
 }
 
-std::string at(const std::string& path, std::size_t index) {
-  return fmt::format("{}[{}]", path, index);
+Path at(const Path& path, std::size_t index) {
+  Path child = path;
+  child.parts_.push_back({{}, index});
+  return child;
+}
+
+void fail(const Path& path, std::string_view problem) {
+  std::string where = path.str();
+  throw SpecError(fmt::format("{}: {}", where.empty() ? "the body" : where, problem));
 }
 
 json::value parse_document(std::string_view text) {
@@ -39,7 +55,7 @@ json::value parse_document(std::string_view text) {
   return value;
 }
 
-Fields::Fields(const json::value& value, std::string path) : path_(std::move(path)) {
+Fields::Fields(const json::value& value, Path path) : path_(std::move(path)) {
   if (!value.is_object()) fail(path_, "must be a JSON object");
   object_ = &value.as_object();
 }
@@ -55,7 +71,7 @@ void Fields::reject_unknown() const {
       fail(join(path_, field.key()), "is not a known field");
 }
 
-std::string string_of(const json::value& value, const std::string& path, std::size_t max_bytes,
+std::string string_of(const json::value& value, const Path& path, std::size_t max_bytes,
                       bool allow_empty) {
   if (!value.is_string()) fail(path, "must be a string");
   std::string_view text = value.as_string();
@@ -65,7 +81,7 @@ std::string string_of(const json::value& value, const std::string& path, std::si
   return std::string(text);
 }
 
-std::string name_of(const json::value& value, const std::string& path) {
+std::string name_of(const json::value& value, const Path& path) {
   std::string name = string_of(value, path, 128, false);
   bool plain = std::all_of(name.begin(), name.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' ||
@@ -75,7 +91,7 @@ std::string name_of(const json::value& value, const std::string& path) {
   return name;
 }
 
-int integer_of(const json::value& value, const std::string& path, int low, int high) {
+int integer_of(const json::value& value, const Path& path, int low, int high) {
   std::int64_t number = 0;
   if (value.is_int64())
     number = value.as_int64();
@@ -89,18 +105,18 @@ int integer_of(const json::value& value, const std::string& path, int low, int h
   return static_cast<int>(number);
 }
 
-std::uint64_t id_of(const json::value& value, const std::string& path) {
+std::uint64_t id_of(const json::value& value, const Path& path) {
   if (value.is_uint64() && value.as_uint64() > 0) return value.as_uint64();
   if (value.is_int64() && value.as_int64() > 0) return static_cast<std::uint64_t>(value.as_int64());
   fail(path, "must be a positive whole number");
 }
 
-bool bool_of(const json::value& value, const std::string& path) {
+bool bool_of(const json::value& value, const Path& path) {
   if (!value.is_bool()) fail(path, "must be true or false");
   return value.as_bool();
 }
 
-std::chrono::milliseconds seconds_of(const json::value& value, const std::string& path) {
+std::chrono::milliseconds seconds_of(const json::value& value, const Path& path) {
   double seconds = 0;
   if (value.is_int64())
     seconds = static_cast<double>(value.as_int64());
