@@ -67,6 +67,7 @@ asio::awaitable<Result> callback_result(asio::io_context& io, Start start) {
 
 // A stream of events that nobody reads: dropped rather than held.
 constexpr std::size_t kMaxUnsentEvents = 16 << 20;
+constexpr std::size_t kEventSlice = 256 << 10;
 
 // Ends a connection: TLS says goodbye first (bounded, a peer may not answer).
 asio::awaitable<void> close(beast::tcp_stream& stream) {
@@ -282,16 +283,20 @@ class Server {
       feed->wake.cancel();
     };
     std::uint64_t subscription = service_.subscribe(take);
-    if (filter->ids)
-      for (JobId id : *filter->ids) service_.current(id, take);
+    // The named jobs' current states go out a slice at a time between
+    // writes: many finished jobs with long outputs never pile up at once.
+    std::vector<JobId> named = filter->ids.value_or(std::vector<JobId>());
+    std::size_t sent = 0;
     for (;;) {
       if (feed->unsent.size() > kMaxUnsentEvents) break;
+      while (sent < named.size() && feed->unsent.size() < kEventSlice)
+        service_.current(named[sent++], take);
       if (feed->unsent.empty()) {
         feed->wake.expires_after(std::chrono::seconds(15));
         auto waiting = feed->wake.async_wait(use_tuple);
         auto woken = co_await std::move(waiting);
-        if (!std::get<0>(woken))
-          feed->unsent = ": keep-alive\n\n";  // and a check that the reader is there
+        // Expired with nothing to send: a line that also checks the reader is there.
+        if (!std::get<0>(woken) && feed->unsent.empty()) feed->unsent = ": keep-alive\n\n";
         continue;
       }
       std::string sending;

@@ -160,6 +160,39 @@ TEST(FerryCluster, WaitFollowsJobsAsTheyEnd) {
   EXPECT_EQ(attempt.at("number").as_int64(), 1);
 }
 
+// Waiting on jobs that already ended with long outputs: 300 × 60 KiB is more
+// than an event stream may hold unsent, so it must go out a slice at a time.
+TEST(FerryCluster, WaitsOnManyEndedJobsWithLongOutputs) {
+  TempDir dir;
+  Server server(dir);
+  WorkerProcess worker(dir, server, "w1", 4);
+  Strings map = {"map",
+                 "--server",
+                 server.url(),
+                 "--token",
+                 "sekrit",
+                 "--shell",
+                 ": {}; head -c 61440 /dev/zero | tr '\\0' x",
+                 ":::"};
+  Strings wait = {"wait", "--server", server.url(), "--token", "sekrit"};
+  for (int i = 1; i <= 300; ++i) {
+    map.push_back(std::to_string(i));
+    wait.push_back(std::to_string(i));
+  }
+  ASSERT_EQ(run_ferry(map, dir).exit_code, 0);
+  ASSERT_TRUE(eventually([&] { return count_of(server, "succeeded") == 300; }, 120))
+      << server.request("GET", "/v1/stats").body;
+  auto waited = run_ferry(wait, dir);
+  EXPECT_EQ(waited.exit_code, 0) << waited.err;
+  std::vector<std::string> lines = lines_of(waited.out);
+  EXPECT_EQ(lines.size(), 300u);
+  EXPECT_EQ(std::count_if(lines.begin(), lines.end(),
+                          [](const std::string& line) {
+                            return line.find(" succeeded ") != std::string::npos;
+                          }),
+            300);
+}
+
 TEST(FerryCluster, ServesHttpsWithItsCertificate) {
   TempDir dir;
   exec::Command make_certificate = exec::shell_command(
