@@ -55,7 +55,7 @@ std::vector<std::string> Service::eligible_queues(const LeaseRequest& request) c
   return keys;
 }
 
-void Service::admit(JobId id, const JobSpec& spec, std::string spec_json, sched::State state,
+void Service::admit(JobId id, const JobSpec& spec, std::string_view spec_json, sched::State state,
                     Time created, Time ready_at, std::vector<sched::Attempt> attempts,
                     std::string reason, std::size_t retry_base) {
   sched::Job job;
@@ -153,11 +153,14 @@ void Service::write(store::Batch batch, std::function<void(const std::string& er
 
 void Service::commit(store::Batch batch, std::function<void(const std::string& error)> then) {
   if (!batch.empty()) return write(std::move(batch), std::move(then));
-  if (!changed_.empty()) {
-    enqueue_changes().settled = true;
-    send_settled();
-  }
+  announce();
   then("");
+}
+
+void Service::announce() {
+  if (changed_.empty()) return;
+  enqueue_changes().settled = true;  // behind any group still committing
+  send_settled();
 }
 
 JobEvent Service::event_of(const Changed& change) const {
@@ -249,17 +252,16 @@ void Service::submit(std::vector<JobSpec> specs, Submitted done) {
   write(std::move(batch), [this, specs = std::move(specs), ids, jsons = std::move(jsons), now,
                            done = std::move(done)](const std::string& error) mutable {
     if (!error.empty()) return done({}, error);
-    std::vector<Changed> admitted;
     for (std::size_t i = 0; i < ids.size(); ++i) {
       auto state = specs[i].delay.count() > 0 ? sched::State::waiting : sched::State::queued;
-      admit(ids[i], specs[i], std::move(jsons[i]), state, now, now + specs[i].delay, {}, "", 0);
-      admitted.push_back({ids[i], state, 0});
+      admit(ids[i], specs[i], jsons[i], state, now, now + specs[i].delay, {}, "", 0);
+      changed_.push_back({ids[i], state, 0});
     }
     // Admitting durable jobs tells the store nothing new; every other
     // operation collects its changes before it returns, so none are lost here.
     scheduler_.take_changes();
     done(ids, "");
-    publish(admitted);
+    announce();
     serve_parked();
   });
 }
@@ -271,8 +273,8 @@ void Service::grant(const LeaseRequest& request, LeaseReply& reply, store::Batch
   for (int slot = static_cast<int>(reply.jobs.size()); slot < request.free_slots; ++slot) {
     auto lease = scheduler_.lease(now, request.worker, options_.lease_duration, queues);
     if (!lease) break;
-    reply.jobs.push_back({lease->job, lease->token, lease->attempt,
-                          std::string(record(lease->job)->spec), *lease->expires});
+    reply.jobs.push_back(
+        {lease->job, lease->token, lease->attempt, record(lease->job)->spec, *lease->expires});
   }
   collect_changes(batch);
 }

@@ -81,7 +81,7 @@ struct LeasedJob {
   JobId id = 0;
   std::uint64_t token = 0;
   int attempt = 0;
-  std::string spec_json;
+  std::string_view spec_json;  // the Service's own copy: valid while it lives
   Time lease_expires{0};
 };
 
@@ -236,8 +236,8 @@ class Service {
   // The scheduler queue of a job: its queue, and its labels when it has some.
   std::string queue_key(const std::string& queue, std::vector<std::string> labels);
   std::vector<std::string> eligible_queues(const LeaseRequest& request) const;
-  void admit(JobId id, const JobSpec& spec, std::string spec_json, sched::State state, Time created,
-             Time ready_at, std::vector<sched::Attempt> attempts, std::string reason,
+  void admit(JobId id, const JobSpec& spec, std::string_view spec_json, sched::State state,
+             Time created, Time ready_at, std::vector<sched::Attempt> attempts, std::string reason,
              std::size_t retry_base);
   // Leases up to the request's free slots into `reply`, recording attempts in `batch`.
   void grant(const LeaseRequest& request, LeaseReply& reply, store::Batch& batch);
@@ -264,6 +264,8 @@ class Service {
   };
   Outgoing& enqueue_changes();
   void send_settled();
+  // Sends the changes collected so far with nothing to write for them.
+  void announce();
   // Writes `batch` (if not empty) and calls `then` once it is durable.
   void commit(store::Batch batch, std::function<void(const std::string& error)> then);
 
