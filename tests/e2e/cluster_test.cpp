@@ -114,13 +114,6 @@ TEST(FerryCluster, CommandsSubmittedFromTheCliRunOnAWorker) {
   EXPECT_EQ(run_ferry(bad_logs, dir).err, "oops\n");
 }
 
-exec::Result run_with(exec::Command command) {
-  exec::ProcessSet set;
-  set.start(command);
-  for (;;)
-    for (auto& finished : set.wait(std::nullopt)) return finished.result;
-}
-
 TEST(FerryCluster, WaitFollowsJobsAsTheyEnd) {
   TempDir dir;
   Server server(dir);
@@ -199,7 +192,7 @@ TEST(FerryCluster, ServesHttpsWithItsCertificate) {
       "openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 2 "
       "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null");
   make_certificate.cwd = dir.path().string();
-  ASSERT_EQ(run_with(make_certificate).exit_code, 0);
+  ASSERT_EQ(run_to_end(make_certificate).exit_code, 0);
   Server server(dir, "sekrit", {"--tls-cert", dir / "cert.pem", "--tls-key", dir / "key.pem"});
   ASSERT_EQ(server.url().rfind("https://127.0.0.1:", 0), 0u) << server.url();
   EXPECT_EQ(server.request("GET", "/v1/stats").status, 200);
@@ -210,7 +203,7 @@ TEST(FerryCluster, ServesHttpsWithItsCertificate) {
     args.insert(args.begin() + 1, {"--server", url, "--token", "sekrit"});
     exec::Command command = ferry_command(args, dir);
     command.env = env;
-    return run_with(command);
+    return run_to_end(command);
   };
   auto submitted = ferry({"submit", "--", "echo", "over tls"}, trusted, server.url());
   ASSERT_EQ(submitted.exit_code, 0) << submitted.err;

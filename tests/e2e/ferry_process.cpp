@@ -26,14 +26,18 @@ exec::Command ferry_command(std::vector<std::string> args, const TempDir& cwd,
   return command;
 }
 
-exec::Result run_ferry(std::vector<std::string> args, const TempDir& cwd,
-                       std::optional<std::string> stdin_data) {
+exec::Result run_to_end(const exec::Command& command) {
   exec::ProcessSet set;
-  set.start(ferry_command(std::move(args), cwd, std::move(stdin_data)));
+  set.start(command);
   for (;;) {
     auto finished = set.wait(std::nullopt);
     if (!finished.empty()) return finished[0].result;
   }
+}
+
+exec::Result run_ferry(std::vector<std::string> args, const TempDir& cwd,
+                       std::optional<std::string> stdin_data) {
+  return run_to_end(ferry_command(std::move(args), cwd, std::move(stdin_data)));
 }
 
 std::string read_file(const std::string& path) {

@@ -27,6 +27,9 @@ class TempDir {
 exec::Command ferry_command(std::vector<std::string> args, const TempDir& cwd,
                             std::optional<std::string> stdin_data = std::nullopt);
 
+// Runs a command to completion.
+exec::Result run_to_end(const exec::Command& command);
+
 // Runs ferry to completion (a generous safety timeout stops a hang).
 exec::Result run_ferry(std::vector<std::string> args, const TempDir& cwd,
                        std::optional<std::string> stdin_data = std::nullopt);
