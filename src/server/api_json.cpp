@@ -9,15 +9,15 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "server/api_limits.hpp"
 #include "server/json_fields.hpp"
+#include "server/output_text.hpp"
 
 namespace ferry::server {
 namespace {
 
 namespace json = boost::json;
 using namespace json_fields;
-
-constexpr std::size_t kMaxTail = 64 * 1024;
 
 json::value optional_int(const std::optional<int>& value) {
   return value ? json::value(*value) : json::value(nullptr);
@@ -27,8 +27,17 @@ json::value optional_int(const std::optional<int>& value) {
 json::value embedded(const std::string& json_text) {
   if (json_text.empty()) return nullptr;
   boost::system::error_code error;
-  json::value value = json::parse(json_text, error);
+  json::value value = json::parse(json_text, error, {}, api_parse_options());
   return error ? json::value(json_text) : value;
+}
+
+// What a program printed, as the API's text: the worker should have applied
+// the rule of output_text.hpp already; a report that did not is mended
+// rather than refused, since the output is not the worker's fault.
+std::string output_of(const json::value& value, const Path& path, std::size_t limit) {
+  if (!value.is_string()) fail(path, "must be a string");
+  std::string text = output_text(value.as_string());
+  return std::string(text_tail(text, limit));
 }
 
 Completion completion_of(const json::value& value, const Path& path) {
@@ -42,26 +51,50 @@ Completion completion_of(const json::value& value, const Path& path) {
   completion.job = id_of(*required("job"), fields.path("job"));
   completion.token = id_of(*required("token"), fields.path("token"));
   completion.succeeded = bool_of(*required("succeeded"), fields.path("succeeded"));
-  if (auto* reason = fields.take("reason"))
-    completion.reason = string_of(*reason, fields.path("reason"), 4096);
+  if (auto* reason = fields.take("reason")) {
+    if (!reason->is_string()) fail(fields.path("reason"), "must be a string");
+    completion.reason = text_head(output_text(reason->as_string()), kMaxReasonBytes);
+  }
   if (auto* code = fields.take("exit_code"); code && !code->is_null())
     completion.exit_code = integer_of(*code, fields.path("exit_code"), -1, 255);
   if (auto* signal = fields.take("signal"); signal && !signal->is_null())
     completion.signal = integer_of(*signal, fields.path("signal"), 0, 128);
   if (auto* out = fields.take("stdout"))
-    completion.stdout_tail = string_of(*out, fields.path("stdout"), kMaxTail);
+    completion.stdout_tail = output_of(*out, fields.path("stdout"), kMaxOutputBytes);
   if (auto* err = fields.take("stderr"))
-    completion.stderr_tail = string_of(*err, fields.path("stderr"), kMaxTail);
+    completion.stderr_tail = output_of(*err, fields.path("stderr"), kMaxOutputBytes);
   if (auto* result = fields.take("result")) {
+    check_depth(*result, fields.path("result"));
     completion.result_json = json::serialize(*result);
-    if (completion.result_json.size() > 1024 * 1024)
-      fail(fields.path("result"), "must be at most 1048576 bytes of JSON");
+    if (completion.result_json.size() > kMaxResultBytes)
+      fail(fields.path("result"), fmt::format("must be at most {} bytes of JSON", kMaxResultBytes));
+    if (output_text(completion.result_json) != completion.result_json)
+      fail(fields.path("result"), "must be valid UTF-8 text");
   }
-  if (auto* cpu = fields.take("cpu_us")) completion.cpu_us = id_of(*cpu, fields.path("cpu_us"));
+  if (auto* cpu = fields.take("cpu_us")) completion.cpu_us = count_of(*cpu, fields.path("cpu_us"));
   if (auto* rss = fields.take("max_rss_kb"))
-    completion.max_rss_kb = id_of(*rss, fields.path("max_rss_kb"));
+    completion.max_rss_kb = count_of(*rss, fields.path("max_rss_kb"));
   fields.reject_unknown();
   return completion;
+}
+
+// A completion that cannot be read whole is refused alone; what can be read
+// of its job and token lets the server record the attempt as failed.
+RejectedCompletion refusal_of(const json::value& value, std::size_t index, std::string error) {
+  // Keys of a report are not checked as UTF-8 before this: the message may quote one.
+  RejectedCompletion rejected{index, 0, 0, output_text(error)};
+  if (const json::object* object = value.if_object()) {
+    auto number = [&](std::string_view key) -> std::uint64_t {
+      const json::value* found = object->if_contains(key);
+      return found && found->is_uint64() ? found->as_uint64()
+             : found && found->is_int64() && found->as_int64() > 0
+                 ? static_cast<std::uint64_t>(found->as_int64())
+                 : 0;
+    };
+    rejected.job = number("job");
+    rejected.token = number("token");
+  }
+  return rejected;
 }
 
 std::vector<std::string> names_of(const json::value& value, const Path& path) {
@@ -88,7 +121,7 @@ std::string render_submitted(const std::vector<JobId>& ids) {
 }
 
 LeaseRequest parse_lease(std::string_view body, std::size_t max_completions) {
-  json::value document = parse_document(body);
+  json::value document = parse_document(body, Utf8::replace_invalid);
   Fields fields(document, "");
   LeaseRequest request;
   const json::value* worker = fields.take("worker");
@@ -103,9 +136,14 @@ LeaseRequest parse_lease(std::string_view body, std::size_t max_completions) {
     if (!completions->is_array()) fail("completions", "must be an array");
     if (completions->as_array().size() > max_completions)
       fail("completions", fmt::format("must hold at most {} per request", max_completions));
-    for (std::size_t i = 0; i < completions->as_array().size(); ++i)
-      request.completions.push_back(
-          completion_of(completions->as_array()[i], at("completions", i)));
+    for (std::size_t i = 0; i < completions->as_array().size(); ++i) {
+      const json::value& item = completions->as_array()[i];
+      try {
+        request.completions.push_back(completion_of(item, at("completions", i)));
+      } catch (const SpecError& problem) {
+        request.rejected.push_back(refusal_of(item, i, problem.what()));
+      }
+    }
   }
   if (auto* heartbeats = fields.take("heartbeats")) {
     if (!heartbeats->is_array()) fail("heartbeats", "must be an array");
@@ -133,8 +171,16 @@ std::string render_lease(const LeaseReply& reply) {
                    R"({}{{"id":{},"token":{},"attempt":{},"lease_expires_ms":{},"spec":{}}})",
                    &job == &reply.jobs.front() ? "" : ",", job.id, job.token, job.attempt,
                    job.lease_expires.count(), job.spec_json);
-  fmt::format_to(std::back_inserter(out), R"(],"acknowledged":[{}],"stop":[{}]}})",
+  fmt::format_to(std::back_inserter(out), R"(],"acknowledged":[{}],"stop":[{}],"rejected":[)",
                  fmt::join(reply.acknowledged, ","), fmt::join(reply.stop, ","));
+  for (const RejectedCompletion& rejected : reply.rejected) {
+    json::object item{{"index", rejected.index}, {"error", rejected.error}};
+    if (rejected.job) item["job"] = rejected.job;
+    if (rejected.token) item["token"] = rejected.token;
+    out += &rejected == &reply.rejected.front() ? "" : ",";
+    out += json::serialize(item);
+  }
+  out += "]}";
   return out;
 }
 
@@ -189,7 +235,7 @@ std::string render_job(const JobView& job) {
                                       {"state", sched::name(job.state)},
                                       {"reason", job.reason},
                                       {"created_ms", job.created.count()},
-                                      {"spec", json::parse(job.spec_json)},
+                                      {"spec", json::parse(job.spec_json, {}, api_parse_options())},
                                       {"attempts", std::move(attempts)}});
 }
 
@@ -332,7 +378,7 @@ std::string render_job_list(const ListPage& page) {
                                 {"reason", job.reason},
                                 {"created_ms", job.created.count()},
                                 {"attempts", job.attempts.size()},
-                                {"spec", json::parse(job.spec_json)}});
+                                {"spec", json::parse(job.spec_json, {}, api_parse_options())}});
   return json::serialize(json::object{
       {"jobs", std::move(jobs)},
       {"next_before", page.next_before ? json::value(page.next_before) : json::value(nullptr)}});
@@ -377,7 +423,8 @@ std::string render_queues(const std::map<std::string, sched::Counts>& queues) {
 }
 
 std::string render_error(std::string_view code, std::string_view detail) {
-  return json::serialize(json::object{{"error", code}, {"detail", detail}});
+  // A detail may quote what a request held: JSON text must be UTF-8.
+  return json::serialize(json::object{{"error", code}, {"detail", output_text(detail)}});
 }
 
 }  // namespace ferry::server

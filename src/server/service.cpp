@@ -289,11 +289,15 @@ void Service::lease(LeaseRequest request, Leased done) {
   for (const Heartbeat& heartbeat : request.heartbeats)
     if (!scheduler_.renew(heartbeat.job, heartbeat.token, now, options_.lease_duration))
       reply.stop.push_back(heartbeat.job);
+  // A refused report of a current attempt still ends it: as failed, saying why.
+  for (const RejectedCompletion& rejected : request.rejected)
+    if (rejected.job && rejected.token && current_lease(rejected.job, rejected.token))
+      request.completions.push_back(
+          {.job = rejected.job,
+           .token = rejected.token,
+           .reason = "the worker's report was refused: " + rejected.error});
   for (Completion& completion : request.completions) {
-    const sched::Job* job = scheduler_.find(completion.job);
-    bool current = job && job->state == sched::State::running &&
-                   job->attempts.back().lease == completion.token;
-    if (current) {
+    if (const sched::Job* job = current_lease(completion.job, completion.token)) {
       auto& reports = records_[completion.job - 1].reports;
       if (!reports) reports = std::make_unique<std::map<int, Completion>>();
       (*reports)[job->attempts.back().number] = completion;
@@ -302,10 +306,12 @@ void Service::lease(LeaseRequest request, Leased done) {
                         now);  // counts it when stale
     reply.acknowledged.push_back(completion.token);
   }
+  reply.rejected = std::move(request.rejected);
   collect_changes(batch);
   grant(request, reply, batch);
 
-  bool idle = reply.jobs.empty() && reply.acknowledged.empty() && reply.stop.empty();
+  bool idle = reply.jobs.empty() && reply.acknowledged.empty() && reply.stop.empty() &&
+              reply.rejected.empty();
   if (idle && request.wait.count() > 0) {
     Time deadline = now + std::min(request.wait, options_.max_wait);
     parked_.push_back({std::move(request), std::move(done), deadline});
@@ -423,6 +429,12 @@ std::string_view TextArena::add(std::string_view text) {
   }
   std::copy(text.begin(), text.end(), at);
   return {at, text.size()};
+}
+
+const sched::Job* Service::current_lease(JobId id, std::uint64_t token) const {
+  const sched::Job* job = scheduler_.find(id);
+  bool current = job && job->state == sched::State::running && job->attempts.back().lease == token;
+  return current ? job : nullptr;
 }
 
 const Service::Record* Service::record(JobId id) const {

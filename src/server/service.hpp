@@ -60,6 +60,18 @@ struct Completion {
   std::int64_t max_rss_kb = 0;
 };
 
+// A completion the server could not accept as sent (docs/api.md says why
+// one may be refused). It is refused alone: the rest of its request goes on.
+// When it names the job and token of a current lease, that attempt is
+// recorded as failed, with the refusal as its reason, and the token is
+// acknowledged like any other.
+struct RejectedCompletion {
+  std::size_t index = 0;  // in the request's completions
+  JobId job = 0;          // 0: not readable
+  std::uint64_t token = 0;
+  std::string error;
+};
+
 struct Heartbeat {
   JobId job = 0;
   std::uint64_t token = 0;
@@ -73,6 +85,7 @@ struct LeaseRequest {
   // serves function F has "function:F"; call jobs of F require it.
   std::vector<std::string> labels;
   std::vector<Completion> completions;
+  std::vector<RejectedCompletion> rejected;
   std::vector<Heartbeat> heartbeats;
   std::chrono::milliseconds wait{0};  // with nothing to do, wait this long for work
 };
@@ -89,7 +102,8 @@ struct LeaseReply {
   std::vector<LeasedJob> jobs;
   std::vector<std::uint64_t> acknowledged;  // tokens of completions the worker may forget
   std::vector<JobId> stop;  // heartbeats for jobs no longer the worker's: stop running them
-  std::string error;        // the store failed: nothing was acknowledged
+  std::vector<RejectedCompletion> rejected;  // the worker drops these too
+  std::string error;                         // the store failed: nothing was acknowledged
 };
 
 struct AttemptView {
@@ -223,6 +237,8 @@ class Service {
     std::unique_ptr<std::map<int, Completion>> reports;  // by attempt number, once any
   };
   const Record* record(JobId id) const;
+  // The job, when `token` is its running attempt's lease.
+  const sched::Job* current_lease(JobId id, std::uint64_t token) const;
   // The queue it was submitted to (the scheduler's queue adds the labels).
   static std::string_view queue_of(const sched::Job& job);
   static const Completion* report(const Record& record, int attempt);
