@@ -285,7 +285,7 @@ std::optional<JobId> job_id_of(std::string_view text) {
 
 std::optional<JobId> parse_job_id(std::string_view text) { return job_id_of(text); }
 
-EventFilter parse_event_query(std::string_view query, std::size_t max_ids) {
+EventFilter parse_event_query(std::string_view query, std::size_t max_ids, JobId highest) {
   EventFilter filter;
   for_each_parameter(query, [&](const std::string& key, const std::string& value) {
     if (key == "ids") {
@@ -299,6 +299,14 @@ EventFilter parse_event_query(std::string_view query, std::size_t max_ids) {
         auto last = dash == std::string_view::npos ? first : job_id_of(item.substr(dash + 1));
         if (!first || !last || *last < *first)
           fail("ids", fmt::format("'{}' is neither a job id nor a range FIRST-LAST", item));
+        // Ids past the highest cannot exist: the stream is refused for the
+        // first of them (and a range never runs up to 2^64).
+        if (*last > highest) {
+          JobId missing = std::max(*first, highest + 1);
+          filter.missing = filter.missing ? std::min(*filter.missing, missing) : missing;
+          if (*first > highest) continue;
+          last = highest;
+        }
         if (*last - *first >= max_ids || filter.ids->size() + (*last - *first) >= max_ids)
           fail("ids", fmt::format("names more than {} jobs", max_ids));
         for (JobId id = *first; id <= *last; ++id) filter.ids->push_back(id);

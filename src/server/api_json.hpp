@@ -37,14 +37,17 @@ std::string render_stats(const sched::Counts& counts, std::size_t event_streams)
 std::string render_queues(const std::map<std::string, sched::Counts>& queues);
 
 // GET /v1/events?ids=1-100,107&queue=Q&results=true: which job events a
-// stream carries. `ids` takes ids and ranges, at most `max_ids` jobs in all.
+// stream carries. `ids` takes ids and ranges, at most `max_ids` jobs in all
+// up to `highest` (the highest id there is); the first named beyond it is
+// `missing`.
 struct EventFilter {
   std::optional<std::vector<JobId>> ids;  // sorted; none: every job
-  std::string queue;                      // empty: any
-  bool results = false;                   // final events carry the last attempt's output
+  std::optional<JobId> missing;
+  std::string queue;     // empty: any
+  bool results = false;  // final events carry the last attempt's output
   bool wants(const JobEvent& event) const;
 };
-EventFilter parse_event_query(std::string_view query, std::size_t max_ids);
+EventFilter parse_event_query(std::string_view query, std::size_t max_ids, JobId highest);
 // {"id", "state", "queue", "attempts", "reason"} and, with `results` and a
 // final state: "exit_code", "result", "stdout", "stderr".
 std::string render_event(const JobEvent& event, bool results);

@@ -253,10 +253,13 @@ class Server {
     if (!refused && request.method() != http::verb::get)
       refused = wrong_method(request.method(), "/v1/events");
     if (!refused) try {
-        filter = parse_event_query(query, config_.max_event_ids);
+        filter = parse_event_query(query, config_.max_event_ids, service_.highest_id());
       } catch (const SpecError& problem) {
         refused = error(http::status::bad_request, "invalid_request", problem.what());
       }
+    if (!refused && filter->missing)
+      refused =
+          error(http::status::not_found, "not_found", fmt::format("no job {}", *filter->missing));
     for (std::size_t i = 0; !refused && filter->ids && i < filter->ids->size(); ++i)
       if (!service_.exists((*filter->ids)[i]))
         refused = error(http::status::not_found, "not_found",

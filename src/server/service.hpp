@@ -207,6 +207,8 @@ class Service {
 
   std::optional<JobView> job(JobId id) const;
   bool exists(JobId id) const { return scheduler_.find(id) != nullptr; }
+  // No job has a higher id (one may be being submitted).
+  JobId highest_id() const { return next_id_ - 1; }
   // One page of jobs, newest first. Scans at most `kMaxScan` ids per call, so
   // a rare filter answers with fewer jobs and a cursor to continue from.
   ListPage list(const ListQuery& query) const;

@@ -4,6 +4,9 @@
 #include <signal.h>
 
 #include <boost/json.hpp>
+#include <ferry/client.hpp>
+#include <ferry/worker.hpp>
+#include <thread>
 
 #include "ferry_process.hpp"
 #include "server_process.hpp"
@@ -137,6 +140,72 @@ TEST(Robustness, AReportTheServerCannotAcceptIsRefusedAlone) {
             "a\xEF\xBF\xBD"
             "b");
   EXPECT_EQ(count_of(server, "stale_completions"), 0);
+}
+
+std::string nested(int depth) {
+  return std::string(depth - 1, '[') + "1" + std::string(depth - 1, ']');
+}
+
+// One depth limit, checked at submit; whatever was accepted, every reader
+// reads: the server's views, the CLI, a library worker and its result.
+TEST(Robustness, DeepJsonIsRefusedAtSubmitAndWhatWasAcceptedIsReadEverywhere) {
+  TempDir dir;
+  Server server(dir);
+  auto call = [](const std::string& args) {
+    return R"({"call":{"function":"echo","args":)" + args + "}}";
+  };
+  Response too_deep = server.request("POST", "/v1/jobs", call(nested(33)));
+  EXPECT_EQ(too_deep.status, 400) << too_deep.body;
+  EXPECT_NE(too_deep.body.find("call.args: must not nest deeper than 32 levels"), std::string::npos)
+      << too_deep.body;
+  Response far_too_deep = server.request("POST", "/v1/jobs", call(nested(100)));
+  EXPECT_EQ(far_too_deep.status, 400) << far_too_deep.body;
+  EXPECT_NE(far_too_deep.body.find("nests deeper than 64 levels"), std::string::npos)
+      << far_too_deep.body;
+  EXPECT_EQ(server.request("GET", "/healthz").status, 200);
+
+  Response accepted = server.request("POST", "/v1/jobs", call(nested(32)));
+  ASSERT_EQ(accepted.status, 201) << accepted.body;
+  std::uint64_t id = ids_in(accepted.body).at(0);
+  EXPECT_EQ(server.request("GET", "/v1/jobs/" + std::to_string(id)).status, 200);
+  EXPECT_EQ(server.request("GET", "/v1/jobs").status, 200);
+  auto status = run_ferry(
+      {"status", "--server", server.url(), "--token", "sekrit", "--json", std::to_string(id)}, dir);
+  EXPECT_EQ(status.exit_code, 0) << status.err;
+
+  ferry::Worker worker(server.url(), "sekrit", {.threads = 1, .id = "echo"});
+  worker.add("echo", [](const json::value& args) { return args; });
+  worker.add("deeper", [](const json::value& args) { return json::array{args}; });
+  std::thread serving([&] { worker.run(false); });
+  ferry::Client client(server.url(), "sekrit");
+  ferry::JobResult echoed = client.wait(id, std::chrono::seconds(30));
+  EXPECT_EQ(echoed.state, "succeeded") << echoed.reason;
+  EXPECT_EQ(json::serialize(echoed.value), nested(32));
+  // A result deeper than the limit fails its job, and only its job.
+  ferry::JobResult deeper =
+      client.wait(client.call("deeper", json::parse(nested(32))), std::chrono::seconds(30));
+  EXPECT_EQ(deeper.state, "failed");
+  EXPECT_EQ(deeper.reason, "the result nests deeper than 32 levels");
+  worker.stop();
+  serving.join();
+}
+
+// Event stream ids at the top of the range: a clear refusal, at once.
+TEST(Robustness, EventIdsAtTheEndOfTheRangeAreRefusedAtOnce) {
+  TempDir dir;
+  Server server(dir);
+  ASSERT_EQ(server.request("POST", "/v1/jobs", R"({"command":{"argv":["true"]}})").status, 201);
+  Response single = server.request("GET", "/v1/events?ids=18446744073709551615");
+  EXPECT_EQ(single.status, 404) << single.body;
+  EXPECT_NE(single.body.find("no job 18446744073709551615"), std::string::npos) << single.body;
+  Response range =
+      server.request("GET", "/v1/events?ids=18446744073709551610-18446744073709551615");
+  EXPECT_EQ(range.status, 404) << range.body;
+  Response overflow = server.request("GET", "/v1/events?ids=1-18446744073709551616");
+  EXPECT_EQ(overflow.status, 400) << overflow.body;
+  Response everything = server.request("GET", "/v1/events?ids=1-18446744073709551615");
+  EXPECT_EQ(everything.status, 404) << everything.body;
+  EXPECT_EQ(server.request("GET", "/healthz").status, 200);
 }
 
 }  // namespace
