@@ -6,6 +6,8 @@
 #include <boost/json.hpp>
 #include <ferry/client.hpp>
 #include <ferry/worker.hpp>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "ferry_process.hpp"
@@ -206,6 +208,46 @@ TEST(Robustness, EventIdsAtTheEndOfTheRangeAreRefusedAtOnce) {
   Response everything = server.request("GET", "/v1/events?ids=1-18446744073709551615");
   EXPECT_EQ(everything.status, 404) << everything.body;
   EXPECT_EQ(server.request("GET", "/healthz").status, 200);
+}
+
+// A server refuses, with one clear line, a database it cannot trust: one
+// damaged, or one another server is using.
+TEST(Robustness, AServerRefusesADamagedDatabaseOrOneInUse) {
+  TempDir dir;
+  {
+    Server server(dir);
+    ASSERT_EQ(server
+                  .request("POST", "/v1/jobs",
+                           jobs_body(5000, R"({"command":{"argv":["echo","a fairly long argument )"
+                                           R"(so that the jobs table spans many pages"]}})"))
+                  .status,
+              201);
+    exec::Command second =
+        ferry_command({"server", "--listen", "127.0.0.1:0", "--db", dir / "ferry.db"}, dir);
+    exec::Result refused = run_to_end(second);
+    EXPECT_EQ(refused.exit_code, 2);
+    EXPECT_EQ(refused.err,
+              "ferry: database '" + dir / "ferry.db" + "' is in use by another ferry server\n");
+    server.stop(SIGTERM);
+  }
+  auto checked = run_ferry({"check", "--db", dir / "ferry.db"}, dir);
+  EXPECT_EQ(checked.exit_code, 0) << checked.out;
+  EXPECT_EQ(checked.out, dir / "ferry.db" + ": ok\n");
+  {
+    auto size = std::filesystem::file_size(dir / "ferry.db");
+    std::fstream damage(dir / "ferry.db", std::ios::in | std::ios::out | std::ios::binary);
+    damage.seekp(static_cast<std::streamoff>(size / 2 / 4096 * 4096));
+    std::string garbage(4096, '\x55');
+    damage.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  exec::Result refused =
+      run_ferry({"server", "--listen", "127.0.0.1:0", "--db", dir / "ferry.db"}, dir);
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_EQ(lines_of(refused.err).size(), 1u) << refused.err;
+  EXPECT_NE(refused.err.find("is damaged"), std::string::npos) << refused.err;
+  auto damaged = run_ferry({"check", "--db", dir / "ferry.db"}, dir);
+  EXPECT_EQ(damaged.exit_code, 1);
+  EXPECT_NE(damaged.out.find(dir / "ferry.db: "), std::string::npos) << damaged.out;
 }
 
 }  // namespace
