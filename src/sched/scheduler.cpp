@@ -180,11 +180,20 @@ void Scheduler::finish_attempt(Job& job, AttemptEnd end, std::string reason, Tim
   job.lease_expires.reset();
 }
 
+bool Scheduler::release(JobId id, std::uint64_t token, Time now, std::string reason) {
+  Job* job = get(id);
+  if (!job || job->state != State::running || job->attempts.back().lease != token) return false;
+  finish_attempt(*job, AttemptEnd::lease_expired, std::move(reason), now);
+  job->ready_at = now;
+  make_ready(*job, now);
+  return true;
+}
+
 Completion Scheduler::complete(JobId id, std::uint64_t token, bool succeeded, std::string reason,
                                Time now) {
   Job* job = get(id);
   if (!job || job->state != State::running || job->attempts.back().lease != token) {
-    counts_.stale_completions++;
+    if (token > 0 && token < next_token_) counts_.stale_completions++;
     return Completion::stale;
   }
   if (succeeded) {

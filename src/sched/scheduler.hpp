@@ -123,7 +123,13 @@ class Scheduler {
   // Extends a live lease; false when the token is stale.
   bool renew(JobId job, std::uint64_t token, Time now, Time lease_for);
 
-  // Records the end of the attempt holding `token`.
+  // Ends a live lease its holder never received (its connection was gone):
+  // the job is queued again at once, without spending a retry. False when
+  // the token is stale.
+  bool release(JobId job, std::uint64_t token, Time now, std::string reason);
+
+  // Records the end of the attempt holding `token`. A stale token is ignored,
+  // and counted when it is one this scheduler handed out.
   Completion complete(JobId job, std::uint64_t token, bool succeeded, std::string reason, Time now);
 
   // Cancels a job that has not ended; a running attempt ends as cancelled (the

@@ -261,8 +261,10 @@ std::optional<std::string> percent_decoded(std::string_view text) {
 }
 
 // Calls `take(key, value)` for each "key=value" of a query, decoded.
+// A parameter given twice is refused: which one counts would be a guess.
 template <class Take>
 void for_each_parameter(std::string_view query, Take take) {
+  std::vector<std::string> seen;
   while (!query.empty()) {
     std::string_view pair = query.substr(0, query.find('&'));
     query.remove_prefix(std::min(query.size(), pair.size() + 1));
@@ -270,20 +272,43 @@ void for_each_parameter(std::string_view query, Take take) {
     std::string key(pair.substr(0, pair.find('=')));
     auto value = percent_decoded(pair.size() > key.size() ? pair.substr(key.size() + 1) : "");
     if (!value) fail(key, "has a broken %-escape");
+    if (std::find(seen.begin(), seen.end(), key) != seen.end()) fail(key, "is given twice");
+    seen.push_back(key);
     take(key, *value);
   }
 }
 
+// Digits without a leading zero: one spelling per id.
 std::optional<JobId> job_id_of(std::string_view text) {
   JobId id = 0;
+  if (text.empty() || text[0] == '0') return std::nullopt;
   auto [end, problem] = std::from_chars(text.data(), text.data() + text.size(), id);
-  if (problem != std::errc() || end != text.data() + text.size() || id == 0) return std::nullopt;
+  if (problem != std::errc() || end != text.data() + text.size()) return std::nullopt;
   return id;
+}
+
+std::size_t limit_of(std::string_view text) {
+  auto number = job_id_of(text);
+  if (!number || *number > 1000) fail("limit", "must be from 1 to 1000");
+  return *number;
 }
 
 }  // namespace
 
 std::optional<JobId> parse_job_id(std::string_view text) { return job_id_of(text); }
+
+WorkersQuery parse_workers_query(std::string_view query) {
+  WorkersQuery workers;
+  for_each_parameter(query, [&](const std::string& key, const std::string& value) {
+    if (key == "after")
+      workers.after = name_of(json::value(value), "after");
+    else if (key == "limit")
+      workers.limit = limit_of(value);
+    else
+      fail(key, "is not a known query parameter (after, limit)");
+  });
+  return workers;
+}
 
 EventFilter parse_event_query(std::string_view query, std::size_t max_ids, JobId highest) {
   EventFilter filter;
@@ -360,15 +385,12 @@ ListQuery parse_list_query(std::string_view query) {
       list.queue = name_of(json::value(*value), "queue");
     } else if (key == "text") {
       list.text = string_of(json::value(*value), "text", 256);
-    } else if (key == "before" || key == "limit") {
-      char* end = nullptr;
-      unsigned long long number = std::strtoull(value->c_str(), &end, 10);
-      if (value->empty() || *end != '\0' || (key == "limit" && (number < 1 || number > 1000)))
-        fail(key, key == "limit" ? "must be from 1 to 1000" : "must be a job id");
-      if (key == "before")
-        list.before = number;
-      else
-        list.limit = number;
+    } else if (key == "before") {
+      auto id = job_id_of(*value);
+      if (!id) fail(key, "must be a job id");
+      list.before = *id;
+    } else if (key == "limit") {
+      list.limit = limit_of(*value);
     } else {
       fail(key, "is not a known query parameter (state, queue, text, before, limit)");
     }
@@ -392,9 +414,9 @@ std::string render_job_list(const ListPage& page) {
       {"next_before", page.next_before ? json::value(page.next_before) : json::value(nullptr)}});
 }
 
-std::string render_workers(const std::vector<WorkerView>& workers, Time now) {
+std::string render_workers(const Service::WorkerPage& page, Time now) {
   json::array items;
-  for (const WorkerView& worker : workers)
+  for (const WorkerView& worker : page.workers)
     items.push_back(
         json::object{{"id", worker.id},
                      {"queues", json::array(worker.queues.begin(), worker.queues.end())},
@@ -402,7 +424,10 @@ std::string render_workers(const std::vector<WorkerView>& workers, Time now) {
                      {"free_slots", worker.free_slots},
                      {"last_seen_ms", worker.last_seen.count()},
                      {"seconds_since_seen", seconds_value(now - worker.last_seen)}});
-  return json::serialize(json::object{{"workers", std::move(items)}});
+  return json::serialize(
+      json::object{{"workers", std::move(items)},
+                   {"next_after", page.next_after.empty() ? json::value(nullptr)
+                                                          : json::value(page.next_after)}});
 }
 
 namespace {

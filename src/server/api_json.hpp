@@ -32,7 +32,13 @@ std::string render_job(const JobView& job);
 // GET /v1/jobs?state=&queue=&text=&before=&limit= (the part after '?').
 ListQuery parse_list_query(std::string_view query);
 std::string render_job_list(const ListPage& page);
-std::string render_workers(const std::vector<WorkerView>& workers, Time now);
+// GET /v1/workers?after=NAME&limit=N
+struct WorkersQuery {
+  std::string after;
+  std::size_t limit = 1000;
+};
+WorkersQuery parse_workers_query(std::string_view query);
+std::string render_workers(const Service::WorkerPage& page, Time now);
 std::string render_stats(const sched::Counts& counts, std::size_t event_streams);
 std::string render_queues(const std::map<std::string, sched::Counts>& queues);
 
@@ -52,7 +58,8 @@ EventFilter parse_event_query(std::string_view query, std::size_t max_ids, JobId
 // final state: "exit_code", "result", "stdout", "stderr".
 std::string render_event(const JobEvent& event, bool results);
 
-// "17" -> 17; nullopt for anything but a positive number.
+// "17" -> 17; nullopt for anything but a positive number written without
+// a leading zero.
 std::optional<JobId> parse_job_id(std::string_view text);
 
 // {"error": code, "detail": message}

@@ -283,6 +283,7 @@ void Service::lease(LeaseRequest request, Leased done) {
   Time now = now_();
   WorkerView& worker = workers_[request.worker];
   worker = {request.worker, request.queues, request.labels, request.free_slots, now};
+  if (workers_.size() > kMaxWorkers) forget_workers(now);
 
   LeaseReply reply;
   store::Batch batch;
@@ -328,6 +329,12 @@ void Service::lease(LeaseRequest request, Leased done) {
 void Service::serve_parked() {
   for (auto it = parked_.begin();
        it != parked_.end() && scheduler_.counts()[sched::State::queued];) {
+    if (it->request.connected && !it->request.connected()) {
+      Leased done = std::move(it->done);
+      it = parked_.erase(it);
+      done(LeaseReply{});  // nobody reads it
+      continue;
+    }
     LeaseReply reply;
     store::Batch batch;
     grant(it->request, reply, batch);
@@ -343,6 +350,16 @@ void Service::serve_parked() {
              done(std::move(reply));
            });
   }
+}
+
+void Service::release(const std::vector<LeasedJob>& jobs) {
+  Time now = now_();
+  for (const LeasedJob& job : jobs)
+    scheduler_.release(job.id, job.token, now, "not delivered: the worker's connection was gone");
+  store::Batch batch;
+  collect_changes(batch);
+  commit(std::move(batch), [](const std::string&) {});
+  serve_parked();
 }
 
 void Service::for_each_job(std::vector<JobId> ids,
@@ -390,6 +407,7 @@ void Service::retry(std::vector<JobId> ids, PerJob done) {
 void Service::tick() {
   Time now = now_();
   scheduler_.advance(now);
+  forget_workers(now);
   store::Batch batch;
   collect_changes(batch);
   // Queued again or at last: durable soon, and harmless if not (a job runs
@@ -502,10 +520,29 @@ std::map<std::string, sched::Counts> Service::queues() const {
   return queues;
 }
 
-std::vector<WorkerView> Service::workers() const {
-  std::vector<WorkerView> views;
-  for (const auto& [id, worker] : workers_) views.push_back(worker);
-  return views;
+Service::WorkerPage Service::workers(const std::string& after, std::size_t limit) const {
+  WorkerPage page;
+  for (auto it = workers_.upper_bound(after); it != workers_.end(); ++it) {
+    if (page.workers.size() == limit) {
+      page.next_after = page.workers.back().id;
+      break;
+    }
+    page.workers.push_back(it->second);
+  }
+  return page;
+}
+
+void Service::forget_workers(Time now) {
+  std::erase_if(workers_, [&](const auto& worker) {
+    return now - worker.second.last_seen > kForgetWorkersAfter;
+  });
+  if (workers_.size() <= kMaxWorkers) return;
+  // The longest silent go, a tenth at a time, so this runs rarely.
+  std::vector<Time> seen;
+  for (const auto& [id, worker] : workers_) seen.push_back(worker.last_seen);
+  auto cut = seen.begin() + static_cast<std::ptrdiff_t>(seen.size() - kMaxWorkers * 9 / 10);
+  std::nth_element(seen.begin(), cut, seen.end());
+  std::erase_if(workers_, [&](const auto& worker) { return worker.second.last_seen < *cut; });
 }
 
 }  // namespace ferry::server

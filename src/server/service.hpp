@@ -88,6 +88,9 @@ struct LeaseRequest {
   std::vector<RejectedCompletion> rejected;
   std::vector<Heartbeat> heartbeats;
   std::chrono::milliseconds wait{0};  // with nothing to do, wait this long for work
+  // While the request waits: false once its worker can no longer receive an
+  // answer (its connection closed). Unset: always connected.
+  std::function<bool()> connected;
 };
 
 struct LeasedJob {
@@ -190,6 +193,10 @@ class Service {
   using Leased = std::function<void(LeaseReply reply)>;
   void lease(LeaseRequest request, Leased done);
 
+  // Puts back the jobs of a lease answer that could not be delivered: they
+  // are queued again at once, without spending a retry.
+  void release(const std::vector<LeasedJob>& jobs);
+
   // Operations on many jobs answer, for each id, "" when done, else why not.
   using PerJob = std::function<void(std::vector<std::string> results, std::string error)>;
 
@@ -213,7 +220,16 @@ class Service {
   // a rare filter answers with fewer jobs and a cursor to continue from.
   ListPage list(const ListQuery& query) const;
   static constexpr std::size_t kMaxScan = 100'000;
-  std::vector<WorkerView> workers() const;
+  // Workers seen within kForgetWorkersAfter, by id: at most `limit`, with
+  // ids after `after` (a cursor; "" from the first). The Service keeps at
+  // most kMaxWorkers: past that, the longest silent are forgotten first.
+  struct WorkerPage {
+    std::vector<WorkerView> workers;
+    std::string next_after;  // "": no more
+  };
+  WorkerPage workers(const std::string& after, std::size_t limit) const;
+  static constexpr std::chrono::hours kForgetWorkersAfter{1};
+  static constexpr std::size_t kMaxWorkers = 10'000;
   // Every queue that has jobs, with its jobs counted by state.
   std::map<std::string, sched::Counts> queues() const;
   const sched::Counts& counts() const { return scheduler_.counts(); }
@@ -266,6 +282,8 @@ class Service {
   void for_each_job(std::vector<JobId> ids,
                     const std::function<std::string(const sched::Job&, Time)>& act, PerJob done);
   void serve_parked();
+  // Forgets workers silent too long, and the longest silent past kMaxWorkers.
+  void forget_workers(Time now);
   struct Changed {
     JobId id;
     sched::State to;

@@ -1,7 +1,12 @@
 // One bad job, request or client never harms the others: poison jobs on
 // real workers, reports the server cannot accept, hostile requests.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/json.hpp>
 #include <ferry/client.hpp>
@@ -17,6 +22,56 @@ namespace ferry::e2e {
 namespace {
 
 namespace json = boost::json;
+
+// A plain TCP connection to a server, for what curl will not send.
+class RawConnection {
+ public:
+  explicit RawConnection(const Server& server) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(std::stoi(server.port())));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  }
+  ~RawConnection() { ::close(fd_); }
+  bool connected() const { return connected_; }
+  int fd() const { return fd_; }
+  // Sends what it can; false once the server no longer takes any.
+  bool send(std::string_view data) {
+    while (!data.empty()) {
+      ssize_t sent = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+      if (sent <= 0) return false;
+      data.remove_prefix(static_cast<std::size_t>(sent));
+    }
+    return true;
+  }
+  // What arrives until the server closes the connection; nullopt if it has
+  // not closed it within `seconds` (a guard against a hang, not a measure).
+  std::optional<std::string> read_until_closed(double seconds = 30) {
+    std::string got;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd ready{fd_, POLLIN, 0};
+      if (::poll(&ready, 1, 100) <= 0) continue;
+      char buffer[4096];
+      ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
+      if (n <= 0) return got;
+      got.append(buffer, static_cast<std::size_t>(n));
+    }
+    return std::nullopt;
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+long rss_kb(pid_t pid) {
+  std::string status = read_file("/proc/" + std::to_string(pid) + "/status");
+  auto at = status.find("VmRSS:");
+  return at == std::string::npos ? -1 : std::atol(status.c_str() + at + 6);
+}
 
 json::object job_of(const Server& server, std::uint64_t id) {
   Response got = server.request("GET", "/v1/jobs/" + std::to_string(id));
@@ -248,6 +303,204 @@ TEST(Robustness, AServerRefusesADamagedDatabaseOrOneInUse) {
   auto damaged = run_ferry({"check", "--db", dir / "ferry.db"}, dir);
   EXPECT_EQ(damaged.exit_code, 1);
   EXPECT_NE(damaged.out.find(dir / "ferry.db: "), std::string::npos) << damaged.out;
+}
+
+// The token is checked from the headers, before a byte of the body is
+// read: a client without it can make the server hold nothing.
+TEST(Robustness, TheTokenIsCheckedBeforeTheBodyIsRead) {
+  TempDir dir;
+  Server server(dir);
+  std::vector<std::unique_ptr<RawConnection>> clients;
+  std::string body(1 << 20, ' ');
+  for (int i = 0; i < 20; ++i) {
+    auto& client = clients.emplace_back(std::make_unique<RawConnection>(server));
+    ASSERT_TRUE(client->connected());
+    client->send("POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 30000000\r\n\r\n");
+    client->send(body);
+  }
+  for (auto& client : clients) {
+    std::optional<std::string> answer = client->read_until_closed();
+    ASSERT_TRUE(answer) << "the server kept waiting for the body";
+    EXPECT_EQ(answer->rfind("HTTP/1.1 401", 0), 0u) << *answer;
+  }
+  EXPECT_LT(rss_kb(server.pid()), 100'000);
+  // A body over the limit is refused from its Content-Length alone.
+  RawConnection big(server);
+  big.send(
+      "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: bearer sekrit\r\n"
+      "Content-Length: 40000000\r\n\r\n");
+  std::optional<std::string> refused = big.read_until_closed();
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->rfind("HTTP/1.1 413", 0), 0u) << *refused;
+}
+
+// Every phase of a request has a deadline, and connections have a cap: slow
+// or silent clients cannot lock the others out.
+TEST(Robustness, SlowAndSilentClientsCannotLockOthersOut) {
+  TempDir dir;
+  Server server(dir, "sekrit",
+                {"--max-connections", "8", "--header-timeout", "0.5", "--idle-timeout", "1"});
+  std::vector<std::unique_ptr<RawConnection>> held;
+  for (int i = 0; i < 8; ++i) {
+    held.push_back(std::make_unique<RawConnection>(server));
+    held.back()->send("GET /v1/stats HTTP/1.1\r\nHo");  // half a header, then nothing
+  }
+  ASSERT_TRUE(eventually([&] {
+    RawConnection extra(server);
+    extra.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::optional<std::string> answer = extra.read_until_closed();
+    return answer && answer->rfind("HTTP/1.1 503", 0) == 0 &&
+           answer->find("too many connections") != std::string::npos;
+  }));
+  for (auto& connection : held) EXPECT_TRUE(connection->read_until_closed());  // timed out
+  held.clear();
+  // A kept-alive connection that stays silent is closed too.
+  RawConnection idle(server);
+  idle.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::optional<std::string> answered = idle.read_until_closed();
+  ASSERT_TRUE(answered);
+  EXPECT_EQ(answered->rfind("HTTP/1.1 200", 0), 0u);
+  ASSERT_TRUE(eventually([&] { return server.request("GET", "/v1/stats").status == 200; }));
+}
+
+// The descriptor limit caps connections too: past it clients are refused,
+// not left waiting while the server spins on accept.
+TEST(Robustness, ConnectionsStayUnderTheDescriptorLimit) {
+  TempDir dir;
+  Server server(dir, "sekrit", {}, "127.0.0.1:0", "ulimit -n 160;");
+  EXPECT_NE(read_file(dir / "server.log").find("at most 96 connections at once"), std::string::npos)
+      << read_file(dir / "server.log");
+  std::vector<std::unique_ptr<RawConnection>> clients;
+  for (int i = 0; i < 130; ++i) {
+    clients.push_back(std::make_unique<RawConnection>(server));
+    clients.back()->send("GET /healthz HTTP/1.1\r\nHost: x\r\n");  // not finished: held
+  }
+  // 96 are served (and wait for the rest of their headers); the others are
+  // answered at once.
+  auto answered = [&] {
+    return std::count_if(clients.begin(), clients.end(), [](auto& client) {
+      pollfd ready{client->fd(), POLLIN, 0};
+      return ::poll(&ready, 1, 0) > 0;
+    });
+  };
+  ASSERT_TRUE(eventually([&] { return answered() >= 34; })) << answered();
+  int refused = 0;
+  for (auto& client : clients) {
+    pollfd ready{client->fd(), POLLIN, 0};
+    if (::poll(&ready, 1, 0) <= 0) continue;
+    std::optional<std::string> answer = client->read_until_closed(5);
+    if (answer && answer->find("too many connections") != std::string::npos) ++refused;
+  }
+  EXPECT_GE(refused, 34);
+  clients.clear();
+  EXPECT_TRUE(eventually([&] { return server.request("GET", "/v1/stats").status == 200; }));
+}
+
+// A long poll whose worker went away gets no job: the job goes to a worker
+// that is still there, at its first attempt.
+TEST(Robustness, AJobNeverGoesToALongPollWhoseWorkerHasGone) {
+  TempDir dir;
+  Server server(dir);
+  {
+    RawConnection gone(server);
+    std::string poll = R"({"worker":"gone","free_slots":4,"wait":30})";
+    gone.send(
+        "POST /v1/lease HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sekrit\r\n"
+        "Content-Type: application/json\r\nContent-Length: " +
+        std::to_string(poll.size()) + "\r\n\r\n" + poll);
+    ASSERT_TRUE(eventually([&] {
+      return server.request("GET", "/v1/workers").body.find(R"("id":"gone")") != std::string::npos;
+    }));
+  }  // closed while its poll waits
+  WorkerProcess worker(dir, server, "here", 1);
+  ASSERT_TRUE(eventually([&] {
+    return server.request("GET", "/v1/workers").body.find(R"("id":"here")") != std::string::npos;
+  }));
+  auto ids = ids_in(server.request("POST", "/v1/jobs", R"({"command":{"argv":["true"]}})").body);
+  ASSERT_TRUE(eventually([&] { return count_of(server, "succeeded") == 1; }, 60));
+  json::object job = job_of(server, ids.at(0));
+  ASSERT_EQ(job.at("attempts").as_array().size(), 1u) << job;
+  EXPECT_EQ(last_attempt(job).at("worker").as_string(), "here");
+}
+
+// What the contract leaves no room to guess: one spelling per id, no body
+// where none is taken, HEAD, Allow, the Bearer scheme in any case.
+TEST(Robustness, TheContractsLooseEndsAreTied) {
+  TempDir dir;
+  Server server(dir);
+  ASSERT_EQ(server.request("POST", "/v1/jobs", R"({"command":{"argv":["sleep","30"]}})").status,
+            201);
+  EXPECT_EQ(server.request("GET", "/v1/jobs/01").status, 404);
+  Response unknown = server.request("POST", "/v1/jobs/999999999/cancel");
+  EXPECT_EQ(unknown.status, 404) << unknown.body;
+  EXPECT_NE(unknown.body.find("no job 999999999"), std::string::npos);
+  Response with_body = server.request("POST", "/v1/jobs/1/cancel", "{}");
+  EXPECT_EQ(with_body.status, 400) << with_body.body;
+  EXPECT_NE(with_body.body.find("takes no body"), std::string::npos) << with_body.body;
+  EXPECT_EQ(server.request("GET", "/v1/jobs?before=0").status, 400);
+  EXPECT_EQ(server.request("GET", "/v1/jobs?state=queued&state=failed").status, 400);
+  Response duplicate = server.request(
+      "POST", "/v1/jobs", R"({"command":{"argv":["true"]},"command":{"shell":"exit 7"}})");
+  EXPECT_EQ(duplicate.status, 400) << duplicate.body;
+
+  RawConnection raw(server);
+  raw.send(
+      "HEAD /v1/stats HTTP/1.1\r\nHost: x\r\nAuthorization: bearer sekrit\r\n"
+      "Connection: close\r\n\r\n");
+  std::optional<std::string> head = raw.read_until_closed();
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->rfind("HTTP/1.1 200", 0), 0u) << *head;
+  EXPECT_NE(head->find("Content-Length: "), std::string::npos) << *head;
+  EXPECT_EQ(head->substr(head->find("\r\n\r\n") + 4), "") << *head;
+  RawConnection wrong(server);
+  wrong.send(
+      "DELETE /v1/lease HTTP/1.1\r\nHost: x\r\nAuthorization: BEARER sekrit\r\n"
+      "Connection: close\r\n\r\n");
+  std::optional<std::string> refused = wrong.read_until_closed();
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->rfind("HTTP/1.1 405", 0), 0u) << *refused;
+  EXPECT_NE(refused->find("Allow: POST\r\n"), std::string::npos) << *refused;
+}
+
+// A worker behind something that answers 200 with a page that is not the
+// API's goes on trying, and still stops on SIGTERM.
+TEST(Robustness, AWorkerSurvivesAnswersThatAreNotTheApis) {
+  TempDir dir;
+  exec::Command proxy = exec::shell_command(
+      "exec python3 -c '\n"
+      "import http.server\n"
+      "class Page(http.server.BaseHTTPRequestHandler):\n"
+      "    def do_POST(self):\n"
+      "        self.rfile.read(int(self.headers[\"Content-Length\"]))\n"
+      "        body = b\"<html>Welcome to the proxy</html>\"\n"
+      "        self.send_response(200)\n"
+      "        self.send_header(\"Content-Length\", str(len(body)))\n"
+      "        self.end_headers()\n"
+      "        self.wfile.write(body)\n"
+      "    def log_message(self, *args): pass\n"
+      "server = http.server.HTTPServer((\"127.0.0.1\", 0), Page)\n"
+      "open(\"port.tmp\", \"w\").write(str(server.server_port))\n"
+      "__import__(\"os\").rename(\"port.tmp\", \"port\")\n"
+      "server.serve_forever()'");
+  proxy.cwd = dir.path().string();
+  exec::ProcessSet processes;
+  processes.start(proxy);
+  ASSERT_TRUE(eventually([&] { return std::filesystem::exists(dir / "port"); }));
+  exec::Command worker = ferry_command(
+      {"worker", "--server", "http://127.0.0.1:" + read_file(dir / "port"), "--id", "w1"}, dir);
+  worker.argv.insert(worker.argv.begin(), {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>> worker.log"});
+  auto id = processes.start(worker);
+  ASSERT_TRUE(eventually([&] {
+    return read_file(dir / "worker.log").find("is not a lease answer") != std::string::npos;
+  }));
+  EXPECT_GT(processes.pid(id), 0);  // still running
+  ::kill(processes.pid(id), SIGTERM);
+  std::optional<exec::Result> stopped;
+  while (!stopped)
+    for (auto& finished : processes.wait(std::nullopt))
+      if (finished.id == id) stopped = finished.result;
+  EXPECT_EQ(stopped->end, exec::End::exited);
+  EXPECT_EQ(stopped->exit_code, 0) << read_file(dir / "worker.log");
 }
 
 }  // namespace

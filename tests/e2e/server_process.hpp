@@ -21,8 +21,10 @@ struct Response {
 // `listen` names one (to restart a server where its workers expect it).
 class Server {
  public:
+  // `shell` runs before the server in the same shell (e.g. "ulimit -n 96;").
   explicit Server(const TempDir& dir, std::string token = "sekrit",
-                  std::vector<std::string> extra = {}, std::string listen = "127.0.0.1:0")
+                  std::vector<std::string> extra = {}, std::string listen = "127.0.0.1:0",
+                  std::string shell = "")
       : dir_(dir), token_(token) {
     std::filesystem::remove(dir / "address");
     std::vector<std::string> args = {"server",         "--listen",       listen,         "--db",
@@ -33,7 +35,7 @@ class Server {
       if (extra[i] == "--tls-cert") ca_file_ = extra[i + 1];  // self-signed: its own authority
     exec::Command command = ferry_command(args, dir);
     command.argv.insert(command.argv.begin(),
-                        {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>> server.log"});
+                        {"/bin/sh", "-c", shell + "exec \"$0\" \"$@\" 2>> server.log"});
     id_ = processes_.start(command);
     EXPECT_TRUE(eventually([&] { return std::filesystem::exists(dir / "address"); }))
         << read_file(dir / "server.log");
