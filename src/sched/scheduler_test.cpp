@@ -150,6 +150,29 @@ TEST(Scheduler, StaleCompletionsAreIgnoredAndCounted) {
   EXPECT_EQ(s.counts().stale_completions, 2u);
 }
 
+TEST(Scheduler, ALeaseResumesAfterTheStateWasRebuilt) {
+  Scheduler before;
+  JobId id = before.submit({}, Time{0});
+  auto lease = before.lease(Time{0}, "w1", Time{100});
+  Attempt held = before.find(id)->attempts.back();
+
+  Scheduler after;  // rebuilt: the store knows the job as queued
+  Job stored;
+  stored.id = id;
+  stored.state = State::queued;
+  after.admit(stored, Time{10});
+  EXPECT_TRUE(after.resume_lease(id, held, Time{100}));
+  EXPECT_FALSE(after.resume_lease(id, held, Time{100}));  // running now
+  EXPECT_EQ(after.find(id)->state, State::running);
+  EXPECT_FALSE(after.lease(Time{11}, "w2", Time{100}));  // not queued twice
+  EXPECT_TRUE(after.renew(id, lease->token, Time{50}, Time{100}));
+  EXPECT_EQ(after.complete(id, lease->token, true, "", Time{60}), Completion::recorded);
+  EXPECT_EQ(after.find(id)->attempts.back().worker, "w1");
+  auto next = after.submit({}, Time{70});
+  EXPECT_GT(after.lease(Time{70}, "w2", std::nullopt)->token, lease->token);  // never reused
+  (void)next;
+}
+
 TEST(Scheduler, AReleasedLeaseRequeuesAtOnceWithoutSpendingARetry) {
   Scheduler s;
   JobId id = s.submit(with_retries(0), Time{0});

@@ -75,13 +75,19 @@ void Service::admit(JobId id, const JobSpec& spec, std::string_view spec_json, s
   job.reason = std::move(reason);
   job.retry_base = static_cast<std::uint32_t>(retry_base);
   if (records_.size() < id) records_.resize(id);
-  records_[id - 1] = Record{specs_.add(spec_json), created, nullptr};
+  Record& record = records_[id - 1];
+  if (record.spec.empty()) record.spec = specs_.add(spec_json);
+  record.created = created;
   scheduler_.admit(std::move(job), now_());
   next_id_ = std::max(next_id_, id + 1);
 }
 
-void Service::start() {
+std::uint64_t Service::rebuild() {
   store::Snapshot snapshot = store_.load();
+  // Specs never change: those already held are kept (lease answers on their
+  // way out point into them); what the store says replaces everything else.
+  scheduler_ = sched::Scheduler();
+  for (Record& record : records_) record.reports.reset();
   std::size_t next_attempt = 0;
   for (const store::JobRow& row : snapshot.jobs) {
     std::vector<sched::Attempt> attempts;
@@ -109,14 +115,48 @@ void Service::start() {
   // Rebuilding is not news: the store has it all. (It holds no running jobs:
   // leases are not stored, so what ran when the server stopped is queued.)
   scheduler_.take_changes();
+  return snapshot.epoch;
+}
+
+void Service::start() {
+  std::uint64_t last_epoch = rebuild();
   // A new epoch of lease tokens, durable before any lease goes out.
   store::Batch epoch;
-  epoch.epoch = snapshot.epoch + 1;
+  epoch.epoch = last_epoch + 1;
   scheduler_.reserve_tokens_from(*epoch.epoch << kTokenBits);
   std::string failed = "not committed";
   store_.write(std::move(epoch), [&failed](const std::string& error) { failed = error; });
   store_.flush();
   if (!failed.empty()) throw std::runtime_error("cannot start: " + failed);
+}
+
+void Service::recover() {
+  // The leases out there stay valid, so that their workers' reports (the
+  // refused ones, sent again) still count: for each job running, or whose
+  // change the store refused, the first attempt the store does not have.
+  std::map<JobId, std::pair<std::vector<sched::Attempt>, std::optional<Time>>> leased;
+  for (JobId id = 1; id < next_id_; ++id)
+    if (const sched::Job* job = scheduler_.find(id);
+        job && (job->state == sched::State::running || refused_.contains(id)))
+      leased[id] = {job->attempts, job->lease_expires};
+  refused_.clear();
+  std::uint64_t next_token = scheduler_.next_token();
+  JobId next_id = next_id_;
+  rebuild();
+  scheduler_.reserve_tokens_from(next_token);
+  next_id_ = std::max(next_id_, next_id);
+  Time now = now_();
+  for (auto& [id, held] : leased) {
+    auto& [attempts, expires] = held;
+    const sched::Job* job = scheduler_.find(id);
+    std::size_t stored = job ? job->attempts.size() : attempts.size();
+    if (stored >= attempts.size() || attempts[stored].lease == 0) continue;
+    bool still_running = attempts[stored].end == sched::AttemptEnd::running;
+    scheduler_.resume_lease(id, std::move(attempts[stored]),
+                            still_running ? expires : now + options_.lease_duration);
+  }
+  scheduler_.take_changes();  // as the store has them, and as they were
+  diverged_ = false;
 }
 
 Service::Outgoing& Service::enqueue_changes() {
@@ -142,8 +182,16 @@ void Service::write(store::Batch batch, std::function<void(const std::string& er
   auto committed = [this, &outgoing, then = std::move(then)](const std::string& error) {
     outgoing.settled = true;
     outgoing.failed = !error.empty();
+    // Memory went ahead of the store: once nothing else is being written,
+    // memory is rebuilt from the store (keeping live leases), so what was
+    // refused leaves no trace and can be sent again.
+    if (outgoing.failed) {
+      diverged_ = true;
+      for (const Changed& change : outgoing.changes) refused_.insert(change.id);
+    }
     send_settled();
     then(error);
+    if (diverged_ && outbox_.empty()) recover();
   };
   store_.write(std::move(batch),
                [post = post_, committed = std::move(committed)](const std::string& error) {

@@ -267,6 +267,14 @@ class Service {
     Time deadline;
   };
 
+  // Memory as the store has it (the last start's epoch is returned).
+  std::uint64_t rebuild();
+  // After a write the store refused: memory as the store has it, plus the
+  // leases held now.
+  void recover();
+  bool diverged_ = false;
+  std::set<JobId> refused_;  // jobs whose changes the store refused, until recover()
+
   // The scheduler queue of a job: its queue, and its labels when it has some.
   std::string queue_key(const std::string& queue, std::vector<std::string> labels);
   std::vector<std::string> eligible_queues(const LeaseRequest& request) const;

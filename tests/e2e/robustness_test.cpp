@@ -503,5 +503,49 @@ TEST(Robustness, AWorkerSurvivesAnswersThatAreNotTheApis) {
   EXPECT_EQ(stopped->exit_code, 0) << read_file(dir / "worker.log");
 }
 
+// With the disk full (every write of the server refused), a report is
+// answered 503 and changes nothing, not even in memory; sent again once
+// the disk has room, it is recorded, and survives a restart.
+TEST(Robustness, AFailedCommitChangesNothingAndTheResendSucceedsLater) {
+  TempDir dir;
+  auto server = std::make_unique<Server>(dir);
+  ASSERT_EQ(server->request("POST", "/v1/jobs", R"({"command":{"argv":["true"]}})").status, 201);
+  Response leased = server->request("POST", "/v1/lease", R"({"worker":"hand","free_slots":1})");
+  std::string token = token_in(leased.body);
+  ASSERT_FALSE(token.empty()) << leased.body;
+  auto limit_writes = [&](const std::string& size) {
+    exec::Command prlimit;
+    prlimit.argv = {"prlimit", "--pid", std::to_string(server->pid()), "--fsize=" + size};
+    ASSERT_EQ(run_to_end(prlimit).exit_code, 0);
+  };
+  std::string report = R"({"worker":"hand","completions":[{"job":1,"token":)" + token +
+                       R"(,"succeeded":true,"stdout":"done"}]})";
+
+  limit_writes("0:unlimited");  // as if the disk were full
+  Response full = server->request("POST", "/v1/lease", report);
+  EXPECT_EQ(full.status, 503) << full.body;
+  EXPECT_EQ(job_of(*server, 1).at("state").as_string(), "running");
+  EXPECT_EQ(server->request("POST", "/v1/jobs", R"({"command":{"argv":["true"]}})").status, 503);
+  EXPECT_EQ(server->request("GET", "/v1/jobs/2").status, 404);
+
+  limit_writes("unlimited:unlimited");
+  Response recorded;
+  ASSERT_TRUE(eventually([&] {
+    recorded = server->request("POST", "/v1/lease", report);
+    return recorded.status == 200;
+  }));
+  EXPECT_NE(recorded.body.find(R"("acknowledged":[)" + token + "]"), std::string::npos)
+      << recorded.body;
+  EXPECT_EQ(job_of(*server, 1).at("state").as_string(), "succeeded");
+  EXPECT_EQ(count_of(*server, "stale_completions"), 0);
+
+  server->stop(SIGKILL);
+  server = std::make_unique<Server>(dir);
+  json::object after = job_of(*server, 1);
+  EXPECT_EQ(after.at("state").as_string(), "succeeded");
+  EXPECT_EQ(after.at("attempts").as_array().size(), 1u);
+  EXPECT_EQ(last_attempt(after).at("stdout").as_string(), "done");
+}
+
 }  // namespace
 }  // namespace ferry::e2e
