@@ -18,11 +18,12 @@
 // results cross the process boundary through ferry/codec.hpp.
 //
 // How work moves: a thread of the pool dispatches tasks and collects results
-// whether or not anyone waits, so submitted work always progresses. Workers
-// get their next task before they finish the current one when tasks are
-// short (no round trip between tiny tasks); a task sent ahead but not yet
-// started is taken back and given to a worker that fell idle, so no task
-// waits behind a long one while a worker is free.
+// whether or not anyone waits, so submitted work always progresses (a caller
+// waiting for a short task collects results itself for a moment, which
+// saves a thread hop). Workers get their next task before they finish the
+// current one when tasks are short (no round trip between tiny tasks); a
+// task sent ahead but not yet started is taken back and given to a worker
+// that fell idle, so no task waits behind a long one while a worker is free.
 //
 // Failures are values of the task, never of the pool: a task that throws
 // fails with its message; one that crashes its worker (a segfault, exit(),
