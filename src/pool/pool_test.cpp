@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -285,9 +286,16 @@ TEST_F(PoolTest, InitializerRunsInEveryWorker) {
 
 TEST_F(PoolTest, AFailingInitializerFailsTasksClearly) {
   Pool pool(PoolOptions{.processes = 1, .initializer = broken_configure});
-  auto handle = pool.submit(square, 2);
-  TaskError handle_error = failure_of(handle);
-  EXPECT_NE(std::string(handle_error.what()).find("initializer failed"), std::string::npos);
+  // The task fails, or the pool (which found out first) refuses it: either
+  // way with the reason.
+  std::string message;
+  try {
+    auto handle = pool.submit(square, 2);
+    message = failure_of(handle).what();
+  } catch (const Error& error) {
+    message = error.what();
+  }
+  EXPECT_NE(message.find("initializer failed"), std::string::npos) << message;
   EXPECT_THROW(pool.submit(square, 3), Error);
 }
 
@@ -596,6 +604,54 @@ TEST_F(PoolTest, SubmitDoesNotCopyItsArguments) {
   EXPECT_EQ(pool.submit(payload_size, big).get(), 100000u);
   EXPECT_EQ(pool.submit(payload_size, std::move(big)).get(), 100000u);
   EXPECT_EQ(Counted::copies, 0);
+}
+
+TEST_F(PoolTest, TerminateWakesEveryKindOfWaiter) {
+  Pool pool(2);
+  auto single = pool.submit(hang, 20);
+  auto whole_map = pool.map_async(hang, std::vector<int>{20, 20});
+  std::vector<AsyncResult<int>> handles = {pool.submit(hang, 20), pool.submit(hang, 20)};
+  auto stream = pool.imap(hang, std::vector<int>{20, 20});
+  std::mutex mutex;
+  std::vector<std::string> woken;
+  auto waiter = [&](std::string name, auto wait) {
+    return std::thread([&woken, &mutex, name, wait] {
+      try {
+        wait();
+      } catch (const Error& error) {
+        // A task failed by terminate(), or (a thread that started late) a
+        // submission refused because the pool was terminated.
+        if (std::string(error.what()).find("terminated") == std::string::npos) return;
+        std::lock_guard lock(mutex);
+        woken.push_back(name);
+      }
+    });
+  };
+  std::vector<std::thread> threads;
+  threads.push_back(waiter("get", [&] { single.get(); }));
+  threads.push_back(waiter("map", [&] { whole_map.get(); }));
+  threads.push_back(waiter("as_completed", [&] {
+    for (std::size_t i : as_completed(handles)) handles[i].get();
+  }));
+  threads.push_back(waiter("imap", [&] {
+    for (int result : stream) (void)result;
+  }));
+  std::this_thread::sleep_for(200ms);  // into their waits, most likely; the test holds either way
+  pool.terminate();
+  for (auto& thread : threads) thread.join();
+  std::sort(woken.begin(), woken.end());
+  EXPECT_EQ(woken, (std::vector<std::string>{"as_completed", "get", "imap", "map"}));
+}
+
+TEST_F(PoolTest, TerminateInterruptsJoin) {
+  Pool pool(1);
+  auto slow = pool.submit(hang, 20);
+  pool.close();
+  std::thread joiner([&] { pool.join(); });
+  std::this_thread::sleep_for(100ms);
+  pool.terminate();
+  joiner.join();
+  EXPECT_EQ(failure_of(slow).reason(), TaskError::Reason::terminated);
 }
 
 // --- The rest of Python's API, and how the pool dispatches. ---
