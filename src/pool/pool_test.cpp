@@ -139,7 +139,7 @@ struct Counted {
 };
 std::size_t payload_size(Counted counted) { return counted.payload.size(); }
 
-// Set before a helper process forks, so its pool's workers inherit it.
+// Set before a pool's owner process forks, so the pool's workers inherit it.
 Queue<int>* started_tasks = nullptr;
 int announce_then_hang(int seconds) {
   started_tasks->put(::getpid());
@@ -522,9 +522,9 @@ TEST_F(PoolTest, AFreeWorkerNeverWaitsBehindALongTask) {
 }
 
 TEST_F(PoolTest, ExitInATaskDoesNotRunThePoolsTeardown) {
-  // A static pool in a helper process: std::exit() in its worker would run
+  // A static pool in a process of its own: std::exit() in its worker would run
   // the static destructors, and with them a copy of the pool's teardown.
-  Process helper([] {
+  Process pool_owner([] {
     static Pool pool(1);
     int outcome = 0;
     // Twice: the first worker started before the static's destructor was
@@ -544,9 +544,9 @@ TEST_F(PoolTest, ExitInATaskDoesNotRunThePoolsTeardown) {
     std::fflush(nullptr);
     ::_exit(outcome);
   });
-  helper.start();
-  ASSERT_TRUE(helper.join(60s));
-  EXPECT_EQ(helper.exit_code(), 0);
+  pool_owner.start();
+  ASSERT_TRUE(pool_owner.join(60s));
+  EXPECT_EQ(pool_owner.exit_code(), 0);
 }
 
 TEST_F(PoolTest, WorkersDieWithTheirParent) {

@@ -185,9 +185,9 @@ TEST_F(ProcessTest, QueueRefusesAnOversizedItem) {
 }
 
 TEST_F(ProcessTest, ExitInAChildLeavesTheParentsPoolAlone) {
-  // In a helper process with a static pool: a child of it that calls
+  // In a process of its own with a static pool: a child of it that calls
   // std::exit() must not run the pool's teardown (which kills its workers).
-  Process helper([] {
+  Process pool_owner([] {
     static Pool pool(2);
     auto workers = pool.worker_pids();
     Process child([] { std::exit(3); });
@@ -204,9 +204,9 @@ TEST_F(ProcessTest, ExitInAChildLeavesTheParentsPoolAlone) {
     std::fflush(nullptr);
     ::_exit(outcome);
   });
-  helper.start();
-  ASSERT_TRUE(helper.join(60s));
-  EXPECT_EQ(helper.exit_code(), 0);
+  pool_owner.start();
+  ASSERT_TRUE(pool_owner.join(60s));
+  EXPECT_EQ(pool_owner.exit_code(), 0);
 }
 
 }  // namespace
