@@ -76,7 +76,10 @@ enum class StartMethod {
   // main() would run: safe when other threads hold locks, but each start runs
   // the program's static initializers and inherits nothing else; the
   // initializer must be a plain function. Like Python's "spawn". Tasks must
-  // be in the program or in a library it loaded at start.
+  // be in the program or in a library it loaded at start. The worker serves
+  // from ferry's own static initialization, so globals of files linked
+  // before the ferry library (a program's own, as usual) are initialized,
+  // those of files linked after it may not be.
   spawn,
 };
 
