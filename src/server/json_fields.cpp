@@ -257,6 +257,7 @@ std::chrono::milliseconds seconds_of(const json::value& value, const Path& path)
     fail(path, "must be a number of seconds");
   if (!std::isfinite(seconds) || seconds < 0 || seconds > kMaxSeconds)
     fail(path, "must be from 0 seconds to a year");
+  if (seconds > 0 && seconds < 0.001) fail(path, "must be 0 or at least 0.001 seconds");
   return std::chrono::milliseconds(std::llround(seconds * 1000));
 }
 
