@@ -116,6 +116,7 @@ struct Worker::Impl {
                      {"free_slots", room},
                      {"queues", json::array(options.queues.begin(), options.queues.end())},
                      {"labels", json::array(labels.begin(), labels.end())},
+                     {"commands", false},
                      {"wait", idle ? 2 : 0},
                      {"completions", json::array(undelivered.begin(), undelivered.end())},
                      {"heartbeats", std::move(heartbeats)}});

@@ -131,6 +131,7 @@ LeaseRequest parse_lease(std::string_view body, std::size_t max_completions) {
     request.free_slots = integer_of(*slots, "free_slots", 0, 4096);
   if (auto* queues = fields.take("queues")) request.queues = names_of(*queues, "queues");
   if (auto* labels = fields.take("labels")) request.labels = names_of(*labels, "labels");
+  if (auto* commands = fields.take("commands")) request.commands = bool_of(*commands, "commands");
   if (auto* wait = fields.take("wait")) request.wait = seconds_of(*wait, "wait");
   if (auto* completions = fields.take("completions")) {
     if (!completions->is_array()) fail("completions", "must be an array");

@@ -34,23 +34,25 @@ bool contains_all(const std::vector<std::string>& have, const std::vector<std::s
 Service::Service(store::Store& store, Post post, Now now, Options options)
     : store_(store), post_(std::move(post)), now_(std::move(now)), options_(options) {}
 
-std::string Service::queue_key(const std::string& queue, std::vector<std::string> labels) {
+std::string Service::queue_key(const std::string& queue, std::vector<std::string> labels,
+                               bool call) {
   std::sort(labels.begin(), labels.end());
   labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
-  std::string key = queue;
-  // '#' cannot occur in a queue name, so keys of different queues never meet.
+  // '#' and '!' cannot occur in a queue name or label, so keys of different
+  // queues, labels or kinds never meet.
+  std::string key = call ? queue + "!" : queue;
   for (std::size_t i = 0; i < labels.size(); ++i) key += (i ? "," : "#") + labels[i];
-  queue_keys_.try_emplace(key, queue, std::move(labels));
+  queue_keys_.try_emplace(key, QueueKey{queue, std::move(labels), call});
   return key;
 }
 
 std::vector<std::string> Service::eligible_queues(const LeaseRequest& request) const {
   std::vector<std::string> keys;
-  for (const auto& [key, queue_and_labels] : queue_keys_) {
-    const auto& [queue, labels] = queue_and_labels;
+  for (const auto& [key, kind] : queue_keys_) {
     bool wanted = request.queues.empty() || std::find(request.queues.begin(), request.queues.end(),
-                                                      queue) != request.queues.end();
-    if (wanted && contains_all(request.labels, labels)) keys.push_back(key);
+                                                      kind.queue) != request.queues.end();
+    if (wanted && (kind.call || request.commands) && contains_all(request.labels, kind.labels))
+      keys.push_back(key);
   }
   return keys;
 }
@@ -63,9 +65,9 @@ void Service::admit(JobId id, const JobSpec& spec, std::string_view spec_json, s
   // A call can only run where its function is registered: workers announce
   // theirs as labels "function:NAME", and the call requires that label.
   std::vector<std::string> labels = spec.labels;
-  if (const auto* call = std::get_if<CallSpec>(&spec.work))
-    labels.push_back("function:" + call->function);
-  job.options.queue = queue_key(spec.queue, std::move(labels));
+  const auto* call = std::get_if<CallSpec>(&spec.work);
+  if (call) labels.push_back("function:" + call->function);
+  job.options.queue = queue_key(spec.queue, std::move(labels), call != nullptr);
   job.options.priority = spec.priority;
   job.options.retry = {spec.retries, spec.retry_delay, options_.max_backoff};
   job.options.not_before = created + spec.delay;
@@ -510,7 +512,7 @@ const Service::Record* Service::record(JobId id) const {
 
 std::string_view Service::queue_of(const sched::Job& job) {
   std::string_view key = job.options.queue;
-  return key.substr(0, key.find('#'));  // see queue_key()
+  return key.substr(0, key.find_first_of("#!"));  // see queue_key()
 }
 
 const Completion* Service::report(const Record& record, int attempt) {

@@ -84,6 +84,7 @@ struct LeaseRequest {
   // The worker's labels: a job's labels must all be among them. A worker that
   // serves function F has "function:F"; call jobs of F require it.
   std::vector<std::string> labels;
+  bool commands = true;  // false: it runs only calls, and gets no command job
   std::vector<Completion> completions;
   std::vector<RejectedCompletion> rejected;
   std::vector<Heartbeat> heartbeats;
@@ -276,7 +277,7 @@ class Service {
   std::set<JobId> refused_;  // jobs whose changes the store refused, until recover()
 
   // The scheduler queue of a job: its queue, and its labels when it has some.
-  std::string queue_key(const std::string& queue, std::vector<std::string> labels);
+  std::string queue_key(const std::string& queue, std::vector<std::string> labels, bool call);
   std::vector<std::string> eligible_queues(const LeaseRequest& request) const;
   void admit(JobId id, const JobSpec& spec, std::string_view spec_json, sched::State state,
              Time created, Time ready_at, std::vector<sched::Attempt> attempts, std::string reason,
@@ -320,7 +321,12 @@ class Service {
   sched::Scheduler scheduler_;
   std::deque<Record> records_;  // records_[id - 1]
   TextArena specs_;
-  std::map<std::string, std::pair<std::string, std::vector<std::string>>> queue_keys_;
+  struct QueueKey {
+    std::string queue;
+    std::vector<std::string> labels;
+    bool call = false;
+  };
+  std::map<std::string, QueueKey> queue_keys_;
   JobId next_id_ = 1;  // ids are reserved at submit, admitted at commit
   std::map<std::string, WorkerView> workers_;
   std::deque<Parked> parked_;

@@ -273,6 +273,21 @@ TEST_F(ServiceTest, QueuesAndLabelsChooseTheWorker) {
   EXPECT_EQ(service->workers("", 100).workers.size(), 3u);
 }
 
+TEST_F(ServiceTest, AWorkerThatRunsOnlyCallsGetsNoCommand) {
+  auto ids = submit({R"({"command": {"argv": ["a"]}})",
+                     R"({"command": {"argv": ["b"]}, "labels": ["function:f"]})",
+                     R"({"call": {"function": "f"}})"});
+  LeaseRequest calls_only = poll("library", 5);
+  calls_only.labels = {"function:f"};
+  calls_only.commands = false;
+  LeaseReply got = lease(calls_only);
+  ASSERT_EQ(got.jobs.size(), 1u);
+  EXPECT_EQ(got.jobs[0].id, ids[2]);
+  LeaseRequest commands = poll("daemon", 5);
+  commands.labels = {"function:f"};
+  EXPECT_EQ(lease(commands).jobs.size(), 2u);
+}
+
 TEST_F(ServiceTest, WorkersArePagedAndForgottenWhenSilent) {
   for (std::string name : {"a", "b", "c"}) lease(poll(name, 0));
   Service::WorkerPage first = service->workers("", 2);

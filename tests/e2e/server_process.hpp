@@ -125,6 +125,7 @@ class WorkerProcess {
                                            "--slots", std::to_string(slots), "--id", id},
                                           dir);
     command.env = std::move(env);
+    command.timeout = {};  // it runs as long as the test needs it
     command.argv.insert(command.argv.begin(),
                         {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>> worker-" + id + ".log"});
     id_ = processes_.start(command);
