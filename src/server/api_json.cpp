@@ -163,7 +163,7 @@ LeaseRequest parse_lease(std::string_view body, std::size_t max_completions) {
   return request;
 }
 
-std::string render_lease(const LeaseReply& reply) {
+std::string render_lease(const LeaseReply& reply, std::chrono::milliseconds lease_duration) {
   // Written directly: each spec is canonical JSON already (to_json), and
   // parsing it again for every leased job would cost more than the rest.
   std::string out = R"({"jobs":[)";
@@ -172,8 +172,10 @@ std::string render_lease(const LeaseReply& reply) {
                    R"({}{{"id":{},"token":{},"attempt":{},"lease_expires_ms":{},"spec":{}}})",
                    &job == &reply.jobs.front() ? "" : ",", job.id, job.token, job.attempt,
                    job.lease_expires.count(), job.spec_json);
-  fmt::format_to(std::back_inserter(out), R"(],"acknowledged":[{}],"stop":[{}],"rejected":[)",
-                 fmt::join(reply.acknowledged, ","), fmt::join(reply.stop, ","));
+  fmt::format_to(std::back_inserter(out),
+                 R"(],"lease_seconds":{},"acknowledged":[{}],"stop":[{}],"rejected":[)",
+                 json::serialize(seconds_value(lease_duration)), fmt::join(reply.acknowledged, ","),
+                 fmt::join(reply.stop, ","));
   for (const RejectedCompletion& rejected : reply.rejected) {
     json::object item{{"index", rejected.index}, {"error", rejected.error}};
     if (rejected.job) item["job"] = rejected.job;

@@ -19,7 +19,8 @@ std::string render_submitted(const std::vector<JobId>& ids);
 
 // POST /v1/lease.
 LeaseRequest parse_lease(std::string_view body, std::size_t max_completions);
-std::string render_lease(const LeaseReply& reply);
+// `lease_duration`: how long a lease lasts without a heartbeat.
+std::string render_lease(const LeaseReply& reply, std::chrono::milliseconds lease_duration);
 
 // POST /v1/cancel and /v1/retry: {"ids": [...]}.
 std::vector<JobId> parse_ids(std::string_view body, std::size_t max_ids);

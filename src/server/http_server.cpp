@@ -664,7 +664,8 @@ class Server {
     LeaseReply reply = co_await std::move(waiting);
     if (!reply.error.empty())
       co_return error(http::status::service_unavailable, "store_failed", reply.error);
-    co_return Reply{http::status::ok, render_lease(reply), "", std::move(reply.jobs)};
+    co_return Reply{http::status::ok, render_lease(reply, config_.service.lease_duration), "",
+                    std::move(reply.jobs)};
   }
   struct StartLease {
     Service& service;
