@@ -457,17 +457,20 @@ class Server {
       std::string unsent;
       asio::steady_timer wake;
       bool overflowed = false;
+      beast::tcp_stream* connection = nullptr;  // cut at once when overflowed, even mid-write
     };
     auto feed = std::make_shared<Feed>(
         Feed{"HTTP/1.1 200 OK\r\nServer: ferry\r\nContent-Type: text/event-stream\r\n"
              "Cache-Control: no-cache\r\nConnection: close\r\n\r\n",
              asio::steady_timer(io_)});
+    feed->connection = &beast::get_lowest_layer(stream);
     unsent_events_ += feed->unsent.size();  // every byte in `unsent` is counted there
     auto take = [this, feed, filter = *filter](const JobEvent& event) {
       if (!filter.wants(event) || feed->overflowed) return;
       if (feed->unsent.size() > config_.max_unsent_per_stream ||
           unsent_events_ > config_.max_unsent_events) {
         feed->overflowed = true;  // too far behind: dropped
+        feed->connection->cancel();
       } else {
         std::size_t before = feed->unsent.size();
         feed->unsent += "event: job\ndata: ";

@@ -396,6 +396,35 @@ TEST(Robustness, ConnectionsStayUnderTheDescriptorLimit) {
   EXPECT_TRUE(eventually([&] { return server.request("GET", "/v1/stats").status == 200; }));
 }
 
+// A subscriber that never reads is dropped once it is far behind, instead
+// of holding the events it does not read in the server's memory.
+TEST(Robustness, AnEventStreamNobodyReadsIsDropped) {
+  TempDir dir;
+  Server server(dir);
+  RawConnection silent(server);
+  silent.send(
+      "GET /v1/events?results=true HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sekrit\r\n\r\n");
+  ASSERT_TRUE(eventually([&] {
+    return server.request("GET", "/v1/stats").body.find(R"("event_streams":1)") !=
+           std::string::npos;
+  }));
+  ASSERT_EQ(
+      server
+          .request(
+              "POST", "/v1/jobs",
+              jobs_body(400, R"({"command":{"shell":"head -c 61440 /dev/zero | tr '\\0' x"}})"))
+          .status,
+      201);
+  WorkerProcess worker(dir, server, "w1", 4);
+  ASSERT_TRUE(eventually([&] { return count_of(server, "succeeded") == 400; }, 120));
+  // 400 events with 60 KiB each are far more than a stream may hold unsent.
+  EXPECT_TRUE(eventually([&] {
+    return server.request("GET", "/v1/stats").body.find(R"("event_streams":0)") !=
+           std::string::npos;
+  }));
+  EXPECT_LT(rss_kb(server.pid()), 150'000);
+}
+
 // A long poll whose worker went away gets no job: the job goes to a worker
 // that is still there, at its first attempt.
 TEST(Robustness, AJobNeverGoesToALongPollWhoseWorkerHasGone) {
