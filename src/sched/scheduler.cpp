@@ -1,5 +1,7 @@
 #include "sched/scheduler.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <stdexcept>
 #include <utility>
@@ -70,7 +72,8 @@ std::size_t Counts::final() const {
 Job* Scheduler::get(JobId id) { return const_cast<Job*>(std::as_const(*this).find(id)); }
 
 const Job* Scheduler::find(JobId id) const {
-  return id >= 1 && id <= jobs_.size() && jobs_[id - 1].id == id ? &jobs_[id - 1] : nullptr;
+  auto found = jobs_.find(id);
+  return found == jobs_.end() ? nullptr : &found->second;
 }
 
 void Scheduler::set_state(Job& job, State state) {
@@ -91,8 +94,9 @@ void Scheduler::make_ready(Job& job, Time now) {
 }
 
 JobId Scheduler::submit(JobOptions options, Time now) {
-  Job& job = jobs_.emplace_back();
-  job.id = jobs_.size();
+  JobId id = next_id_++;
+  Job& job = jobs_[id];
+  job.id = id;
   job.ready_at = options.not_before;
   job.options = std::move(options);
   job.state = State::waiting;
@@ -102,12 +106,14 @@ JobId Scheduler::submit(JobOptions options, Time now) {
 }
 
 void Scheduler::admit(Job job, Time now) {
-  if (job.id <= jobs_.size()) throw std::invalid_argument("admit: job ids must increase");
-  jobs_.resize(job.id - 1);  // leaves gaps with id 0
+  if (job.id == 0 || jobs_.contains(job.id))
+    throw std::invalid_argument(fmt::format("admit: job {} is here already", job.id));
+  next_id_ = std::max(next_id_, job.id + 1);
   for (const Attempt& attempt : job.attempts)
     next_token_ = std::max(next_token_, attempt.lease + 1);
   State state = job.state;
-  Job& restored = jobs_.emplace_back(std::move(job));
+  JobId id = job.id;
+  Job& restored = jobs_.emplace(id, std::move(job)).first->second;
   restored.state = State::waiting;
   restored.lease_expires.reset();
   counts_.by_state[static_cast<int>(State::waiting)]++;
@@ -281,6 +287,14 @@ std::optional<Time> Scheduler::next_wakeup() const {
   if (!expiring_.empty() && (!next || expiring_.begin()->first < *next))
     next = expiring_.begin()->first;
   return next;
+}
+
+bool Scheduler::forget(JobId id) {
+  auto found = jobs_.find(id);
+  if (found == jobs_.end() || !is_final(found->second.state)) return false;
+  counts_.by_state[static_cast<int>(found->second.state)]--;
+  jobs_.erase(found);
+  return true;
 }
 
 std::vector<Change> Scheduler::take_changes() { return std::exchange(changes_, {}); }

@@ -26,6 +26,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "sched/ready_queue.hpp"
@@ -108,12 +109,17 @@ class Scheduler {
  public:
   JobId submit(JobOptions options, Time now);
 
-  // Adds a job whose id the caller chose, greater than every id before (ids
-  // may skip), in the state it had: for jobs that became durable, and for
-  // rebuilding after a restart. A job that was running gets a new attempt:
-  // its open one ends lease_expired ("server restarted") and the job is
-  // queued again, without spending a retry.
+  // Adds a job whose id the caller chose (one this scheduler does not hold),
+  // in the state it had: for jobs that became durable, for rebuilding after
+  // a restart, and for an ended job brought back to be retried. A job that
+  // was running gets a new attempt: its open one ends lease_expired ("server
+  // restarted") and the job is queued again, without spending a retry.
   void admit(Job job, Time now);
+
+  // Lets go of an ended job (its record lives on elsewhere, in the store):
+  // memory follows the work in flight, not the work ever done. False for a
+  // job that is not here or has not ended.
+  bool forget(JobId job);
 
   // Takes the best queued job, from `queues` (all queues when empty), and
   // leases it to `worker` for `lease_for` (nullopt: no expiry).
@@ -154,6 +160,7 @@ class Scheduler {
   std::optional<Time> next_wakeup() const;
 
   const Job* find(JobId job) const;
+  // The jobs held, by state.
   const Counts& counts() const { return counts_; }
   // Lease tokens from now on are at least `base` (a server start reserves a
   // range no earlier run used).
@@ -168,9 +175,10 @@ class Scheduler {
   void make_ready(Job& job, Time now);  // queued now, or waiting until ready_at
   void finish_attempt(Job& job, AttemptEnd end, std::string reason, Time now);
 
-  // jobs_[id - 1]; a gap left by admit() has id 0. A deque: no spare capacity
-  // to double a million jobs by, and jobs never move.
-  std::deque<Job> jobs_;
+  // The jobs held, by id: those not ended, and ended ones not yet forgotten.
+  // Nodes: a job never moves while it is held.
+  std::unordered_map<JobId, Job> jobs_;
+  JobId next_id_ = 1;  // for submit()
   std::map<std::string, ReadyQueue, std::less<>> queues_;
   std::set<std::pair<Time, JobId>> delayed_;   // waiting jobs by ready_at
   std::set<std::pair<Time, JobId>> expiring_;  // running jobs by lease expiry

@@ -173,6 +173,28 @@ TEST(Scheduler, ALeaseResumesAfterTheStateWasRebuilt) {
   (void)next;
 }
 
+TEST(Scheduler, EndedJobsAreForgottenAndCanBeBroughtBack) {
+  Scheduler s;
+  JobId done = s.submit({}, Time{0});
+  JobId waiting = s.submit({}, Time{0});
+  auto lease = s.lease(Time{1}, "w", std::nullopt);
+  ASSERT_EQ(lease->job, done);
+  EXPECT_FALSE(s.forget(done));  // running
+  s.complete(done, lease->token, false, "exit 1", Time{2});
+  Job ended = *s.find(done);
+  EXPECT_TRUE(s.forget(done));
+  EXPECT_FALSE(s.find(done));
+  EXPECT_FALSE(s.forget(waiting));
+  EXPECT_EQ(s.counts().total(), 1u);
+  EXPECT_EQ(s.counts()[State::failed], 0u);
+  // Brought back from the store to be retried.
+  s.admit(ended, Time{3});
+  EXPECT_THROW(s.admit(ended, Time{3}), std::invalid_argument);
+  EXPECT_TRUE(s.retry(done, Time{4}));
+  EXPECT_EQ(s.lease(Time{5}, "w", std::nullopt)->attempt, 2);
+  EXPECT_GT(s.submit({}, Time{6}), waiting);  // ids go on from the highest held
+}
+
 TEST(Scheduler, AReleasedLeaseRequeuesAtOnceWithoutSpendingARetry) {
   Scheduler s;
   JobId id = s.submit(with_retries(0), Time{0});

@@ -116,8 +116,9 @@ std::vector<JobSpec> parse_submit(std::string_view body, const SpecLimits& limit
   return {parse_job_spec(body, limits)};
 }
 
-std::string render_submitted(const std::vector<JobId>& ids) {
-  return json::serialize(json::object{{"ids", json::array(ids.begin(), ids.end())}});
+std::string render_submitted(const std::vector<JobId>& ids, const std::vector<JobId>& existing) {
+  return json::serialize(json::object{{"ids", json::array(ids.begin(), ids.end())},
+                                      {"existing", json::array(existing.begin(), existing.end())}});
 }
 
 LeaseRequest parse_lease(std::string_view body, std::size_t max_completions) {
@@ -410,7 +411,7 @@ std::string render_job_list(const ListPage& page) {
                                 {"state", sched::name(job.state)},
                                 {"reason", job.reason},
                                 {"created_ms", job.created.count()},
-                                {"attempts", job.attempts.size()},
+                                {"attempts", job.attempt_count},
                                 {"spec", json::parse(job.spec_json, {}, api_parse_options())}});
   return json::serialize(json::object{
       {"jobs", std::move(jobs)},
@@ -443,11 +444,23 @@ json::object by_state(const sched::Counts& counts) {
 }
 }  // namespace
 
-std::string render_stats(const sched::Counts& counts, std::size_t event_streams) {
+std::string render_stats(const sched::Counts& counts, std::size_t event_streams,
+                         const StoreView& store, std::size_t jobs_in_memory) {
+  json::object kept{
+      {"bytes", store.size.bytes},
+      {"free_bytes", store.size.free_bytes},
+      {"oldest_job",
+       store.size.oldest_id ? json::value(*store.size.oldest_id) : json::value(nullptr)},
+      {"oldest_created_ms",
+       store.size.oldest_id ? json::value(store.size.oldest_created_ms) : json::value(nullptr)},
+      {"keep_finished",
+       store.keep_finished ? seconds_value(*store.keep_finished) : json::value(nullptr)}};
   return json::serialize(json::object{{"jobs", by_state(counts)},
                                       {"total", counts.total()},
                                       {"stale_completions", counts.stale_completions},
-                                      {"event_streams", event_streams}});
+                                      {"event_streams", event_streams},
+                                      {"jobs_in_memory", jobs_in_memory},
+                                      {"store", std::move(kept)}});
 }
 
 std::string render_queues(const std::map<std::string, sched::Counts>& queues) {

@@ -15,7 +15,9 @@ namespace ferry::server {
 
 // POST /v1/jobs: one job object, or {"jobs": [...]}.
 std::vector<JobSpec> parse_submit(std::string_view body, const SpecLimits& limits);
-std::string render_submitted(const std::vector<JobId>& ids);
+// {"ids": [...], "existing": [...]}: `existing`, those that a kept job with
+// the same key had already.
+std::string render_submitted(const std::vector<JobId>& ids, const std::vector<JobId>& existing);
 
 // POST /v1/lease.
 LeaseRequest parse_lease(std::string_view body, std::size_t max_completions);
@@ -40,7 +42,8 @@ struct WorkersQuery {
 };
 WorkersQuery parse_workers_query(std::string_view query);
 std::string render_workers(const Service::WorkerPage& page, Time now);
-std::string render_stats(const sched::Counts& counts, std::size_t event_streams);
+std::string render_stats(const sched::Counts& counts, std::size_t event_streams,
+                         const StoreView& store, std::size_t jobs_in_memory);
 std::string render_queues(const std::map<std::string, sched::Counts>& queues);
 
 // GET /v1/events?ids=1-100,107&queue=Q&results=true: which job events a

@@ -443,10 +443,9 @@ class Server {
     if (!refused && filter->missing)
       refused =
           error(http::status::not_found, "not_found", fmt::format("no job {}", *filter->missing));
-    for (std::size_t i = 0; !refused && filter->ids && i < filter->ids->size(); ++i)
-      if (!service_.exists((*filter->ids)[i]))
-        refused = error(http::status::not_found, "not_found",
-                        fmt::format("no job {}", (*filter->ids)[i]));
+    if (!refused && filter->ids)
+      if (auto missing = service_.first_missing(*filter->ids))
+        refused = error(http::status::not_found, "not_found", fmt::format("no job {}", *missing));
     if (refused) {
       auto sending = send(stream, request.version(), false, false, std::move(*refused));
       co_await std::move(sending);
@@ -602,7 +601,9 @@ class Server {
     if (target == "/v1/stats") {
       if (method != http::verb::get) co_return wrong_method(method, target, kRead);
       no_body();
-      co_return Reply{http::status::ok, render_stats(service_.counts(), service_.subscribers())};
+      co_return Reply{http::status::ok,
+                      render_stats(service_.counts(), service_.subscribers(), service_.store_view(),
+                                   service_.jobs_in_memory())};
     }
     if (target.rfind("/v1/jobs/", 0) == 0) {
       std::string_view rest = target.substr(9);
@@ -640,6 +641,7 @@ class Server {
   // come back as one struct.
   struct Submitted {
     std::vector<JobId> ids;
+    std::vector<JobId> existing;
     std::string error;
   };
   asio::awaitable<Reply> submit(std::vector<JobSpec> specs) {
@@ -648,15 +650,19 @@ class Server {
     Submitted result = co_await std::move(waiting);
     if (!result.error.empty())
       co_return error(http::status::service_unavailable, "store_failed", result.error);
-    co_return Reply{http::status::created, render_submitted(result.ids)};
+    // 201 when a job was made; 200 when every one existed already (by its key).
+    bool made = result.existing.size() < result.ids.size();
+    co_return Reply{made ? http::status::created : http::status::ok,
+                    render_submitted(result.ids, result.existing)};
   }
   struct StartSubmit {
     Service& service;
     std::vector<JobSpec> specs;
     template <class Resume>
     void operator()(Resume resume) {
-      service.submit(std::move(specs), [resume](std::vector<JobId> ids, std::string why) {
-        resume(Submitted{std::move(ids), std::move(why)});
+      service.submit(std::move(specs), [resume](std::vector<JobId> ids, std::vector<JobId> existing,
+                                                std::string why) {
+        resume(Submitted{std::move(ids), std::move(existing), std::move(why)});
       });
     }
   };

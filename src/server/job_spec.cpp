@@ -93,6 +93,10 @@ JobSpec job_of(const json::value& value, const Path& path, const SpecLimits& lim
     spec.timeout = seconds_of(*timeout, fields.path("timeout"));
   if (const json::value* delay = fields.take("delay"))
     spec.delay = seconds_of(*delay, fields.path("delay"));
+  if (const json::value* key = fields.take("key"))
+    spec.key = string_of(*key, fields.path("key"), 256, false);
+  if (const json::value* keep = fields.take("keep"))
+    spec.keep = seconds_of(*keep, fields.path("keep"));
   if (const json::value* labels = fields.take("labels")) {
     Path labels_path = fields.path("labels");
     if (!labels->is_array()) fail(labels_path, "must be an array of strings");
@@ -159,6 +163,8 @@ std::string to_json(const JobSpec& spec) {
   if (spec.timeout != defaults.timeout) object["timeout"] = seconds_value(spec.timeout);
   if (spec.delay != defaults.delay) object["delay"] = seconds_value(spec.delay);
   if (!spec.labels.empty()) object["labels"] = json::array(spec.labels.begin(), spec.labels.end());
+  if (!spec.key.empty()) object["key"] = spec.key;
+  if (spec.keep) object["keep"] = seconds_value(*spec.keep);
   return json::serialize(object);
 }
 

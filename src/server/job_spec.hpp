@@ -53,6 +53,11 @@ struct JobSpec {
   std::chrono::milliseconds timeout{0};         // per attempt; 0: none
   std::chrono::milliseconds delay{0};           // before it may first run
   std::vector<std::string> labels;              // a worker must have them all
+  // Submitting a job whose key a kept job has gives that job instead of a
+  // new one: a submit can be sent again safely.
+  std::string key;
+  // How long the server keeps it once ended (0: for ever); none: its default.
+  std::optional<std::chrono::milliseconds> keep;
   bool operator==(const JobSpec&) const = default;
 };
 

@@ -31,7 +31,8 @@ TEST(JobSpec, EveryField) {
   JobSpec spec = parse_job_spec(R"({
     "command": {"shell": "echo $X | wc -c", "env": {"X": "1"}, "cwd": "/tmp", "stdin": "in"},
     "name": "count", "queue": "gpu.large", "priority": -5, "retries": 3,
-    "retry_delay": 0.5, "timeout": 60, "delay": 2.25, "labels": ["gpu", "zone:a"]})");
+    "retry_delay": 0.5, "timeout": 60, "delay": 2.25, "labels": ["gpu", "zone:a"],
+    "key": "count-17", "keep": 3600})");
   const auto& command = std::get<CommandSpec>(spec.work);
   EXPECT_EQ(command.shell, "echo $X | wc -c");
   EXPECT_EQ(command.env.at("X"), "1");
@@ -45,6 +46,9 @@ TEST(JobSpec, EveryField) {
   EXPECT_EQ(spec.timeout, 60s);
   EXPECT_EQ(spec.delay, 2250ms);
   EXPECT_EQ(spec.labels, (std::vector<std::string>{"gpu", "zone:a"}));
+  EXPECT_EQ(spec.key, "count-17");
+  EXPECT_EQ(spec.keep, 3600s);
+  EXPECT_EQ(parse_job_spec(to_json(spec)), spec);
 }
 
 TEST(JobSpec, CallsKeepTheirArgumentsAsJson) {

@@ -4,13 +4,17 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <utility>
 
 namespace ferry::server {
 namespace {
 
+constexpr sched::State kStates[] = {sched::State::waiting, sched::State::queued,
+                                    sched::State::running, sched::State::succeeded,
+                                    sched::State::failed,  sched::State::cancelled};
+
 sched::State state_named(const std::string& name) {
-  for (auto state : {sched::State::waiting, sched::State::queued, sched::State::running,
-                     sched::State::succeeded, sched::State::failed, sched::State::cancelled})
+  for (auto state : kStates)
     if (sched::name(state) == name) return state;
   throw std::runtime_error(fmt::format("the store holds an unknown job state '{}'", name));
 }
@@ -29,10 +33,25 @@ bool contains_all(const std::vector<std::string>& have, const std::vector<std::s
   });
 }
 
+sched::Attempt attempt_of(const store::AttemptRow& row) {
+  return {row.number,         row.lease,
+          row.worker,         Time{row.started_ms},
+          Time{row.ended_ms}, attempt_end_named(row.end),
+          row.reason};
+}
+
+Completion report_of(const store::AttemptRow& row) {
+  return {row.job_id,    row.lease,  row.end == "succeeded", row.reason,
+          row.exit_code, row.signal, row.stdout_tail,        row.stderr_tail,
+          row.result,    row.cpu_us, row.max_rss_kb};
+}
+
 }  // namespace
 
 Service::Service(store::Store& store, Post post, Now now, Options options)
     : store_(store), post_(std::move(post)), now_(std::move(now)), options_(options) {}
+
+// --- Queues and admission -------------------------------------------------
 
 std::string Service::queue_key(const std::string& queue, std::vector<std::string> labels,
                                bool call) {
@@ -76,20 +95,56 @@ void Service::admit(JobId id, const JobSpec& spec, std::string_view spec_json, s
   job.attempts = std::move(attempts);
   job.reason = std::move(reason);
   job.retry_base = static_cast<std::uint32_t>(retry_base);
-  if (records_.size() < id) records_.resize(id);
-  Record& record = records_[id - 1];
-  if (record.spec.empty()) record.spec = specs_.add(spec_json);
+  auto [place, added] = records_.try_emplace(id);
+  Record& record = place->second;
+  if (added) record.spec = specs_.add(spec_json);  // a spec never changes: one held is kept
   record.created = created;
+  if (!spec.key.empty()) keys_[spec.key] = id;
   scheduler_.admit(std::move(job), now_());
   next_id_ = std::max(next_id_, id + 1);
 }
+
+const sched::Job* Service::bring_back(JobId id) {
+  if (const sched::Job* held = scheduler_.find(id)) return held;
+  std::optional<store::StoredJob> stored = store_.read_job(id);
+  if (!stored) return nullptr;
+  std::vector<sched::Attempt> attempts;
+  auto reports = std::make_unique<std::map<int, Completion>>();
+  for (const store::AttemptRow& row : stored->attempts) {
+    attempts.push_back(attempt_of(row));
+    (*reports)[row.number] = report_of(row);
+  }
+  const store::JobRow& row = stored->row;
+  admit(id, parse_job_spec(row.spec), row.spec, state_named(row.state), Time{row.created_ms},
+        Time{row.ready_at_ms}, std::move(attempts), row.reason,
+        static_cast<std::size_t>(row.retry_base));
+  if (!reports->empty()) records_.at(id).reports = std::move(reports);
+  return scheduler_.find(id);  // the caller discards the changes admitting it made
+}
+
+void Service::forget(JobId id) {
+  auto found = records_.find(id);
+  if (found == records_.end() || !scheduler_.forget(id)) return;
+  // A spec's key stays reserved in the store; memory need not hold it.
+  auto key_at = std::string_view(found->second.spec.view).find(R"("key":)");
+  if (key_at != std::string_view::npos) {
+    std::string key = parse_job_spec(found->second.spec.view).key;
+    if (auto held = keys_.find(key); held != keys_.end() && held->second == id) keys_.erase(held);
+  }
+  unused_specs_.push_back(found->second.spec);
+  records_.erase(found);
+}
+
+// --- Start and recovery ---------------------------------------------------
 
 std::uint64_t Service::rebuild() {
   store::Snapshot snapshot = store_.load();
   // Specs never change: those already held are kept (lease answers on their
   // way out point into them); what the store says replaces everything else.
   scheduler_ = sched::Scheduler();
-  for (Record& record : records_) record.reports.reset();
+  std::unordered_map<JobId, Record> held = std::move(records_);
+  records_.clear();
+  keys_.clear();
   std::size_t next_attempt = 0;
   for (const store::JobRow& row : snapshot.jobs) {
     std::vector<sched::Attempt> attempts;
@@ -98,22 +153,24 @@ std::uint64_t Service::rebuild() {
            snapshot.attempts[next_attempt].job_id == row.id;
          ++next_attempt) {
       const store::AttemptRow& stored = snapshot.attempts[next_attempt];
-      attempts.push_back({stored.number, stored.lease, stored.worker, Time{stored.started_ms},
-                          Time{stored.ended_ms}, attempt_end_named(stored.end), stored.reason});
-      if (stored.end != "running")
-        reports[stored.number] = {
-            row.id,           stored.lease,  stored.end == "succeeded", stored.reason,
-            stored.exit_code, stored.signal, stored.stdout_tail,        stored.stderr_tail,
-            stored.result,    stored.cpu_us, stored.max_rss_kb};
+      attempts.push_back(attempt_of(stored));
+      reports[stored.number] = report_of(stored);
     }
-    sched::State state = state_named(row.state);
-    admit(row.id, parse_job_spec(row.spec), row.spec, state, Time{row.created_ms},
+    if (auto kept = held.find(row.id); kept != held.end()) {
+      records_[row.id].spec = kept->second.spec;
+      held.erase(kept);
+    }
+    admit(row.id, parse_job_spec(row.spec), row.spec, state_named(row.state), Time{row.created_ms},
           Time{row.ready_at_ms}, std::move(attempts), row.reason,
           static_cast<std::size_t>(row.retry_base));
     if (!reports.empty())
-      records_[row.id - 1].reports =
-          std::make_unique<std::map<int, Completion>>(std::move(reports));
+      records_.at(row.id).reports = std::make_unique<std::map<int, Completion>>(std::move(reports));
   }
+  for (auto& [id, record] : held) unused_specs_.push_back(record.spec);
+  counts_.clear();
+  for (const store::Count& count : snapshot.counts)
+    counts_[count.queue].by_state[static_cast<int>(state_named(count.state))] += count.jobs;
+  next_id_ = std::max(next_id_, snapshot.next_id);
   // Rebuilding is not news: the store has it all. (It holds no running jobs:
   // leases are not stored, so what ran when the server stopped is queued.)
   scheduler_.take_changes();
@@ -137,16 +194,14 @@ void Service::recover() {
   // refused ones, sent again) still count: for each job running, or whose
   // change the store refused, the first attempt the store does not have.
   std::map<JobId, std::pair<std::vector<sched::Attempt>, std::optional<Time>>> leased;
-  for (JobId id = 1; id < next_id_; ++id)
+  for (const auto& [id, record] : records_)
     if (const sched::Job* job = scheduler_.find(id);
         job && (job->state == sched::State::running || refused_.contains(id)))
       leased[id] = {job->attempts, job->lease_expires};
   refused_.clear();
   std::uint64_t next_token = scheduler_.next_token();
-  JobId next_id = next_id_;
   rebuild();
   scheduler_.reserve_tokens_from(next_token);
-  next_id_ = std::max(next_id_, next_id);
   Time now = now_();
   for (auto& [id, held] : leased) {
     auto& [attempts, expires] = held;
@@ -154,12 +209,15 @@ void Service::recover() {
     std::size_t stored = job ? job->attempts.size() : attempts.size();
     if (stored >= attempts.size() || attempts[stored].lease == 0) continue;
     bool still_running = attempts[stored].end == sched::AttemptEnd::running;
-    scheduler_.resume_lease(id, std::move(attempts[stored]),
-                            still_running ? expires : now + options_.lease_duration);
+    if (scheduler_.resume_lease(id, std::move(attempts[stored]),
+                                still_running ? expires : now + options_.lease_duration))
+      count_change(queue_of(*scheduler_.find(id)), sched::State::queued, sched::State::running);
   }
   scheduler_.take_changes();  // as the store has them, and as they were
   diverged_ = false;
 }
+
+// --- Writing, and the events that follow ----------------------------------
 
 Service::Outgoing& Service::enqueue_changes() {
   Outgoing& outgoing = outbox_.emplace_back();
@@ -170,12 +228,26 @@ Service::Outgoing& Service::enqueue_changes() {
 }
 
 void Service::send_settled() {
+  std::vector<JobId> ended;
   while (!outbox_.empty() && outbox_.front().settled) {
     Outgoing outgoing = std::move(outbox_.front());
     outbox_.pop_front();
     for (const Changed& change : outgoing.changes)
       if (auto count = changing_.find(change.id); --count->second == 0) changing_.erase(count);
-    if (!outgoing.failed) publish(outgoing.changes);
+    if (outgoing.failed) continue;
+    publish(outgoing.changes);
+    for (const Changed& change : outgoing.changes)
+      if (sched::is_final(change.to)) ended.push_back(change.id);
+  }
+  // Ended, durably, and told: memory lets go, unless it changes again.
+  for (JobId id : ended)
+    if (!changing_.contains(id)) forget(id);
+  if (!unused_specs_.empty()) {
+    // Answers already on their way may still point into these specs: they
+    // go once those are written out.
+    post_([this, unused = std::exchange(unused_specs_, {})] {
+      for (const TextArena::Text& text : unused) specs_.release(text);
+    });
   }
 }
 
@@ -225,6 +297,7 @@ JobEvent Service::event_of(const Changed& change) const {
 void Service::publish(const std::vector<Changed>& changes) {
   if (subscribers_.empty()) return;
   for (const Changed& change : changes) {
+    if (!scheduler_.find(change.id)) continue;
     JobEvent event = event_of(change);
     // A subscriber may unsubscribe from inside its call.
     for (auto it = subscribers_.begin(); it != subscribers_.end();) (it++)->second(event);
@@ -239,21 +312,39 @@ std::uint64_t Service::subscribe(Subscriber subscriber) {
 void Service::unsubscribe(std::uint64_t subscription) { subscribers_.erase(subscription); }
 
 Service::Known Service::current(JobId id, const std::function<void(const JobEvent&)>& see) const {
-  const sched::Job* job = scheduler_.find(id);
-  if (!job) return Known::no_such_job;
   if (changing_.contains(id)) return Known::changing;
-  see(event_of({id, job->state, job->attempts.size()}));
+  if (const sched::Job* job = scheduler_.find(id)) {
+    see(event_of({id, job->state, job->attempts.size()}));
+    return Known::settled;
+  }
+  std::optional<store::StoredJob> stored = store_.read_job(id);
+  if (!stored) return Known::no_such_job;
+  const store::JobRow& row = stored->row;
+  std::optional<Completion> last;
+  if (!stored->attempts.empty()) last = report_of(stored->attempts.back());
+  see(JobEvent{id, row.queue, state_named(row.state), &row.reason, stored->attempts.size(),
+               last ? &*last : nullptr});
   return Known::settled;
+}
+
+void Service::count_change(std::string_view queue, std::optional<sched::State> from,
+                           sched::State to) {
+  auto counts = counts_.find(queue);
+  if (counts == counts_.end()) counts = counts_.emplace(std::string(queue), sched::Counts{}).first;
+  if (from) counts->second.by_state[static_cast<int>(*from)]--;
+  counts->second.by_state[static_cast<int>(to)]++;
 }
 
 void Service::collect_changes(store::Batch& batch) {
   for (const sched::Change& change : scheduler_.take_changes()) {
     const sched::Job& job = *scheduler_.find(change.job);
     changed_.push_back({job.id, change.to, job.attempts.size()});
+    count_change(queue_of(job), change.from, change.to);
     if (change.to == sched::State::running) continue;  // leases are not stored (see the header)
     batch.state_changes.push_back({job.id, std::string(sched::name(change.to)),
                                    job.ready_at.count(), job.reason,
-                                   static_cast<std::int64_t>(job.retry_base)});
+                                   static_cast<std::int64_t>(job.retry_base),
+                                   sched::is_final(change.to) ? now_().count() : 0});
     auto attempt_row = [&](const sched::Attempt& attempt) {
       store::AttemptRow row{job.id,
                             attempt.number,
@@ -285,32 +376,72 @@ void Service::collect_changes(store::Batch& batch) {
   }
 }
 
+// --- Operations -----------------------------------------------------------
+
 void Service::submit(std::vector<JobSpec> specs, Submitted done) {
   Time now = now_();
   store::Batch batch;
   std::vector<JobId> ids;
+  std::vector<JobId> existing;
+  std::vector<std::size_t> fresh;  // indexes of specs that make new jobs
   std::vector<std::string> jsons;
-  for (const JobSpec& spec : specs) {
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const JobSpec& spec = specs[i];
+    if (!spec.key.empty()) {
+      // A key held (by a job of this batch too), or kept in the store.
+      std::optional<JobId> known;
+      if (auto held = keys_.find(spec.key); held != keys_.end()) known = held->second;
+      if (!known) known = store_.find_key(spec.key);
+      if (known) {
+        ids.push_back(*known);
+        existing.push_back(*known);
+        continue;
+      }
+    }
     JobId id = next_id_++;
     ids.push_back(id);
+    fresh.push_back(i);
     jsons.push_back(to_json(spec));
+    if (!spec.key.empty()) keys_[spec.key] = id;  // reserved until the commit says
     bool delayed = spec.delay.count() > 0;
-    batch.new_jobs.push_back({id, spec.queue, spec.priority, jsons.back(),
-                              delayed ? "waiting" : "queued", now.count(),
-                              (now + spec.delay).count(), ""});
+    store::JobRow row{id,
+                      spec.queue,
+                      spec.priority,
+                      jsons.back(),
+                      delayed ? "waiting" : "queued",
+                      now.count(),
+                      (now + spec.delay).count(),
+                      ""};
+    row.key = spec.key;
+    if (spec.keep) row.keep_ms = spec.keep->count();
+    batch.new_jobs.push_back(std::move(row));
   }
-  write(std::move(batch), [this, specs = std::move(specs), ids, jsons = std::move(jsons), now,
+  // Written even when every job existed: its answer then comes after the
+  // commit of whatever submit made those jobs.
+  write(std::move(batch), [this, specs = std::move(specs), ids, existing, fresh,
+                           jsons = std::move(jsons), now,
                            done = std::move(done)](const std::string& error) mutable {
-    if (!error.empty()) return done({}, error);
-    for (std::size_t i = 0; i < ids.size(); ++i) {
-      auto state = specs[i].delay.count() > 0 ? sched::State::waiting : sched::State::queued;
-      admit(ids[i], specs[i], jsons[i], state, now, now + specs[i].delay, {}, "", 0);
-      changed_.push_back({ids[i], state, 0});
+    if (!error.empty()) {
+      for (std::size_t i : fresh)
+        if (auto held = keys_.find(specs[i].key); held != keys_.end() && held->second == ids[i])
+          keys_.erase(held);
+      return done({}, {}, error);
+    }
+    for (std::size_t n = 0; n < fresh.size(); ++n) {
+      const JobSpec& spec = specs[fresh[n]];
+      JobId id = ids[fresh[n]];
+      auto state = spec.delay.count() > 0 ? sched::State::waiting : sched::State::queued;
+      admit(id, spec, jsons[n], state, now, now + spec.delay, {}, "", 0);
+      count_change(spec.queue, std::nullopt, state);
+      changed_.push_back({id, state, 0});
     }
     // Admitting durable jobs tells the store nothing new; every other
     // operation collects its changes before it returns, so none are lost here.
     scheduler_.take_changes();
-    done(ids, "");
+    // A key another submit reserved, whose commit failed: that job is not.
+    for (JobId id : existing)
+      if (!exists(id)) return done({}, {}, "the job with the same key was not stored; try again");
+    done(ids, existing, "");
     announce();
     serve_parked();
   });
@@ -324,7 +455,7 @@ void Service::grant(const LeaseRequest& request, LeaseReply& reply, store::Batch
     auto lease = scheduler_.lease(now, request.worker, options_.lease_duration, queues);
     if (!lease) break;
     reply.jobs.push_back(
-        {lease->job, lease->token, lease->attempt, record(lease->job)->spec, *lease->expires});
+        {lease->job, lease->token, lease->attempt, record(lease->job)->spec.view, *lease->expires});
   }
   collect_changes(batch);
 }
@@ -349,7 +480,7 @@ void Service::lease(LeaseRequest request, Leased done) {
            .reason = "the worker's report was refused: " + rejected.error});
   for (Completion& completion : request.completions) {
     if (const sched::Job* job = current_lease(completion.job, completion.token)) {
-      auto& reports = records_[completion.job - 1].reports;
+      auto& reports = records_.at(completion.job).reports;
       if (!reports) reports = std::make_unique<std::map<int, Completion>>();
       (*reports)[job->attempts.back().number] = completion;
     }
@@ -416,6 +547,8 @@ void Service::for_each_job(std::vector<JobId> ids,
                            const std::function<std::string(const sched::Job&, Time)>& act,
                            PerJob done) {
   Time now = now_();
+  for (JobId id : ids) bring_back(id);
+  scheduler_.take_changes();  // held again: nothing changed yet
   std::vector<std::string> results;
   for (JobId id : ids) {
     const sched::Job* job = scheduler_.find(id);
@@ -423,6 +556,11 @@ void Service::for_each_job(std::vector<JobId> ids,
   }
   store::Batch batch;
   collect_changes(batch);
+  // Brought back only to be looked at: let go of them again.
+  for (JobId id : ids)
+    if (const sched::Job* job = scheduler_.find(id);
+        job && sched::is_final(job->state) && !changing_.contains(id))
+      forget(id);
   commit(std::move(batch), [this, results = std::move(results),
                             done = std::move(done)](const std::string& error) mutable {
     done(std::move(results), error);
@@ -454,6 +592,8 @@ void Service::retry(std::vector<JobId> ids, PerJob done) {
       std::move(done));
 }
 
+// --- Time -----------------------------------------------------------------
+
 void Service::tick() {
   Time now = now_();
   scheduler_.advance(now);
@@ -473,41 +613,54 @@ void Service::tick() {
     done(LeaseReply{});
   }
   serve_parked();
+  if (now >= next_expiry_) expire(now);
+}
+
+void Service::expire(Time now) {
+  if (expiring_) return;
+  constexpr std::size_t kBatch = 1000;  // small: it shares a commit with everything else
+  store::Batch batch;
+  batch.expiry = store::Expiry{.now_ms = now.count(), .limit = kBatch};
+  if (options_.keep_finished && options_.keep_finished->count() > 0)
+    batch.expiry->default_until_ms = (now - *options_.keep_finished).count();
+  auto removed = std::make_shared<std::vector<store::Count>>();
+  batch.expired = removed;
+  expiring_ = true;
+  next_expiry_ = now + std::chrono::seconds(1);
+  write(std::move(batch), [this, removed, now](const std::string& error) {
+    expiring_ = false;
+    if (!error.empty()) return;
+    std::size_t total = 0;
+    for (const store::Count& count : *removed) {
+      counts_[count.queue].by_state[static_cast<int>(state_named(count.state))] -= count.jobs;
+      total += count.jobs;
+    }
+    behind_ = total == kBatch;  // more are due: go on at once
+    if (behind_) next_expiry_ = now;
+  });
 }
 
 std::optional<Time> Service::next_tick() const {
   std::optional<Time> next = scheduler_.next_wakeup();
   for (const Parked& parked : parked_)
     if (!next || parked.deadline < *next) next = parked.deadline;
+  // Retention runs with the ticks there are (at least one a second), and
+  // asks for more only while it catches up.
+  if (behind_ && !expiring_ && (!next || next_expiry_ < *next)) next = next_expiry_;
   return next;
 }
 
-std::string_view TextArena::add(std::string_view text) {
-  char* at = nullptr;
-  if (text.size() > kChunk / 4) {  // a large one alone, before the chunk being filled
-    auto place = chunks_.empty() ? chunks_.end() : chunks_.end() - 1;
-    at = chunks_.insert(place, std::make_unique<char[]>(text.size()))->get();
-  } else {
-    if (used_ + text.size() > kChunk) {
-      chunks_.push_back(std::make_unique<char[]>(kChunk));
-      used_ = 0;
-    }
-    at = chunks_.back().get() + used_;
-    used_ += text.size();
-  }
-  std::copy(text.begin(), text.end(), at);
-  return {at, text.size()};
+// --- Reads ----------------------------------------------------------------
+
+const Service::Record* Service::record(JobId id) const {
+  auto found = records_.find(id);
+  return found == records_.end() ? nullptr : &found->second;
 }
 
 const sched::Job* Service::current_lease(JobId id, std::uint64_t token) const {
   const sched::Job* job = scheduler_.find(id);
   bool current = job && job->state == sched::State::running && job->attempts.back().lease == token;
   return current ? job : nullptr;
-}
-
-const Service::Record* Service::record(JobId id) const {
-  if (id == 0 || id > records_.size() || records_[id - 1].spec.empty()) return nullptr;
-  return &records_[id - 1];
 }
 
 std::string_view Service::queue_of(const sched::Job& job) {
@@ -522,52 +675,116 @@ const Completion* Service::report(const Record& record, int attempt) {
 }
 
 JobView Service::view_of(JobId id, const sched::Job& job, const Record& record) const {
-  std::string spec(record.spec);
+  std::string spec(record.spec.view);
   std::string name = parse_job_spec(spec).name;
-  return {id,        std::move(spec), std::move(name), std::string(queue_of(job)),
-          job.state, job.reason,      record.created,  {}};
+  return {id,
+          std::move(spec),
+          std::move(name),
+          std::string(queue_of(job)),
+          job.state,
+          job.reason,
+          record.created,
+          {},
+          job.attempts.size()};
+}
+
+JobView Service::view_of(const store::StoredJob& stored) {
+  const store::JobRow& row = stored.row;
+  JobView view{row.id,
+               row.spec,
+               parse_job_spec(row.spec).name,
+               row.queue,
+               state_named(row.state),
+               row.reason,
+               Time{row.created_ms},
+               {},
+               stored.attempts.size()};
+  for (const store::AttemptRow& attempt : stored.attempts)
+    view.attempts.push_back({attempt_of(attempt), report_of(attempt)});
+  return view;
 }
 
 std::optional<JobView> Service::job(JobId id) const {
-  const sched::Job* job = scheduler_.find(id);
-  if (!job) return std::nullopt;
-  const Record& stored = *record(id);
-  JobView view = view_of(id, *job, stored);
-  for (const sched::Attempt& attempt : job->attempts) {
-    const Completion* done = report(stored, attempt.number);
-    view.attempts.push_back({attempt, done ? std::optional(*done) : std::nullopt});
+  if (const sched::Job* job = scheduler_.find(id)) {
+    const Record& stored = *record(id);
+    JobView view = view_of(id, *job, stored);
+    for (const sched::Attempt& attempt : job->attempts) {
+      const Completion* done = report(stored, attempt.number);
+      view.attempts.push_back({attempt, done ? std::optional(*done) : std::nullopt});
+    }
+    return view;
   }
-  return view;
+  std::optional<store::StoredJob> stored = store_.read_job(id);
+  if (!stored) return std::nullopt;
+  return view_of(*stored);
+}
+
+bool Service::exists(JobId id) const { return !first_missing({id}); }
+
+std::optional<JobId> Service::first_missing(const std::vector<JobId>& ids) const {
+  std::vector<JobId> ended;  // not held: the store knows
+  for (JobId id : ids)
+    if (!scheduler_.find(id)) ended.push_back(id);
+  return store_.first_missing(ended);
 }
 
 ListPage Service::list(const ListQuery& query) const {
   ListPage page;
-  JobId id = query.before > 0 ? std::min(query.before, next_id_) : next_id_;
-  std::size_t scanned = 0;
-  while (id > 1 && page.jobs.size() < query.limit && scanned < kMaxScan) {
-    --id;
-    ++scanned;
-    const sched::Job* job = scheduler_.find(id);
-    if (!job) continue;  // an id that never committed
-    const Record& stored = *record(id);
-    if (query.state && job->state != *query.state) continue;
-    if (!query.queue.empty() && queue_of(*job) != query.queue) continue;
-    // The name is in the spec: one search finds both.
-    if (!query.text.empty() && stored.spec.find(query.text) == std::string_view::npos) continue;
-    JobView view = view_of(id, *job, stored);
-    for (const sched::Attempt& attempt : job->attempts) view.attempts.push_back({attempt, {}});
+  JobId before = query.before > 0 ? std::min(query.before, next_id_) : next_id_;
+  auto matches = [&](const sched::Job& job, const Record& record) {
+    return (!query.state || job.state == *query.state) &&
+           (query.queue.empty() || queue_of(job) == query.queue) &&
+           (query.text.empty() || record.spec.view.find(query.text) != std::string_view::npos);
+  };
+  if (query.state && !sched::is_final(*query.state)) {
+    // Jobs that have not ended are all held: memory answers alone.
+    std::vector<JobId> found;
+    for (const auto& [id, record] : records_)
+      if (const sched::Job* job = scheduler_.find(id); id < before && job && matches(*job, record))
+        found.push_back(id);
+    std::size_t shown = std::min(found.size(), query.limit);
+    std::partial_sort(found.begin(), found.begin() + static_cast<std::ptrdiff_t>(shown),
+                      found.end(), std::greater<>());
+    for (std::size_t i = 0; i < shown; ++i)
+      page.jobs.push_back(view_of(found[i], *scheduler_.find(found[i]), *record(found[i])));
+    if (found.size() > shown) page.next_before = found[shown - 1];
+    return page;
+  }
+  // Every job is in the store; those held are shown as memory has them.
+  store::ListPage stored = store_.list_jobs(
+      {.state = query.state ? std::optional(std::string(sched::name(*query.state))) : std::nullopt,
+       .queue = query.queue,
+       .text = query.text,
+       .before = before,
+       .limit = query.limit,
+       .max_scan = kMaxScan});
+  for (const store::ListedJob& listed : stored.jobs) {
+    JobId id = listed.row.id;
+    if (const sched::Job* job = scheduler_.find(id)) {
+      if (matches(*job, *record(id))) page.jobs.push_back(view_of(id, *job, *record(id)));
+      continue;
+    }
+    JobView view = view_of(store::StoredJob{listed.row, {}});
+    view.attempt_count = listed.attempts;
     page.jobs.push_back(std::move(view));
   }
-  page.next_before = id > 1 ? id : 0;
+  page.next_before = stored.next_before;
   return page;
 }
 
 std::map<std::string, sched::Counts> Service::queues() const {
   std::map<std::string, sched::Counts> queues;
-  for (JobId id = 1; id <= records_.size(); ++id)
-    if (const sched::Job* job = record(id) ? scheduler_.find(id) : nullptr)
-      queues[std::string(queue_of(*job))].by_state[static_cast<int>(job->state)]++;
+  for (const auto& [queue, counts] : counts_)
+    if (counts.total() > 0) queues[queue] = counts;
   return queues;
+}
+
+sched::Counts Service::counts() const {
+  sched::Counts all;
+  for (const auto& [queue, counts] : counts_)
+    for (std::size_t i = 0; i < std::size(all.by_state); ++i) all.by_state[i] += counts.by_state[i];
+  all.stale_completions = scheduler_.counts().stale_completions;
+  return all;
 }
 
 Service::WorkerPage Service::workers(const std::string& after, std::size_t limit) const {
@@ -593,6 +810,51 @@ void Service::forget_workers(Time now) {
   auto cut = seen.begin() + static_cast<std::ptrdiff_t>(seen.size() - kMaxWorkers * 9 / 10);
   std::nth_element(seen.begin(), cut, seen.end());
   std::erase_if(workers_, [&](const auto& worker) { return worker.second.last_seen < *cut; });
+}
+
+// --- TextArena ------------------------------------------------------------
+
+std::uint32_t TextArena::fresh_chunk(std::size_t size) {
+  std::uint32_t slot;
+  if (!free_.empty()) {
+    slot = free_.back();
+    free_.pop_back();
+  } else {
+    slot = static_cast<std::uint32_t>(chunks_.size());
+    chunks_.emplace_back();
+  }
+  chunks_[slot] = Chunk{std::make_unique<char[]>(size), 0, 0};
+  return slot;
+}
+
+TextArena::Text TextArena::add(std::string_view text) {
+  std::uint32_t slot;
+  if (text.size() > kChunk / 4) {  // a large one alone
+    slot = fresh_chunk(text.size());
+  } else {
+    if (!filling_ || chunks_[*filling_].used + text.size() > kChunk) {
+      std::optional<std::uint32_t> full = filling_;
+      filling_ = fresh_chunk(kChunk);
+      if (full && chunks_[*full].texts == 0) {  // emptied while it was being filled
+        chunks_[*full].bytes.reset();
+        free_.push_back(*full);
+      }
+    }
+    slot = *filling_;
+  }
+  Chunk& chunk = chunks_[slot];
+  char* at = chunk.bytes.get() + chunk.used;
+  std::copy(text.begin(), text.end(), at);
+  chunk.used += text.size();
+  chunk.texts++;
+  return {{at, text.size()}, slot};
+}
+
+void TextArena::release(const Text& text) {
+  Chunk& chunk = chunks_[text.chunk];
+  if (--chunk.texts > 0 || text.chunk == filling_) return;
+  chunk.bytes.reset();
+  free_.push_back(text.chunk);
 }
 
 }  // namespace ferry::server

@@ -12,6 +12,12 @@
 // - a job running when the server died runs again (a new attempt) after a
 //   restart; a completion carrying a stale lease token is acknowledged, so
 //   the worker can forget it, but ignored and counted.
+// Memory follows the work in flight, not the work ever done: the Service
+// holds jobs that have not ended (and those whose end is not yet durable);
+// an ended job is read back from the store when asked for, and the store
+// removes it once its retention ran out (--keep-finished, or its own
+// `keep`). Counts by queue and state cover every kept job.
+//
 // Handing out a lease writes nothing: an attempt is stored when it ends. A
 // lease lost in a crash changes nothing the store promised (the job is still
 // queued there and runs again), and lease tokens stay unique across restarts
@@ -98,7 +104,7 @@ struct LeasedJob {
   JobId id = 0;
   std::uint64_t token = 0;
   int attempt = 0;
-  std::string_view spec_json;  // the Service's own copy: valid while it lives
+  std::string_view spec_json;  // the Service's own copy: valid until the job ends
   Time lease_expires{0};
 };
 
@@ -123,7 +129,8 @@ struct JobView {
   sched::State state = sched::State::waiting;
   std::string reason;
   Time created{0};
-  std::vector<AttemptView> attempts;
+  std::vector<AttemptView> attempts;  // in a list: none; attempt_count says how many
+  std::size_t attempt_count = 0;
 };
 
 struct ListQuery {
@@ -157,16 +164,35 @@ struct WorkerView {
   Time last_seen{0};
 };
 
-// Append-only storage for many small strings that live as long as the
-// server: one allocation per MiB rather than one per string.
+// Storage for many small strings (job specs): one allocation per 64 KiB
+// chunk rather than one per string; a chunk goes when its last string does.
 class TextArena {
  public:
-  std::string_view add(std::string_view text);
+  struct Text {
+    std::string_view view;
+    std::uint32_t chunk = 0;
+  };
+  Text add(std::string_view text);
+  void release(const Text& text);
+  std::size_t chunks() const { return chunks_.size() - free_.size(); }
 
  private:
-  static constexpr std::size_t kChunk = 1 << 20;
-  std::vector<std::unique_ptr<char[]>> chunks_;
-  std::size_t used_ = kChunk;  // in the last chunk
+  static constexpr std::size_t kChunk = 64 << 10;
+  struct Chunk {
+    std::unique_ptr<char[]> bytes;
+    std::size_t used = 0;
+    std::size_t texts = 0;  // alive in it
+  };
+  std::uint32_t fresh_chunk(std::size_t size);
+  std::vector<Chunk> chunks_;
+  std::vector<std::uint32_t> free_;  // slots of chunks_ without bytes
+  std::optional<std::uint32_t> filling_;
+};
+
+// What /v1/stats says of the store.
+struct StoreView {
+  store::Size size;
+  std::optional<std::chrono::milliseconds> keep_finished;
 };
 
 class Service {
@@ -177,6 +203,8 @@ class Service {
     std::chrono::milliseconds lease_duration{30'000};  // renewed by heartbeats
     std::chrono::milliseconds max_wait{30'000};        // the longest long poll
     std::chrono::milliseconds max_backoff{5 * 60'000};
+    // How long an ended job is kept (a job's own `keep` overrides it); none: for ever.
+    std::optional<std::chrono::milliseconds> keep_finished = std::chrono::hours(24 * 7);
   };
 
   Service(store::Store& store, Post post, Now now, Options options);
@@ -188,7 +216,10 @@ class Service {
   // Tokens of an epoch: epoch << kTokenBits, and up (a trillion leases).
   static constexpr int kTokenBits = 40;
 
-  using Submitted = std::function<void(std::vector<JobId> ids, std::string error)>;
+  // `ids` in the order of `specs`; `existing`: those of them that a kept job
+  // with the same key already had (no new job was made for it).
+  using Submitted =
+      std::function<void(std::vector<JobId> ids, std::vector<JobId> existing, std::string error)>;
   void submit(std::vector<JobSpec> specs, Submitted done);
 
   using Leased = std::function<void(LeaseReply reply)>;
@@ -209,16 +240,22 @@ class Service {
   void retry(std::vector<JobId> ids, PerJob done);
 
   // Moves time on: queues delayed jobs, takes back expired leases, answers
-  // long polls whose wait ran out. Call it at next_tick() at the latest.
+  // long polls whose wait ran out, removes ended jobs past their retention
+  // (a small batch at a time). Call it at next_tick() at the latest, and at
+  // least once a second.
   void tick();
   std::optional<Time> next_tick() const;
 
+  // A job, from memory or, once it ended, from the store.
   std::optional<JobView> job(JobId id) const;
-  bool exists(JobId id) const { return scheduler_.find(id) != nullptr; }
+  bool exists(JobId id) const;
+  // Of these ids (ascending), the first that is no kept job.
+  std::optional<JobId> first_missing(const std::vector<JobId>& ids) const;
   // No job has a higher id (one may be being submitted).
   JobId highest_id() const { return next_id_ - 1; }
-  // One page of jobs, newest first. Scans at most `kMaxScan` ids per call, so
-  // a rare filter answers with fewer jobs and a cursor to continue from.
+  // One page of jobs, newest first. A search by queue or text looks at most
+  // at `kMaxScan` ids per call, so a rare match answers with fewer jobs and
+  // a cursor to continue from.
   ListPage list(const ListQuery& query) const;
   static constexpr std::size_t kMaxScan = 100'000;
   // Workers seen within kForgetWorkersAfter, by id: at most `limit`, with
@@ -231,9 +268,13 @@ class Service {
   WorkerPage workers(const std::string& after, std::size_t limit) const;
   static constexpr std::chrono::hours kForgetWorkersAfter{1};
   static constexpr std::size_t kMaxWorkers = 10'000;
-  // Every queue that has jobs, with its jobs counted by state.
+  // Every queue that has kept jobs, with its jobs counted by state.
   std::map<std::string, sched::Counts> queues() const;
-  const sched::Counts& counts() const { return scheduler_.counts(); }
+  // Every kept job by state, and the stale completions seen.
+  sched::Counts counts() const;
+  // Jobs held in memory (not ended, or their end not yet durable).
+  std::size_t jobs_in_memory() const { return records_.size(); }
+  StoreView store_view() const { return {store_.size(), options_.keep_finished}; }
 
   // Job state changes, each handed to every subscriber once it is durable,
   // in the order they happened. The event's pointers are valid only during
@@ -251,7 +292,7 @@ class Service {
   // What the service keeps of a job beside the scheduler's state: small,
   // since a million queued jobs may be held (the name is in the spec).
   struct Record {
-    std::string_view spec;  // canonical JSON, in specs_; empty: no such job
+    TextArena::Text spec;  // canonical JSON
     Time created{0};
     std::unique_ptr<std::map<int, Completion>> reports;  // by attempt number, once any
   };
@@ -262,6 +303,7 @@ class Service {
   static std::string_view queue_of(const sched::Job& job);
   static const Completion* report(const Record& record, int attempt);
   JobView view_of(JobId id, const sched::Job& job, const Record& record) const;
+  static JobView view_of(const store::StoredJob& stored);
   struct Parked {
     LeaseRequest request;
     Leased done;
@@ -277,15 +319,26 @@ class Service {
   std::set<JobId> refused_;  // jobs whose changes the store refused, until recover()
 
   // The scheduler queue of a job: its queue, and its labels when it has some.
+  struct QueueKey {
+    std::string queue;
+    std::vector<std::string> labels;
+    bool call = false;
+  };
   std::string queue_key(const std::string& queue, std::vector<std::string> labels, bool call);
   std::vector<std::string> eligible_queues(const LeaseRequest& request) const;
+  // Holds a durable job in memory.
   void admit(JobId id, const JobSpec& spec, std::string_view spec_json, sched::State state,
              Time created, Time ready_at, std::vector<sched::Attempt> attempts, std::string reason,
              std::size_t retry_base);
+  // Holds an ended job again (from the store), to change it.
+  const sched::Job* bring_back(JobId id);
+  // Lets go of an ended job whose end is durable.
+  void forget(JobId id);
   // Leases up to the request's free slots into `reply`, recording attempts in `batch`.
   void grant(const LeaseRequest& request, LeaseReply& reply, store::Batch& batch);
   // The scheduler's changes since the last call, as rows.
   void collect_changes(store::Batch& batch);
+  void count_change(std::string_view queue, std::optional<sched::State> from, sched::State to);
   void write(store::Batch batch, std::function<void(const std::string& error)> then);
   // Applies `act` to each job (it answers "" or why not), then makes it durable.
   void for_each_job(std::vector<JobId> ids,
@@ -293,6 +346,8 @@ class Service {
   void serve_parked();
   // Forgets workers silent too long, and the longest silent past kMaxWorkers.
   void forget_workers(Time now);
+  // Removes a batch of ended jobs whose retention ran out.
+  void expire(Time now);
   struct Changed {
     JobId id;
     sched::State to;
@@ -319,13 +374,11 @@ class Service {
   Now now_;
   Options options_;
   sched::Scheduler scheduler_;
-  std::deque<Record> records_;  // records_[id - 1]
+  std::unordered_map<JobId, Record> records_;  // the jobs held
   TextArena specs_;
-  struct QueueKey {
-    std::string queue;
-    std::vector<std::string> labels;
-    bool call = false;
-  };
+  std::vector<TextArena::Text> unused_specs_;    // freed a turn later: answers may point into them
+  std::unordered_map<std::string, JobId> keys_;  // of the jobs held, and those being submitted
+  std::map<std::string, sched::Counts, std::less<>> counts_;  // every kept job, by queue
   std::map<std::string, QueueKey> queue_keys_;
   JobId next_id_ = 1;  // ids are reserved at submit, admitted at commit
   std::map<std::string, WorkerView> workers_;
@@ -335,6 +388,9 @@ class Service {
   std::vector<Changed> changed_;  // by collect_changes, for the next write's events
   std::deque<Outgoing> outbox_;
   std::unordered_map<JobId, int> changing_;  // jobs with events in the outbox
+  Time next_expiry_{0};                      // when retention runs next
+  bool expiring_ = false;                    // a retention batch is being written
+  bool behind_ = false;                      // the last batch was full: more are due
 };
 
 }  // namespace ferry::server

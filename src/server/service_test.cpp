@@ -17,7 +17,24 @@ using namespace std::chrono_literals;
 class ServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    store = store::open_memory_store();
+    static int tests = 0;
+    dir = std::filesystem::temp_directory_path() /
+          fmt::format("ferry-service-{}-{}", ::getpid(), ++tests);
+    std::filesystem::create_directories(dir);
+    store = store::open_sqlite_store((dir / "ferry.db").string());
+    restart();
+  }
+  void TearDown() override {
+    service.reset();
+    store.reset();
+    std::filesystem::remove_all(dir);
+  }
+
+  // As after a crash: a new store and service on the same database.
+  void reopen() {
+    service.reset();
+    store.reset();
+    store = store::open_sqlite_store((dir / "ferry.db").string());
     restart();
   }
 
@@ -29,7 +46,7 @@ class ServiceTest : public ::testing::Test {
           std::lock_guard lock(mutex);
           posted.push_back(std::move(work));
         },
-        [this] { return clock; }, Service::Options{.lease_duration = 10s, .max_wait = 30s});
+        [this] { return clock; }, options);
     service->start();
     settle();
   }
@@ -53,7 +70,7 @@ class ServiceTest : public ::testing::Test {
     for (const std::string& json : jobs) specs.push_back(parse_job_spec(json));
     std::vector<JobId> ids;
     std::string error = "no answer";
-    service->submit(specs, [&](std::vector<JobId> given, std::string why) {
+    service->submit(specs, [&](std::vector<JobId> given, std::vector<JobId>, std::string why) {
       ids = std::move(given);
       error = std::move(why);
     });
@@ -98,6 +115,8 @@ class ServiceTest : public ::testing::Test {
   std::mutex mutex;
   std::vector<std::function<void()>> posted;
   Time clock{1'700'000'000'000};
+  Service::Options options{.lease_duration = 10s, .max_wait = 30s};
+  std::filesystem::path dir;
   std::unique_ptr<store::Store> store;
   std::unique_ptr<Service> service;
 };
@@ -105,7 +124,7 @@ class ServiceTest : public ::testing::Test {
 TEST_F(ServiceTest, AJobCanBeLeasedOnlyOnceItIsDurable) {
   std::vector<JobId> ids;
   service->submit({parse_job_spec(R"({"command": {"argv": ["true"]}})")},
-                  [&](std::vector<JobId> given, std::string) { ids = given; });
+                  [&](std::vector<JobId> given, std::vector<JobId>, std::string) { ids = given; });
   // Not committed yet: no id for the client, nothing for a worker.
   std::optional<LeaseReply> early;
   service->lease(poll("w1"), [&](LeaseReply reply) { early = reply; });
@@ -173,13 +192,135 @@ TEST_F(ServiceTest, RunsAJobAndRecordsItsResult) {
   ASSERT_EQ(view.attempts.size(), 1u);
   ASSERT_TRUE(view.attempts[0].details);
   EXPECT_EQ(view.attempts[0].details->stdout_tail, "out\n");
-  store::Snapshot durable = store->load();
-  EXPECT_EQ(durable.jobs[0].state, "succeeded");
-  ASSERT_EQ(durable.attempts.size(), 1u);
-  EXPECT_EQ(durable.attempts[0].end, "succeeded");
-  EXPECT_EQ(durable.attempts[0].exit_code, 0);
-  EXPECT_EQ(durable.attempts[0].stdout_tail, "out\n");
-  EXPECT_EQ(durable.attempts[0].lease, job.token);
+  std::optional<store::StoredJob> durable = store->read_job(job.id);
+  ASSERT_TRUE(durable);
+  EXPECT_EQ(durable->row.state, "succeeded");
+  ASSERT_EQ(durable->attempts.size(), 1u);
+  EXPECT_EQ(durable->attempts[0].end, "succeeded");
+  EXPECT_EQ(durable->attempts[0].exit_code, 0);
+  EXPECT_EQ(durable->attempts[0].stdout_tail, "out\n");
+  EXPECT_EQ(durable->attempts[0].lease, job.token);
+  // Ended and durable: memory let go of it, and reads come from the store.
+  EXPECT_EQ(service->jobs_in_memory(), 0u);
+  EXPECT_EQ(service->counts()[sched::State::succeeded], 1u);
+}
+
+TEST_F(ServiceTest, EndedJobsLeaveMemoryAndAreReadBackFromTheStore) {
+  auto ids =
+      submit({R"({"command": {"argv": ["a"]}, "name": "first"})",
+              R"({"command": {"argv": ["b"]}, "queue": "q2"})", R"({"command": {"argv": ["c"]}})"});
+  LeaseReply leased = lease(poll("w", 2));
+  ASSERT_EQ(leased.jobs.size(), 2u);
+  LeaseRequest report = poll("w", 0);
+  report.completions = {done(leased.jobs[0], true), done(leased.jobs[1], false, "exit 1")};
+  lease(report);
+  EXPECT_EQ(service->jobs_in_memory(), 1u);  // the one still queued
+
+  std::optional<JobView> first = service->job(ids[0]);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->state, sched::State::succeeded);
+  EXPECT_EQ(first->name, "first");
+  ASSERT_EQ(first->attempts.size(), 1u);
+  EXPECT_EQ(first->attempts[0].details->stdout_tail, "out\n");
+  EXPECT_EQ(first->attempts[0].attempt.worker, "w");
+  EXPECT_EQ(service->job(ids[1])->queue, "q2");
+  EXPECT_FALSE(service->job(99));
+  EXPECT_TRUE(service->exists(ids[1]));
+  EXPECT_EQ(service->first_missing({ids[0], ids[1], ids[2], 4}), JobId{4});
+
+  ListPage all = service->list({});
+  ASSERT_EQ(all.jobs.size(), 3u);
+  EXPECT_EQ(all.jobs[0].state, sched::State::queued);
+  EXPECT_EQ(all.jobs[1].state, sched::State::failed);
+  EXPECT_EQ(all.jobs[1].attempt_count, 1u);
+  EXPECT_EQ(service->list({.state = sched::State::succeeded}).jobs.at(0).id, ids[0]);
+  EXPECT_EQ(service->list({.state = sched::State::queued}).jobs.at(0).id, ids[2]);
+  EXPECT_EQ(service->list({.text = "first"}).jobs.size(), 1u);
+  EXPECT_EQ(service->queues().at("q2")[sched::State::failed], 1u);
+  EXPECT_EQ(service->counts().total(), 3u);
+
+  std::vector<std::string> seen;
+  EXPECT_EQ(
+      service->current(ids[1],
+                       [&](const JobEvent& event) {
+                         seen.push_back(fmt::format("{} {} {}", event.id, sched::name(event.state),
+                                                    event.last_report->reason));
+                       }),
+      Service::Known::settled);
+  EXPECT_EQ(seen, std::vector<std::string>{"2 failed exit 1"});
+
+  reopen();
+  EXPECT_EQ(service->jobs_in_memory(), 1u);
+  EXPECT_EQ(service->job(ids[0])->state, sched::State::succeeded);
+  EXPECT_EQ(service->counts()[sched::State::failed], 1u);
+  EXPECT_EQ(service->counts().total(), 3u);
+}
+
+TEST_F(ServiceTest, RetentionRemovesEndedJobsWhenTheirTimeRunsOut) {
+  options.keep_finished = 10s;
+  reopen();
+  auto ids =
+      submit({R"({"command": {"argv": ["a"]}})", R"({"command": {"argv": ["b"]}, "keep": 3600})",
+              R"({"command": {"argv": ["c"]}, "keep": 0})", R"({"command": {"argv": ["d"]}})"});
+  LeaseReply leased = lease(poll("w", 3));
+  LeaseRequest report = poll("w", 0);
+  for (const LeasedJob& job : leased.jobs) report.completions.push_back(done(job, true));
+  lease(report);
+  clock += 9s;
+  service->tick();
+  settle();
+  EXPECT_TRUE(service->exists(ids[0]));
+  clock += 2s;
+  service->tick();
+  settle();
+  EXPECT_FALSE(service->exists(ids[0]));  // kept 10 s, the default
+  EXPECT_TRUE(service->exists(ids[1]));   // its own keep: an hour
+  EXPECT_TRUE(service->exists(ids[2]));   // kept for ever
+  EXPECT_TRUE(service->exists(ids[3]));   // not ended
+  EXPECT_EQ(service->counts()[sched::State::succeeded], 2u);
+  clock += 3600s;
+  service->tick();
+  settle();
+  EXPECT_FALSE(service->exists(ids[1]));
+  EXPECT_TRUE(service->exists(ids[2]));
+  EXPECT_EQ(service->counts().total(), 2u);
+  // Ids are never reused, not even after the newest ended job was removed.
+  reopen();
+  EXPECT_EQ(submit({R"({"command": {"argv": ["e"]}})"}), std::vector<JobId>{5});
+}
+
+TEST_F(ServiceTest, ASubmitWithAKnownKeyGivesTheJobThatHasIt) {
+  std::vector<JobId> existing;
+  auto submit_keyed = [&](std::vector<std::string> jobs) {
+    std::vector<JobSpec> specs;
+    for (const std::string& json : jobs) specs.push_back(parse_job_spec(json));
+    std::vector<JobId> ids;
+    service->submit(specs, [&](std::vector<JobId> given, std::vector<JobId> known, std::string) {
+      ids = std::move(given);
+      existing = std::move(known);
+    });
+    settle();
+    return ids;
+  };
+  auto first = submit_keyed({R"({"command": {"argv": ["a"]}, "key": "k1"})",
+                             R"({"command": {"argv": ["b"]}, "key": "k1"})",
+                             R"({"command": {"argv": ["c"]}})"});
+  EXPECT_EQ(first, (std::vector<JobId>{1, 1, 2}));
+  EXPECT_EQ(existing, std::vector<JobId>{1});
+  EXPECT_EQ(submit_keyed({R"({"command": {"argv": ["again"]}, "key": "k1"})"}),
+            std::vector<JobId>{1});
+  EXPECT_EQ(existing, std::vector<JobId>{1});
+  // Ended and out of memory: the store still has the key.
+  LeasedJob job = lease(poll("w", 1)).jobs.at(0);
+  LeaseRequest report = poll("w", 0);
+  report.completions = {done(job, true)};
+  lease(report);
+  EXPECT_EQ(submit_keyed({R"({"command": {"argv": ["a"]}, "key": "k1"})"}), std::vector<JobId>{1});
+  reopen();
+  EXPECT_EQ(submit_keyed({R"({"command": {"argv": ["a"]}, "key": "k1"})",
+                          R"({"command": {"argv": ["a"]}, "key": "k2"})"}),
+            (std::vector<JobId>{1, 3}));
+  EXPECT_EQ(existing, std::vector<JobId>{1});
 }
 
 TEST_F(ServiceTest, StaleAndRepeatedCompletionsAreAcknowledgedAndIgnored) {
@@ -393,15 +534,10 @@ TEST_F(ServiceTest, CancelStopsARunningJobThroughItsWorker) {
   LeaseReply answer = lease(beat);
   EXPECT_EQ(answer.stop, std::vector<JobId>{running.id});
   EXPECT_TRUE(answer.jobs.empty());
-  EXPECT_EQ(store->load().jobs[1].state, "cancelled");
+  EXPECT_EQ(store->read_job(ids[1])->row.state, "cancelled");
 }
 
 TEST_F(ServiceTest, RetryRunsAFailedJobAgainAndSurvivesARestart) {
-  auto dir = std::filesystem::temp_directory_path() / ("ferry-retry-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  service.reset();
-  store = store::open_sqlite_store((dir / "ferry.db").string());
-  restart();
   auto ids = submit({R"({"command": {"argv": ["flaky"]}, "retries": 1, "retry_delay": 0})",
                      R"({"command": {"argv": ["fine"]}, "queue": "other"})"});
   LeaseRequest only_default = poll("w1");
@@ -424,10 +560,7 @@ TEST_F(ServiceTest, RetryRunsAFailedJobAgainAndSurvivesARestart) {
   EXPECT_EQ(state(ids[0]), sched::State::queued);
   EXPECT_EQ(store->load().jobs[0].retry_base, 2);
 
-  service.reset();
-  store.reset();
-  store = store::open_sqlite_store((dir / "ferry.db").string());
-  restart();
+  reopen();
   // After the restart the retried job still has its whole budget: one failure is retried.
   LeasedJob third = lease(only_default).jobs.at(0);
   EXPECT_EQ(third.attempt, 3);
@@ -435,9 +568,6 @@ TEST_F(ServiceTest, RetryRunsAFailedJobAgainAndSurvivesARestart) {
   report.completions = {done(third, false)};
   lease(report);
   EXPECT_EQ(state(ids[0]), sched::State::queued);
-  service.reset();
-  store.reset();
-  std::filesystem::remove_all(dir);
 }
 
 TEST_F(ServiceTest, ListsJobsNewestFirstWithFiltersAndACursor) {
@@ -469,13 +599,6 @@ TEST_F(ServiceTest, ListsJobsNewestFirstWithFiltersAndACursor) {
 }
 
 TEST_F(ServiceTest, ARestartLosesNothingAndRunsInterruptedJobsAgain) {
-  auto dir =
-      std::filesystem::temp_directory_path() / ("ferry-service-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  service.reset();
-  store = store::open_sqlite_store((dir / "ferry.db").string());
-  restart();
-
   auto ids = submit({R"({"command": {"argv": ["done"]}})", R"({"command": {"argv": ["running"]}})",
                      R"({"command": {"argv": ["queued"]}})",
                      R"({"command": {"argv": ["later"]}, "delay": 60})"});
@@ -486,11 +609,8 @@ TEST_F(ServiceTest, ARestartLosesNothingAndRunsInterruptedJobsAgain) {
   EXPECT_EQ(interrupted.id, ids[1]);
 
   // The server dies; a new one opens the same database.
-  service.reset();
-  store.reset();
-  store = store::open_sqlite_store((dir / "ferry.db").string());
   clock += 1s;
-  restart();
+  reopen();
 
   EXPECT_EQ(state(ids[0]), sched::State::succeeded);
   EXPECT_EQ(service->job(ids[0])->attempts.at(0).details->stdout_tail, "out\n");
@@ -513,9 +633,6 @@ TEST_F(ServiceTest, ARestartLosesNothingAndRunsInterruptedJobsAgain) {
   EXPECT_EQ(state(ids[1]), sched::State::running);
   EXPECT_EQ(service->counts().stale_completions, 1u);
   EXPECT_EQ(submit({R"({"command": {"argv": ["new"]}})"}), std::vector<JobId>{5});
-  service.reset();
-  store.reset();
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

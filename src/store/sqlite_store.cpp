@@ -4,8 +4,10 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -53,6 +55,23 @@ const char* const kMigrations[] = {
         name  TEXT PRIMARY KEY,
         value INTEGER NOT NULL
       );
+    )sql",
+    // 2: ended jobs leave the server's memory and are removed by retention;
+    // keys make submits idempotent.
+    R"sql(
+      ALTER TABLE jobs ADD COLUMN key TEXT;
+      ALTER TABLE jobs ADD COLUMN ended_ms INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE jobs ADD COLUMN keep_ms INTEGER;
+      UPDATE jobs SET ended_ms = coalesce(
+          (SELECT max(ended_ms) FROM attempts WHERE job_id = jobs.id), created_ms)
+        WHERE state IN ('succeeded', 'failed', 'cancelled');
+      CREATE UNIQUE INDEX jobs_by_key ON jobs (key) WHERE key IS NOT NULL;
+      CREATE INDEX jobs_ended ON jobs (state, id)
+        WHERE state IN ('succeeded', 'failed', 'cancelled');
+      CREATE INDEX jobs_ended_at ON jobs (ended_ms)
+        WHERE state IN ('succeeded', 'failed', 'cancelled');
+      CREATE INDEX jobs_kept_until ON jobs (ended_ms + keep_ms)
+        WHERE keep_ms > 0 AND state IN ('succeeded', 'failed', 'cancelled');
     )sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
@@ -121,6 +140,21 @@ class Statement {
                       SQLITE_STATIC);
     return *this;
   }
+  Statement& bind(int index, const std::optional<std::int64_t>& value) {
+    if (value)
+      sqlite3_bind_int64(statement_, index, *value);
+    else
+      sqlite3_bind_null(statement_, index);
+    return *this;
+  }
+  // Empty text as NULL (a key that is not there).
+  Statement& bind_or_null(int index, const std::string& value) {
+    if (value.empty()) {
+      sqlite3_bind_null(statement_, index);
+      return *this;
+    }
+    return bind(index, value);
+  }
   Statement& bind(int index, const std::optional<int>& value) {
     if (value)
       sqlite3_bind_int64(statement_, index, *value);
@@ -150,6 +184,15 @@ class Statement {
   std::optional<int> optional_integer(int column) {
     if (sqlite3_column_type(statement_, column) == SQLITE_NULL) return std::nullopt;
     return sqlite3_column_int(statement_, column);
+  }
+  std::optional<std::int64_t> optional_int64(int column) {
+    if (sqlite3_column_type(statement_, column) == SQLITE_NULL) return std::nullopt;
+    return sqlite3_column_int64(statement_, column);
+  }
+  // For statements read row by row: ready for the next use.
+  void reset() {
+    sqlite3_reset(statement_);
+    sqlite3_clear_bindings(statement_);
   }
   std::string text(int column) {
     auto* bytes = reinterpret_cast<const char*>(sqlite3_column_text(statement_, column));
@@ -220,6 +263,49 @@ void migrate(Database& db, const std::string& path) {
   }
 }
 
+constexpr const char* kEnded = "('succeeded', 'failed', 'cancelled')";
+
+constexpr const char* kJobColumns =
+    "id, queue, priority, spec, state, created_ms, ready_at_ms, reason, retry_base, "
+    "coalesce(key, ''), ended_ms, keep_ms";
+JobRow job_row(Statement& row, int first = 0) {
+  return {static_cast<std::uint64_t>(row.integer(first + 0)),
+          row.text(first + 1),
+          static_cast<int>(row.integer(first + 2)),
+          row.text(first + 3),
+          row.text(first + 4),
+          row.integer(first + 5),
+          row.integer(first + 6),
+          row.text(first + 7),
+          row.integer(first + 8),
+          row.text(first + 9),
+          row.integer(first + 10),
+          row.optional_int64(first + 11)};
+}
+
+constexpr const char* kAttemptColumns =
+    "job_id, number, worker, started_ms, ended_ms, end, reason, exit_code, signal, "
+    "stdout_tail, stderr_tail, result, cpu_us, max_rss_kb, lease";
+AttemptRow attempt_row(Statement& row) {
+  AttemptRow attempt;
+  attempt.job_id = static_cast<std::uint64_t>(row.integer(0));
+  attempt.number = static_cast<int>(row.integer(1));
+  attempt.worker = row.text(2);
+  attempt.started_ms = row.integer(3);
+  attempt.ended_ms = row.integer(4);
+  attempt.end = row.text(5);
+  attempt.reason = row.text(6);
+  attempt.exit_code = row.optional_integer(7);
+  attempt.signal = row.optional_integer(8);
+  attempt.stdout_tail = row.text(9);
+  attempt.stderr_tail = row.text(10);
+  attempt.result = row.text(11);
+  attempt.cpu_us = row.integer(12);
+  attempt.max_rss_kb = row.integer(13);
+  attempt.lease = static_cast<std::uint64_t>(row.integer(14));
+  return attempt;
+}
+
 class SqliteStore final : public GroupCommitStore {
  public:
   explicit SqliteStore(const std::string& path)
@@ -234,14 +320,17 @@ class SqliteStore final : public GroupCommitStore {
     }
     db_.execute("PRAGMA synchronous = FULL");  // a commit survives power loss, not only a crash
     db_.execute("PRAGMA foreign_keys = ON");   // an attempt of an unknown job is refused
+    // After a checkpoint, the journal shrinks back: it never holds more than
+    // a burst's worth of pages for long.
+    db_.execute("PRAGMA journal_size_limit = 67108864");
     migrate(db_, path);
-    insert_job_.emplace(
-        db_,
-        "INSERT INTO jobs (id, queue, priority, spec, state, created_ms, "
-        "ready_at_ms, reason, retry_base) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    insert_job_.emplace(db_,
+                        "INSERT INTO jobs (id, queue, priority, spec, state, created_ms, "
+                        "ready_at_ms, reason, retry_base, key, ended_ms, keep_ms) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
     change_state_.emplace(db_,
                           "UPDATE jobs SET state = ?2, ready_at_ms = ?3, reason = ?4, "
-                          "retry_base = ?5 WHERE id = ?1");
+                          "retry_base = ?5, ended_ms = ?6 WHERE id = ?1");
     put_attempt_.emplace(
         db_,
         "INSERT INTO attempts (job_id, number, worker, started_ms, ended_ms, end, reason, "
@@ -251,6 +340,21 @@ class SqliteStore final : public GroupCommitStore {
         "end = ?6, reason = ?7, exit_code = ?8, signal = ?9, stdout_tail = ?10, "
         "stderr_tail = ?11, result = ?12, cpu_us = ?13, max_rss_kb = ?14, lease = ?15");
     set_epoch_.emplace(db_, "INSERT OR REPLACE INTO server (name, value) VALUES ('epoch', ?1)");
+    expired_by_default_.emplace(
+        db_, fmt::format("SELECT id, queue, state FROM jobs WHERE state IN {} AND keep_ms IS NULL "
+                         "AND ended_ms <= ?1 ORDER BY ended_ms LIMIT ?2",
+                         kEnded)
+                 .c_str());
+    expired_by_own_keep_.emplace(
+        db_, fmt::format("SELECT id, queue, state FROM jobs WHERE keep_ms > 0 AND state IN {} "
+                         "AND ended_ms + keep_ms <= ?1 ORDER BY ended_ms + keep_ms LIMIT ?2",
+                         kEnded)
+                 .c_str());
+    remove_attempts_.emplace(db_, "DELETE FROM attempts WHERE job_id = ?1");
+    remove_job_.emplace(db_, "DELETE FROM jobs WHERE id = ?1");
+    removed_up_to_.emplace(db_,
+                           "INSERT INTO server (name, value) VALUES ('removed_up_to', ?1) "
+                           "ON CONFLICT (name) DO UPDATE SET value = max(value, ?1)");
     for (auto [statement, sql] :
          {std::pair{&begin_, "BEGIN IMMEDIATE"}, std::pair{&commit_, "COMMIT"},
           std::pair{&savepoint_, "SAVEPOINT batch"}, std::pair{&release_, "RELEASE batch"},
@@ -259,56 +363,133 @@ class SqliteStore final : public GroupCommitStore {
     start();
   }
 
-  ~SqliteStore() override { stop(); }
+  ~SqliteStore() override {
+    stop();
+    reader_.reset();  // statements before their connection
+  }
 
   Snapshot load() override {
     flush();
     try {
-      return read_everything();
+      return read_snapshot();
     } catch (const std::runtime_error& error) {
       throw std::runtime_error(damaged(path_, error.what()));
     }
   }
 
- private:
-  Snapshot read_everything() {
-    // A connection of its own: WAL lets it read while the writer writes.
-    Database reader(path_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
-    Snapshot snapshot;
-    Statement jobs(
-        reader,
-        "SELECT id, queue, priority, spec, state, created_ms, ready_at_ms, reason, retry_base "
-        "FROM jobs ORDER BY id");
-    while (jobs.next_row())
-      snapshot.jobs.push_back({static_cast<std::uint64_t>(jobs.integer(0)), jobs.text(1),
-                               static_cast<int>(jobs.integer(2)), jobs.text(3), jobs.text(4),
-                               jobs.integer(5), jobs.integer(6), jobs.text(7), jobs.integer(8)});
-    Statement attempts(reader,
-                       "SELECT job_id, number, worker, started_ms, ended_ms, end, reason, "
-                       "exit_code, signal, stdout_tail, stderr_tail, result, cpu_us, max_rss_kb, "
-                       "lease FROM attempts ORDER BY job_id, number");
-    while (attempts.next_row()) {
-      AttemptRow row;
-      row.job_id = static_cast<std::uint64_t>(attempts.integer(0));
-      row.number = static_cast<int>(attempts.integer(1));
-      row.worker = attempts.text(2);
-      row.started_ms = attempts.integer(3);
-      row.ended_ms = attempts.integer(4);
-      row.end = attempts.text(5);
-      row.reason = attempts.text(6);
-      row.exit_code = attempts.optional_integer(7);
-      row.signal = attempts.optional_integer(8);
-      row.stdout_tail = attempts.text(9);
-      row.stderr_tail = attempts.text(10);
-      row.result = attempts.text(11);
-      row.cpu_us = attempts.integer(12);
-      row.max_rss_kb = attempts.integer(13);
-      row.lease = static_cast<std::uint64_t>(attempts.integer(14));
-      snapshot.attempts.push_back(std::move(row));
+  std::optional<StoredJob> read_job(std::uint64_t id) override {
+    Reader& reader = this->reader();
+    Statement& job = reader.job;
+    job.bind(1, static_cast<std::int64_t>(id));
+    std::optional<StoredJob> found;
+    if (job.next_row()) found = StoredJob{job_row(job), {}};
+    job.reset();
+    if (!found) return std::nullopt;
+    Statement& attempts = reader.attempts;
+    attempts.bind(1, static_cast<std::int64_t>(id));
+    while (attempts.next_row()) found->attempts.push_back(attempt_row(attempts));
+    attempts.reset();
+    return found;
+  }
+
+  ListPage list_jobs(const ListFilter& filter) override {
+    Reader& reader = this->reader();
+    std::uint64_t before =
+        filter.before > 0
+            ? filter.before
+            : static_cast<std::uint64_t>(reader.db.single_integer("SELECT max(id) FROM jobs")) + 1;
+    // A search that could look at every row (by queue or by text) looks at
+    // a range of ids at a time; a state alone has its index.
+    bool bounded = !filter.queue.empty() || !filter.text.empty();
+    std::uint64_t floor = bounded && before > filter.max_scan ? before - filter.max_scan : 0;
+    std::string sql = fmt::format(
+        "SELECT {}, (SELECT count(*) FROM attempts WHERE job_id = jobs.id) FROM jobs "
+        "WHERE id < ?1 AND id >= ?2",
+        kJobColumns);
+    if (filter.state) sql += fmt::format(" AND state IN {} AND state = ?3", kEnded);
+    if (!filter.queue.empty()) sql += " AND queue = ?4";
+    if (!filter.text.empty()) sql += " AND instr(spec, ?5) > 0";
+    sql += " ORDER BY id DESC LIMIT ?6";
+    Statement query(reader.db, sql.c_str());
+    query.bind(1, static_cast<std::int64_t>(before)).bind(2, static_cast<std::int64_t>(floor));
+    if (filter.state) query.bind(3, *filter.state);
+    if (!filter.queue.empty()) query.bind(4, filter.queue);
+    if (!filter.text.empty()) query.bind(5, filter.text);
+    query.bind(6, static_cast<std::int64_t>(filter.limit));
+    ListPage page;
+    while (query.next_row())
+      page.jobs.push_back({job_row(query), static_cast<std::size_t>(query.integer(12))});
+    if (page.jobs.size() == filter.limit)
+      page.next_before = page.jobs.back().row.id;
+    else if (floor > 1)
+      page.next_before = floor;
+    return page;
+  }
+
+  std::optional<std::uint64_t> find_key(const std::string& key) override {
+    Statement& find = reader().key;
+    find.bind(1, key);
+    std::optional<std::uint64_t> id;
+    if (find.next_row()) id = static_cast<std::uint64_t>(find.integer(0));
+    find.reset();
+    return id;
+  }
+
+  std::optional<std::uint64_t> first_missing(const std::vector<std::uint64_t>& ids) override {
+    if (ids.empty()) return std::nullopt;
+    Statement& present = reader().ids;
+    present.bind(1, static_cast<std::int64_t>(ids.front()))
+        .bind(2, static_cast<std::int64_t>(ids.back()));
+    std::size_t next = 0;  // the first id not seen yet
+    while (next < ids.size() && present.next_row()) {
+      auto id = static_cast<std::uint64_t>(present.integer(0));
+      if (id > ids[next]) break;
+      if (id == ids[next]) ++next;
     }
-    Statement epoch(reader, "SELECT value FROM server WHERE name = 'epoch'");
-    if (epoch.next_row()) snapshot.epoch = static_cast<std::uint64_t>(epoch.integer(0));
-    return snapshot;
+    present.reset();
+    if (next < ids.size()) return ids[next];
+    return std::nullopt;
+  }
+
+  Size size() override {
+    Reader& reader = this->reader();
+    Size size;
+    auto page_size = static_cast<std::uint64_t>(reader.db.single_integer("PRAGMA page_size"));
+    size.bytes =
+        page_size * static_cast<std::uint64_t>(reader.db.single_integer("PRAGMA page_count"));
+    size.free_bytes =
+        page_size * static_cast<std::uint64_t>(reader.db.single_integer("PRAGMA freelist_count"));
+    struct stat journal {};
+    if (::stat((path_ + "-wal").c_str(), &journal) == 0)
+      size.bytes += static_cast<std::uint64_t>(journal.st_size);
+    Statement oldest(reader.db, "SELECT id, created_ms FROM jobs ORDER BY id LIMIT 1");
+    if (oldest.next_row()) {
+      size.oldest_id = static_cast<std::uint64_t>(oldest.integer(0));
+      size.oldest_created_ms = oldest.integer(1);
+    }
+    return size;
+  }
+
+  void backup(const std::string& path) override {
+    struct stat existing {};
+    if (::stat(path.c_str(), &existing) == 0)
+      throw std::runtime_error(fmt::format("'{}' exists already", path));
+    Database source(path_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
+    Database copy(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX);
+    // One step copies every page under one read transaction: a consistent
+    // picture of what was committed when it began, while writers go on.
+    sqlite3_backup* backup = sqlite3_backup_init(copy.get(), "main", source.get(), "main");
+    if (!backup)
+      throw std::runtime_error(
+          fmt::format("cannot back up to '{}': {}", path, sqlite3_errmsg(copy.get())));
+    int rc = sqlite3_backup_step(backup, -1);
+    sqlite3_backup_finish(backup);
+    if (rc != SQLITE_DONE) {
+      std::string message = sqlite3_errstr(rc);
+      ::unlink(path.c_str());
+      throw std::runtime_error(fmt::format("cannot back up to '{}': {}", path, message));
+    }
+    copy.execute("PRAGMA journal_mode = DELETE");  // one self-contained file
   }
 
  protected:
@@ -347,6 +528,36 @@ class SqliteStore final : public GroupCommitStore {
   }
 
  private:
+  Snapshot read_snapshot() {
+    // A connection of its own: WAL lets it read while the writer writes.
+    Database reader(path_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
+    Snapshot snapshot;
+    Statement jobs(reader, fmt::format("SELECT {} FROM jobs WHERE state NOT IN {} ORDER BY id",
+                                       kJobColumns, kEnded)
+                               .c_str());
+    while (jobs.next_row()) snapshot.jobs.push_back(job_row(jobs));
+    Statement attempts(
+        reader, fmt::format("SELECT {} FROM attempts WHERE job_id IN (SELECT id FROM jobs WHERE "
+                            "state NOT IN {}) ORDER BY job_id, number",
+                            kAttemptColumns, kEnded)
+                    .c_str());
+    while (attempts.next_row()) snapshot.attempts.push_back(attempt_row(attempts));
+    Statement counts(reader, "SELECT queue, state, count(*) FROM jobs GROUP BY queue, state");
+    while (counts.next_row())
+      snapshot.counts.push_back(
+          {counts.text(0), counts.text(1), static_cast<std::uint64_t>(counts.integer(2))});
+    Statement server(reader, "SELECT name, value FROM server");
+    std::uint64_t removed_up_to = 0;
+    while (server.next_row()) {
+      if (server.text(0) == "epoch") snapshot.epoch = static_cast<std::uint64_t>(server.integer(1));
+      if (server.text(0) == "removed_up_to")
+        removed_up_to = static_cast<std::uint64_t>(server.integer(1));
+    }
+    auto highest = static_cast<std::uint64_t>(reader.single_integer("SELECT max(id) FROM jobs"));
+    snapshot.next_id = std::max(highest, removed_up_to) + 1;
+    return snapshot;
+  }
+
   void apply(const Batch& batch) {
     for (const JobRow& job : batch.new_jobs)
       insert_job_->bind(1, static_cast<std::int64_t>(job.id))
@@ -358,6 +569,9 @@ class SqliteStore final : public GroupCommitStore {
           .bind(7, job.ready_at_ms)
           .bind(8, job.reason)
           .bind(9, job.retry_base)
+          .bind_or_null(10, job.key)
+          .bind(11, job.ended_ms)
+          .bind(12, job.keep_ms)
           .run();
     for (const StateChange& change : batch.state_changes) {
       int changed = change_state_->bind(1, static_cast<std::int64_t>(change.job_id))
@@ -365,6 +579,7 @@ class SqliteStore final : public GroupCommitStore {
                         .bind(3, change.ready_at_ms)
                         .bind(4, change.reason)
                         .bind(5, change.retry_base)
+                        .bind(6, change.ended_ms)
                         .run();
       if (changed == 0) throw std::runtime_error(fmt::format("no job {}", change.job_id));
     }
@@ -386,14 +601,69 @@ class SqliteStore final : public GroupCommitStore {
           .bind(15, static_cast<std::int64_t>(attempt.lease))
           .run();
     if (batch.epoch) set_epoch_->bind(1, static_cast<std::int64_t>(*batch.epoch)).run();
+    if (batch.expiry) remove_expired(*batch.expiry, batch.expired);
+  }
+
+  // Retention: removes ended jobs whose time is up, with their attempts.
+  void remove_expired(const Expiry& expiry, const std::shared_ptr<std::vector<Count>>& removed) {
+    struct Victim {
+      std::int64_t id;
+      std::string queue, state;
+    };
+    std::vector<Victim> victims;
+    auto collect = [&](Statement& query, std::int64_t until) {
+      query.bind(1, until).bind(2, static_cast<std::int64_t>(expiry.limit - victims.size()));
+      while (query.next_row()) victims.push_back({query.integer(0), query.text(1), query.text(2)});
+      query.reset();
+    };
+    if (expiry.default_until_ms) collect(*expired_by_default_, *expiry.default_until_ms);
+    if (victims.size() < expiry.limit) collect(*expired_by_own_keep_, expiry.now_ms);
+    std::vector<Count> counts;
+    std::int64_t highest = 0;
+    for (const Victim& victim : victims) {
+      remove_attempts_->bind(1, victim.id).run();
+      remove_job_->bind(1, victim.id).run();
+      highest = std::max(highest, victim.id);
+      auto same = [&](const Count& count) {
+        return count.queue == victim.queue && count.state == victim.state;
+      };
+      if (auto it = std::find_if(counts.begin(), counts.end(), same); it != counts.end())
+        ++it->jobs;
+      else
+        counts.push_back({victim.queue, victim.state, 1});
+    }
+    // Ids are never reused, not even those of removed jobs.
+    if (highest > 0) removed_up_to_->bind(1, highest).run();
+    if (removed) *removed = std::move(counts);
+  }
+
+  // The connection and statements of the reading thread, opened on first use.
+  struct Reader {
+    explicit Reader(const std::string& path)
+        : db(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX),
+          job(db, fmt::format("SELECT {} FROM jobs WHERE id = ?1", kJobColumns).c_str()),
+          attempts(db, fmt::format("SELECT {} FROM attempts WHERE job_id = ?1 ORDER BY number",
+                                   kAttemptColumns)
+                           .c_str()),
+          key(db, "SELECT id FROM jobs WHERE key = ?1"),
+          ids(db, "SELECT id FROM jobs WHERE id BETWEEN ?1 AND ?2 ORDER BY id") {}
+    Database db;
+    Statement job, attempts, key, ids;
+  };
+  Reader& reader() {
+    if (!reader_) reader_.emplace(path_);
+    return *reader_;
   }
 
   std::string path_;
   ExclusiveUse exclusive_;
   Database db_;  // used by the writer thread only, after construction
   std::optional<Statement> insert_job_, change_state_, put_attempt_, set_epoch_;
+  std::optional<Statement> expired_by_default_, expired_by_own_keep_, remove_attempts_, remove_job_,
+      removed_up_to_;
   // Prepared once: a transaction holds a savepoint per batch, often hundreds.
   std::optional<Statement> begin_, commit_, savepoint_, release_, undo_;
+  std::optional<Reader> reader_;
 };
 
 }  // namespace

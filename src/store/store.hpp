@@ -1,21 +1,23 @@
-// ferry::store — the durable log of the server's state changes.
+// ferry::store — the durable record of the server's jobs.
 //
 // The scheduler decides; the store remembers. Every change the server makes —
-// jobs submitted, states changed, attempts started and ended — goes to the
-// store as part of a Batch, and the server acknowledges it to a client or a
-// worker only once the store says the batch is durable. After a crash the
-// server rebuilds its state from load().
+// jobs submitted, states changed, attempts ended, ended jobs removed by
+// retention — goes to the store as part of a Batch, and the server
+// acknowledges it to a client or a worker only once the store says the batch
+// is durable. After a crash the server rebuilds its state from load().
 //
 // One writer thread owns the database: batches that arrive while a
 // transaction commits wait, and then all of them go into the next
 // transaction together (group commit). A burst of a thousand submits costs
 // one fsync, not a thousand, and no batch waits longer than one commit.
 //
-// The SQLite store uses WAL mode with synchronous=FULL, so a committed batch
-// survives a process crash and a power loss. Its schema is versioned
-// (PRAGMA user_version) and migrated forward on open; docs/store.md is the
-// contract. The memory store keeps everything in this process (ferry run,
-// tests) with the same interface and the same callback discipline.
+// The server keeps only unfinished jobs in memory; an ended job is read back
+// from the store when someone asks for it (read_job, list_jobs), through a
+// connection of the reader's own, which sees every committed batch.
+//
+// SQLite in WAL mode with synchronous=FULL: a committed batch survives a
+// process crash and a power loss. The schema is versioned (PRAGMA
+// user_version) and migrated forward on open; docs/store.md is the contract.
 #pragma once
 
 #include <cstdint>
@@ -34,23 +36,26 @@ struct JobRow {
   std::string queue = "default";
   int priority = 0;
   std::string spec;
-  std::string state;  // waiting, queued, running, succeeded, failed, cancelled
+  std::string state;  // waiting, queued, succeeded, failed, cancelled
   std::int64_t created_ms = 0;
-  std::int64_t ready_at_ms = 0;  // when a waiting job may be queued
-  std::string reason;            // why it failed or was cancelled
-  std::int64_t retry_base = 0;   // attempts before a manual retry, which spend no retries
+  std::int64_t ready_at_ms = 0;         // when a waiting job may be queued
+  std::string reason;                   // why it failed or was cancelled
+  std::int64_t retry_base = 0;          // attempts before a manual retry, which spend no retries
+  std::string key;                      // "": none; else unique among the kept jobs
+  std::int64_t ended_ms = 0;            // when it reached its final state; 0 while unfinished
+  std::optional<std::int64_t> keep_ms;  // kept this long once ended; none: the server's default
   bool operator==(const JobRow&) const = default;
 };
 
-// One attempt at a job, appended when it starts and updated when it ends.
+// One attempt at a job, written when it ends.
 struct AttemptRow {
   std::uint64_t job_id = 0;
   int number = 0;           // 1-based
   std::uint64_t lease = 0;  // the lease token, unique across restarts
   std::string worker;
   std::int64_t started_ms = 0;
-  std::int64_t ended_ms = 0;  // 0 while running
-  std::string end;            // running, succeeded, failed, lease_expired, cancelled
+  std::int64_t ended_ms = 0;
+  std::string end;  // succeeded, failed, lease_expired, cancelled
   std::string reason;
   std::optional<int> exit_code;
   std::optional<int> signal;
@@ -69,6 +74,24 @@ struct StateChange {
   std::int64_t ready_at_ms = 0;
   std::string reason;
   std::int64_t retry_base = 0;
+  std::int64_t ended_ms = 0;  // for a final state: when it ended (0 otherwise)
+};
+
+// How many kept jobs of a queue are in a state.
+struct Count {
+  std::string queue;
+  std::string state;
+  std::uint64_t jobs = 0;
+  bool operator==(const Count&) const = default;
+};
+
+// Ended jobs to remove, oldest first: those ended before `default_until_ms`
+// without a keep of their own, and those whose own keep ran out by
+// `now_ms`; at most `limit` of them.
+struct Expiry {
+  std::int64_t now_ms = 0;
+  std::optional<std::int64_t> default_until_ms;  // none: keep forever by default
+  std::size_t limit = 1000;
 };
 
 // Changes that become durable together, or not at all.
@@ -77,21 +100,55 @@ struct Batch {
   std::vector<StateChange> state_changes;
   std::vector<AttemptRow> attempts;    // inserted, or replacing the same (job_id, number)
   std::optional<std::uint64_t> epoch;  // a server start: the new epoch
+  std::optional<Expiry> expiry;        // retention: what it removed goes to `expired`
+  std::shared_ptr<std::vector<Count>> expired;
   bool empty() const {
-    return new_jobs.empty() && state_changes.empty() && attempts.empty() && !epoch;
+    return new_jobs.empty() && state_changes.empty() && attempts.empty() && !epoch && !expiry;
   }
 };
 
-// Everything stored, for rebuilding the scheduler after a restart.
+// What the server needs to start: its unfinished jobs, and counts of the rest.
 struct Snapshot {
-  std::vector<JobRow> jobs;          // by id
-  std::vector<AttemptRow> attempts;  // by job id, then number
+  std::vector<JobRow> jobs;          // unfinished, by id
+  std::vector<AttemptRow> attempts;  // of those jobs, by job id, then number
   std::uint64_t epoch = 0;           // the last server start's (0: none yet)
+  std::uint64_t next_id = 1;         // above every id ever stored, removed ones included
+  std::vector<Count> counts;         // every kept job
+};
+
+struct StoredJob {
+  JobRow row;
+  std::vector<AttemptRow> attempts;
+};
+
+// A page of kept jobs, newest first.
+struct ListFilter {
+  std::optional<std::string> state;
+  std::string queue;         // "": any
+  std::string text;          // "": any; else found in the spec (which holds the name)
+  std::uint64_t before = 0;  // only ids below (0: from the newest)
+  std::size_t limit = 50;
+  std::size_t max_scan = 100'000;  // ids looked at, at most
+};
+struct ListedJob {
+  JobRow row;
+  std::size_t attempts = 0;
+};
+struct ListPage {
+  std::vector<ListedJob> jobs;
+  std::uint64_t next_before = 0;  // 0: nothing older
 };
 
 struct Stats {
   std::uint64_t batches = 0;       // batches made durable
   std::uint64_t transactions = 0;  // commits that made them so: fewer, with group commit
+};
+
+struct Size {
+  std::uint64_t bytes = 0;  // the database, its free pages and its journal
+  std::uint64_t free_bytes = 0;
+  std::optional<std::uint64_t> oldest_id;  // the oldest kept job
+  std::int64_t oldest_created_ms = 0;
 };
 
 class Store {
@@ -108,13 +165,26 @@ class Store {
   // Blocks until every batch written before the call is durable.
   virtual void flush() = 0;
 
-  // Everything durable now.
+  // What the server needs to start, as durable now.
   virtual Snapshot load() = 0;
 
   virtual Stats stats() = 0;
-};
 
-std::unique_ptr<Store> open_memory_store();
+  // Reads of what is durable. Each call uses the calling thread's own
+  // connection: one thread at a time per store (the server's event loop).
+  virtual std::optional<StoredJob> read_job(std::uint64_t id) = 0;
+  virtual ListPage list_jobs(const ListFilter& filter) = 0;
+  // The kept job with this key.
+  virtual std::optional<std::uint64_t> find_key(const std::string& key) = 0;
+  // Of these ids (ascending), the first that is not a kept job.
+  virtual std::optional<std::uint64_t> first_missing(const std::vector<std::uint64_t>& ids) = 0;
+  virtual Size size() = 0;
+
+  // Writes a consistent copy of the database, as committed when the call
+  // began, to `path` (which must not exist). Safe on any thread while the
+  // server runs; throws std::runtime_error when it cannot.
+  virtual void backup(const std::string& path) = 0;
+};
 
 // Opens (creating or migrating) the database at `path`, and keeps others
 // from using it while the store lives. Throws std::runtime_error with a

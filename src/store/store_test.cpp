@@ -6,12 +6,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <set>
 #include <thread>
+#include <tuple>
 
 namespace ferry::store {
 namespace {
@@ -61,54 +63,58 @@ class TempFile {
   std::filesystem::path dir_;
 };
 
-// The contract both stores keep.
-class StoreContract : public ::testing::TestWithParam<std::string> {
+class SqliteStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    store_ = GetParam() == "memory" ? open_memory_store() : open_sqlite_store(file_.path());
-  }
+  void SetUp() override { store_ = open_sqlite_store(file_.path()); }
   TempFile file_;
   std::unique_ptr<Store> store_;
 };
 
-TEST_P(StoreContract, KeepsJobsStatesAndAttempts) {
+JobRow ended(std::uint64_t id, std::string state, std::int64_t ended_ms) {
+  JobRow row = job(id, std::move(state));
+  row.ended_ms = ended_ms;
+  return row;
+}
+
+TEST_F(SqliteStoreTest, KeepsJobsStatesAndAttempts) {
   Batch submit;
   submit.new_jobs = {job(1), job(2)};
   EXPECT_EQ(write_and_wait(*store_, submit), "");
 
-  Batch run;
-  run.state_changes = {{1, "running", 1000, ""}};
-  run.attempts = {attempt(1, 1)};
-  EXPECT_EQ(write_and_wait(*store_, run), "");
-
   Batch finish;
-  AttemptRow ended = attempt(1, 1, "failed");
-  finish.state_changes = {{2, "queued", 1000, "", 3}};  // a retried job keeps its retry base
-  ended.ended_ms = 2500;
-  ended.reason = "exit 3";
-  ended.exit_code = 3;
-  ended.stdout_tail = "partial output\n";
-  ended.stderr_tail = std::string("binary\0bytes", 12);
-  ended.result = R"({"x":1})";
-  ended.cpu_us = 1234;
-  ended.max_rss_kb = 5678;
-  finish.attempts = {ended};
-  finish.state_changes.push_back({1, "failed", 1000, "exit 3"});
+  AttemptRow done = attempt(1, 1, "failed");
+  done.ended_ms = 2500;
+  done.reason = "exit 3";
+  done.exit_code = 3;
+  done.stdout_tail = "partial output\n";
+  done.stderr_tail = std::string("binary\0bytes", 12);
+  done.result = R"({"x":1})";
+  done.cpu_us = 1234;
+  done.max_rss_kb = 5678;
+  finish.attempts = {done};
+  finish.state_changes = {{2, "queued", 1000, "", 3},  // a retried job keeps its retry base
+                          {1, "failed", 1000, "exit 3", 0, 2500}};
   EXPECT_EQ(write_and_wait(*store_, finish), "");
 
+  // The server starts from the unfinished jobs; ended ones are read when asked for.
   Snapshot snapshot = store_->load();
-  ASSERT_EQ(snapshot.jobs.size(), 2u);
-  JobRow expected = job(1, "failed");
-  expected.reason = "exit 3";
-  EXPECT_EQ(snapshot.jobs[0], expected);
+  ASSERT_EQ(snapshot.jobs.size(), 1u);
   JobRow retried = job(2);
   retried.retry_base = 3;
-  EXPECT_EQ(snapshot.jobs[1], retried);
-  ASSERT_EQ(snapshot.attempts.size(), 1u);
-  EXPECT_EQ(snapshot.attempts[0], ended);  // the update replaced the started row
+  EXPECT_EQ(snapshot.jobs[0], retried);
+  EXPECT_TRUE(snapshot.attempts.empty());
+  EXPECT_EQ(snapshot.next_id, 3u);
+  std::optional<StoredJob> failed = store_->read_job(1);
+  ASSERT_TRUE(failed);
+  JobRow expected = ended(1, "failed", 2500);
+  expected.reason = "exit 3";
+  EXPECT_EQ(failed->row, expected);
+  ASSERT_EQ(failed->attempts.size(), 1u);
+  EXPECT_EQ(failed->attempts[0], done);
+  EXPECT_FALSE(store_->read_job(3));
 }
 
-TEST_P(StoreContract, ABadBatchChangesNothingAndSparesTheOthers) {
+TEST_F(SqliteStoreTest, ABadBatchChangesNothingAndSparesTheOthers) {
   EXPECT_EQ(write_and_wait(*store_, Batch{.new_jobs = {job(1)}}), "");
   // A batch that is half good: a new job, and a change to a job that does not exist.
   Batch bad;
@@ -126,7 +132,7 @@ TEST_P(StoreContract, ABadBatchChangesNothingAndSparesTheOthers) {
   EXPECT_TRUE(snapshot.attempts.empty());
 }
 
-TEST_P(StoreContract, GroupCommitBatchesConcurrentWriters) {
+TEST_F(SqliteStoreTest, GroupCommitBatchesConcurrentWriters) {
   constexpr int kThreads = 4, kPerThread = 300;
   std::atomic<int> acknowledged{0};
   std::atomic<int> failed{0};
@@ -151,15 +157,11 @@ TEST_P(StoreContract, GroupCommitBatchesConcurrentWriters) {
   EXPECT_LT(stats.transactions, stats.batches);
 }
 
-TEST_P(StoreContract, CallbacksRunOnlyAfterTheBatchIsVisible) {
+TEST_F(SqliteStoreTest, CallbacksRunOnlyAfterTheBatchIsVisible) {
   std::promise<std::size_t> seen;
   Batch batch;
   batch.new_jobs = {job(7)};
   store_->write(std::move(batch), [&](const std::string&) {
-    if (GetParam() == "memory") {
-      seen.set_value(1);
-      return;
-    }
     // Another connection sees the row: it was committed before this call.
     sqlite3* db = nullptr;
     sqlite3_open_v2(file_.path().c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
@@ -171,10 +173,169 @@ TEST_P(StoreContract, CallbacksRunOnlyAfterTheBatchIsVisible) {
     sqlite3_close(db);
   });
   EXPECT_EQ(seen.get_future().get(), 1u);
+  // The reading connection sees it too, at once.
+  EXPECT_TRUE(store_->read_job(7));
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, StoreContract, ::testing::Values("memory", "sqlite"),
-                         [](const auto& test) { return test.param; });
+TEST_F(SqliteStoreTest, CountsEveryKeptJobByQueueAndState) {
+  ASSERT_EQ(write_and_wait(*store_, Batch{.new_jobs = {job(1), job(2), ended(3, "succeeded", 5),
+                                                       ended(4, "failed", 5), job(5)}}),
+            "");
+  std::vector<Count> counts = store_->load().counts;
+  std::sort(counts.begin(), counts.end(), [](const Count& a, const Count& b) {
+    return std::tie(a.queue, a.state) < std::tie(b.queue, b.state);
+  });
+  // Odd ids are in "default", even ones in "gpu".
+  EXPECT_EQ(counts, (std::vector<Count>{{"default", "queued", 2},
+                                        {"default", "succeeded", 1},
+                                        {"gpu", "failed", 1},
+                                        {"gpu", "queued", 1}}));
+}
+
+TEST_F(SqliteStoreTest, ListsKeptJobsNewestFirstWithFiltersAndACursor) {
+  Batch batch;
+  for (std::uint64_t id = 1; id <= 30; ++id)
+    batch.new_jobs.push_back(id % 3 == 0 ? ended(id, "failed", 9) : job(id));
+  batch.new_jobs[9].spec = R"({"command":{"argv":["needle"]},"name":"findme"})";  // job 10
+  ASSERT_EQ(write_and_wait(*store_, batch), "");
+  ASSERT_EQ(write_and_wait(*store_, Batch{.attempts = {attempt(30, 1, "failed")}}), "");
+
+  ListPage newest = store_->list_jobs({.limit = 4});
+  ASSERT_EQ(newest.jobs.size(), 4u);
+  EXPECT_EQ(newest.jobs[0].row.id, 30u);
+  EXPECT_EQ(newest.jobs[0].attempts, 1u);
+  EXPECT_EQ(newest.next_before, 27u);
+  ListPage older = store_->list_jobs({.before = newest.next_before, .limit = 100});
+  EXPECT_EQ(older.jobs.size(), 26u);
+  EXPECT_EQ(older.next_before, 0u);
+
+  ListPage failed = store_->list_jobs({.state = "failed", .limit = 3});
+  ASSERT_EQ(failed.jobs.size(), 3u);
+  EXPECT_EQ(failed.jobs[2].row.id, 24u);
+  ListPage gpu_failed = store_->list_jobs({.state = "failed", .queue = "gpu", .limit = 100});
+  EXPECT_EQ(gpu_failed.jobs.size(), 5u);  // 6, 12, 18, 24, 30
+  ListPage found = store_->list_jobs({.text = "findme", .limit = 100});
+  ASSERT_EQ(found.jobs.size(), 1u);
+  EXPECT_EQ(found.jobs[0].row.id, 10u);
+  // A search by text looks at a bounded range of ids per page.
+  ListPage bounded = store_->list_jobs({.text = "findme", .limit = 100, .max_scan = 5});
+  EXPECT_TRUE(bounded.jobs.empty());
+  EXPECT_EQ(bounded.next_before, 26u);  // ids 26 to 30 were looked at
+}
+
+TEST_F(SqliteStoreTest, KeysAreUniqueAmongKeptJobs) {
+  JobRow keyed = job(1);
+  keyed.key = "flow-17";
+  ASSERT_EQ(write_and_wait(*store_, Batch{.new_jobs = {keyed, job(2)}}), "");
+  EXPECT_EQ(store_->find_key("flow-17"), 1u);
+  EXPECT_FALSE(store_->find_key("flow-18"));
+  JobRow again = job(3);
+  again.key = "flow-17";
+  EXPECT_NE(write_and_wait(*store_, Batch{.new_jobs = {again}}), "");
+  EXPECT_EQ(store_->read_job(1)->row.key, "flow-17");
+}
+
+TEST_F(SqliteStoreTest, RetentionRemovesExactlyWhatItShould) {
+  JobRow forever = ended(5, "succeeded", 100);
+  forever.keep_ms = 0;
+  JobRow long_kept = ended(6, "failed", 100);
+  long_kept.keep_ms = 1'000'000;
+  JobRow short_kept = ended(7, "cancelled", 5000);
+  short_kept.keep_ms = 10;
+  JobRow keyed = ended(4, "succeeded", 200);
+  keyed.key = "once";
+  ASSERT_EQ(write_and_wait(
+                *store_, Batch{.new_jobs = {ended(1, "succeeded", 100), ended(2, "failed", 300),
+                                            job(3), keyed, forever, long_kept, short_kept, job(8)},
+                               .attempts = {attempt(1, 1, "succeeded")}}),
+            "");
+  auto removed = std::make_shared<std::vector<Count>>();
+  // Ended jobs without a keep of their own go when they ended before 250;
+  // those with one, when it ran out by 6000.
+  Batch expire{.expiry = Expiry{.now_ms = 6000, .default_until_ms = 250}, .expired = removed};
+  ASSERT_EQ(write_and_wait(*store_, std::move(expire)), "");
+  std::sort(removed->begin(), removed->end(),
+            [](const Count& a, const Count& b) { return a.state < b.state; });
+  EXPECT_EQ(*removed, (std::vector<Count>{{"default", "cancelled", 1},
+                                          {"default", "succeeded", 1},
+                                          {"gpu", "succeeded", 1}}));
+  for (std::uint64_t gone : {1, 4, 7}) EXPECT_FALSE(store_->read_job(gone)) << gone;
+  for (std::uint64_t kept : {2, 3, 5, 6, 8}) EXPECT_TRUE(store_->read_job(kept)) << kept;
+  EXPECT_FALSE(store_->find_key("once"));  // the key is free again
+  // At most `limit` at a time; ids are never reused, even the highest's.
+  removed->clear();
+  ASSERT_EQ(write_and_wait(
+                *store_,
+                Batch{.expiry = Expiry{.now_ms = 1'000'200, .default_until_ms = 1000, .limit = 1},
+                      .expired = removed}),
+            "");
+  EXPECT_EQ(removed->size(), 1u);
+  EXPECT_FALSE(store_->read_job(2));
+  EXPECT_TRUE(store_->read_job(6));
+  ASSERT_EQ(write_and_wait(*store_, Batch{.new_jobs = {ended(9, "failed", 10)}}), "");
+  ASSERT_EQ(write_and_wait(*store_, Batch{.expiry = Expiry{.now_ms = 20, .default_until_ms = 20}}),
+            "");
+  EXPECT_FALSE(store_->read_job(9));
+  EXPECT_EQ(store_->load().next_id, 10u);
+}
+
+TEST_F(SqliteStoreTest, FindsTheFirstMissingId) {
+  ASSERT_EQ(write_and_wait(*store_, Batch{.new_jobs = {job(2), job(3), job(5)}}), "");
+  EXPECT_EQ(store_->first_missing({2, 3, 5}), std::nullopt);
+  EXPECT_EQ(store_->first_missing({2, 4, 5}), 4u);
+  EXPECT_EQ(store_->first_missing({1}), 1u);
+  EXPECT_EQ(store_->first_missing({5, 6}), 6u);
+  EXPECT_EQ(store_->first_missing({}), std::nullopt);
+}
+
+TEST_F(SqliteStoreTest, ABackupIsAConsistentCopyWhileWritersGoOn) {
+  std::atomic<std::uint64_t> acknowledged{0};
+  std::atomic<bool> writing{true};
+  std::thread writer([&] {
+    for (std::uint64_t id = 1; writing && id < 200'000; ++id) {
+      Batch batch;
+      batch.new_jobs = {job(id)};
+      store_->write(std::move(batch), [&, id](const std::string& error) {
+        if (error.empty()) acknowledged = id;
+      });
+      if (id % 100 == 0) store_->flush();
+    }
+  });
+  while (acknowledged < 2000) std::this_thread::yield();
+  std::uint64_t before = acknowledged;
+  store_->backup(file_.path("copy.db"));
+  writing = false;
+  writer.join();
+  EXPECT_THROW(store_->backup(file_.path("copy.db")), std::runtime_error);  // never overwrites
+  EXPECT_EQ(check_sqlite_database(file_.path("copy.db")), std::vector<std::string>{});
+  store_.reset();
+  auto restored = open_sqlite_store(file_.path("copy.db"));
+  Snapshot snapshot = restored->load();
+  ASSERT_GE(snapshot.jobs.size(), before);
+  for (std::uint64_t id = 1; id <= before; ++id) ASSERT_EQ(snapshot.jobs[id - 1].id, id);
+}
+
+TEST(SqliteStore, MigratesADatabaseOfSchemaVersion1) {
+  TempFile file;
+  std::filesystem::copy_file(FERRY_SOURCE_DIR "/tests/fixtures/schema-v1.db", file.path());
+  auto store = open_sqlite_store(file.path());
+  Snapshot snapshot = store->load();
+  ASSERT_EQ(snapshot.jobs.size(), 1u);  // job 2 is queued; 1 succeeded, 3 was cancelled
+  EXPECT_EQ(snapshot.jobs[0].id, 2u);
+  EXPECT_EQ(snapshot.jobs[0].queue, "q2");
+  EXPECT_EQ(snapshot.next_id, 4u);
+  EXPECT_GE(snapshot.epoch, 1u);
+  std::optional<StoredJob> succeeded = store->read_job(1);
+  ASSERT_TRUE(succeeded);
+  EXPECT_EQ(succeeded->row.state, "succeeded");
+  EXPECT_GT(succeeded->row.ended_ms, 0);  // taken from its attempt
+  ASSERT_EQ(succeeded->attempts.size(), 1u);
+  EXPECT_EQ(succeeded->attempts[0].stdout_tail, "one\n");
+  EXPECT_EQ(store->read_job(3)->row.reason, "cancelled by request");
+  JobRow keyed = job(4);
+  keyed.key = "new";
+  EXPECT_EQ(write_and_wait(*store, Batch{.new_jobs = {keyed}}), "");
+}
 
 TEST(SqliteStore, SurvivesReopening) {
   TempFile file;
