@@ -9,14 +9,17 @@
 //   if (result.succeeded()) std::cout << result.value << "\n";  // 49
 //
 // The server and token default to FERRY_SERVER and FERRY_TOKEN. Jobs are
-// durable once call() returns: the server committed them. Errors reaching
-// the server, or refusals (bad token, bad request), throw ferry::Error with
-// one clear sentence.
+// durable once call() returns: the server committed them. With a key
+// (JobOptions::key), a call whose answer was lost on the way is sent again
+// and gives the job the first one made: exactly-once submission. Errors
+// reaching the server, or refusals (bad token, bad request), throw
+// ferry::Error with one clear sentence.
 #pragma once
 
 #include <boost/json/value.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,6 +38,12 @@ struct JobOptions {
   double timeout = 0;      // seconds per attempt; 0: none
   double delay = 0;        // seconds before it may run
   std::vector<std::string> labels;
+  // Makes the submit idempotent: a job with this key exists at most once
+  // while the server keeps it, and a submit whose jobs all have keys is
+  // sent again after a dropped connection without making anything twice.
+  // In call_many, job i gets the key "KEY/i".
+  std::string key;
+  std::optional<double> keep;  // seconds the server keeps it once ended (0: for ever)
 };
 
 struct JobResult {

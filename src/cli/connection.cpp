@@ -37,6 +37,10 @@ void JobFlags::add_options(CLI::App& command) {
   command.add_option("--delay", options.delay, "Seconds to wait before it may run")
       ->check(CLI::NonNegativeNumber);
   command.add_option("--label", options.labels, "A label the worker must have (repeatable)");
+  command
+      .add_option("--keep", options.keep,
+                  "Seconds the server keeps it once ended (0: for ever) [default: the server's]")
+      ->check(CLI::NonNegativeNumber);
 }
 
 boost::json::object JobFlags::job(boost::json::object work) const {
@@ -79,10 +83,10 @@ bool Connection::follow(const std::vector<std::uint64_t>& ids,
 }
 
 boost::json::value Connection::call(const std::string& method, const std::string& target,
-                                    const std::string& body) {
+                                    const std::string& body, bool again) {
   client::Response response;
   try {
-    response = http().request(method, target, body);
+    response = client::send(http(), method, target, body, std::chrono::seconds(30), again);
   } catch (const client::ConnectionError& problem) {
     throw ApiError(problem.what(), 1);
   }
@@ -100,6 +104,22 @@ boost::json::value Connection::call(const std::string& method, const std::string
     detail = boost::json::value_to<std::string>(reply.at("detail"));
   throw ApiError(fmt::format("the server answered {}: {}", response.status, detail),
                  response.status == 400 ? 2 : 1);
+}
+
+void Connection::download(const std::string& target, const std::string& path) {
+  client::Response response;
+  try {
+    response = http().download(target, path);
+  } catch (const client::ConnectionError& problem) {
+    throw ApiError(problem.what(), 1);
+  }
+  if (response.status == 200) return;
+  boost::system::error_code bad_json;
+  boost::json::value reply = boost::json::parse(response.body, bad_json);
+  std::string detail = !bad_json && reply.is_object() && reply.as_object().contains("detail")
+                           ? boost::json::value_to<std::string>(reply.at("detail"))
+                           : response.body;
+  throw ApiError(fmt::format("the server answered {}: {}", response.status, detail), 1);
 }
 
 std::optional<std::size_t> wait_for(

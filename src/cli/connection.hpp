@@ -24,9 +24,14 @@ class Connection {
   std::string token() const;
 
   // Sends a request; returns the JSON body of a 2xx answer. Anything else
-  // throws ApiError with one clear line (and the exit status to use).
+  // throws ApiError with one clear line (and the exit status to use). With
+  // `again`, a connection failure sends it again (client::send).
   boost::json::value call(const std::string& method, const std::string& target,
-                          const std::string& body = {});
+                          const std::string& body = {}, bool again = false);
+
+  // GET `target` into the file `path` (HttpClient::download); a refusal or a
+  // failure throws ApiError.
+  void download(const std::string& target, const std::string& path);
 
   // Follows the jobs until each ended (client::follow_jobs); false when
   // `deadline` came first. Errors throw ApiError.

@@ -67,6 +67,9 @@ Subcommand add_submit(CLI::App& app) {
   command->footer("Usage: ferry submit [OPTIONS] -- COMMAND [ARGS...]");
   flags->connection.add_options(*command);
   flags->job.add_options(*command);
+  command->add_option("--key", flags->job.options.key,
+                      "Submit it at most once: with a key a kept job has, that job's id is "
+                      "printed and nothing new is made (safe to run again)");
   command->add_flag("--shell", flags->shell, "Run COMMAND through /bin/sh -c");
   command->prefix_command();
   return {command, [flags, command](const std::vector<std::string>& trailing) {
@@ -83,7 +86,9 @@ Subcommand add_submit(CLI::App& app) {
               work["argv"] = json::array(words.begin(), words.end());
             }
             json::object job = flags->job.job(std::move(work));
-            json::value reply = flags->connection.call("POST", "/v1/jobs", json::serialize(job));
+            bool keyed = !flags->job.options.key.empty();
+            json::value reply =
+                flags->connection.call("POST", "/v1/jobs", json::serialize(job), keyed);
             std::cout << reply.at("ids").as_array().at(0).as_int64() << "\n";
             return 0;
           }};

@@ -25,6 +25,7 @@ Subcommand add_map(CLI::App& app) {
     Connection connection;
     JobFlags job;
     bool shell = false, wait = false, bar = false;
+    std::string key_prefix;
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* command = app.add_subcommand(
@@ -37,6 +38,9 @@ Subcommand add_map(CLI::App& app) {
   flags->connection.add_options(*command);
   command->add_flag("--shell", flags->shell, "Run COMMAND through /bin/sh -c");
   flags->job.add_options(*command);
+  command->add_option("--key-prefix", flags->key_prefix,
+                      "Key each job PREFIX + its input number: run again, the same map makes "
+                      "nothing twice (the jobs the first run made are given back)");
   command->add_flag("--wait", flags->wait, "Wait until all ended; print no ids");
   command->add_flag("--bar,--progress", flags->bar, "With --wait: progress and ETA on stderr");
   command->prefix_command();
@@ -56,8 +60,10 @@ Subcommand add_map(CLI::App& app) {
             json::array batch;
             auto flush = [&] {
               if (batch.empty()) return;
+              bool keyed = !flags->key_prefix.empty();
               json::value reply = flags->connection.call(
-                  "POST", "/v1/jobs", json::serialize(json::object{{"jobs", std::move(batch)}}));
+                  "POST", "/v1/jobs", json::serialize(json::object{{"jobs", std::move(batch)}}),
+                  keyed);
               for (const json::value& id : reply.at("ids").as_array()) {
                 ids.push_back(id.to_number<std::uint64_t>());
                 if (!flags->wait) std::cout << ids.back() << "\n";
@@ -68,6 +74,7 @@ Subcommand add_map(CLI::App& app) {
               auto rendered = command_template.render(table.row(seq - 1), seq, 0);
               json::object job = flags->job.job(
                   json::object{{"argv", json::array(rendered.argv.begin(), rendered.argv.end())}});
+              if (!flags->key_prefix.empty()) job["key"] = flags->key_prefix + std::to_string(seq);
               batch.push_back(std::move(job));
               if (batch.size() == kBatch) flush();
             }

@@ -31,6 +31,23 @@ void parse_listen(const std::string& text, server::ServerConfig& config) {
   config.port = static_cast<unsigned short>(number);
 }
 
+// "90", "90s", "30m", "12h", "7d": a duration of whole seconds or more.
+std::chrono::milliseconds parse_duration(const std::string& flag, const std::string& text) {
+  char* end = nullptr;
+  double number = std::strtod(text.c_str(), &end);
+  std::string unit = end ? end : "";
+  double seconds = unit == "" || unit == "s" ? number
+                   : unit == "m"             ? number * 60
+                   : unit == "h"             ? number * 3600
+                   : unit == "d"             ? number * 86400
+                                             : -1;
+  if (text.empty() || end == text.c_str() || !std::isfinite(seconds) || seconds < 0 ||
+      seconds > 100.0 * 365 * 86400)
+    throw run::UsageError(flag + ": '" + text +
+                          "' is not a duration (seconds, or a number with s, m, h or d)");
+  return std::chrono::milliseconds(std::llround(seconds * 1000));
+}
+
 }  // namespace
 
 // The token from --token, --token-file or FERRY_TOKEN, in that order.
@@ -68,6 +85,7 @@ Subcommand add_server(CLI::App& app) {
     std::string token, token_file;
     double lease_timeout = 30;
     double idle_timeout = 60;
+    std::string keep_finished = "7d";
     double header_timeout = 10;
     server::ServerConfig config;
   };
@@ -104,23 +122,28 @@ Subcommand add_server(CLI::App& app) {
       ->add_option("--header-timeout", flags->header_timeout,
                    "Seconds a request's headers may take to arrive [default: 10]")
       ->check(CLI::Range(0.1, 3600.0));
-  return {command, [flags](const std::vector<std::string>&) {
-            server::ServerConfig& config = flags->config;
-            config.idle_timeout =
-                std::chrono::milliseconds(std::llround(flags->idle_timeout * 1000));
-            config.header_timeout =
-                std::chrono::milliseconds(std::llround(flags->header_timeout * 1000));
-            parse_listen(flags->listen, config);
-            config.token = resolve_token(flags->token, flags->token_file);
-            config.service.lease_duration =
-                std::chrono::milliseconds(static_cast<long long>(flags->lease_timeout * 1000));
-            try {
-              server::serve(config);
-            } catch (const std::runtime_error& problem) {
-              throw run::UsageError(problem.what());
-            }
-            return 0;
-          }};
+  command->add_option("--keep-finished", flags->keep_finished,
+                      "How long ended jobs are kept, with their attempts and output: 0 keeps "
+                      "them for ever; a number of seconds, or 90s, 30m, 12h, 7d [default: 7d]");
+  return {
+      command, [flags](const std::vector<std::string>&) {
+        server::ServerConfig& config = flags->config;
+        std::chrono::milliseconds keep = parse_duration("--keep-finished", flags->keep_finished);
+        config.service.keep_finished = keep.count() == 0 ? std::nullopt : std::optional(keep);
+        config.idle_timeout = std::chrono::milliseconds(std::llround(flags->idle_timeout * 1000));
+        config.header_timeout =
+            std::chrono::milliseconds(std::llround(flags->header_timeout * 1000));
+        parse_listen(flags->listen, config);
+        config.token = resolve_token(flags->token, flags->token_file);
+        config.service.lease_duration =
+            std::chrono::milliseconds(static_cast<long long>(flags->lease_timeout * 1000));
+        try {
+          server::serve(config);
+        } catch (const std::runtime_error& problem) {
+          throw run::UsageError(problem.what());
+        }
+        return 0;
+      }};
 }
 
 }  // namespace ferry::cli

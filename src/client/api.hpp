@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <boost/json/array.hpp>
+
 #include "client/http_client.hpp"
 #include "ferry/client.hpp"
 
@@ -20,11 +22,23 @@ std::string server_or_default(std::string given);
 // `given`, else FERRY_TOKEN, else none.
 std::string token_or_default(std::string given);
 
+// Sends a request. One that may safely be sent twice (`again`: a read, or a
+// submit whose every job has a key, which the server answers with the jobs
+// the first one made) is sent again after a connection failure, with
+// backoff, for up to kSendAgainFor.
+Response send(HttpClient& http, const std::string& method, const std::string& target,
+              const std::string& body, std::chrono::milliseconds timeout, bool again);
+constexpr std::chrono::seconds kSendAgainFor{60};
+
+// Whether every job of a POST /v1/jobs body has a key.
+bool every_job_has_a_key(const boost::json::array& jobs);
+
 // The JSON answer of a 2xx; throws ferry::Error (401, other statuses) or
 // ConnectionError (no answer).
 boost::json::value call_api(HttpClient& http, const std::string& method, const std::string& target,
                             const std::string& body = {},
-                            std::chrono::milliseconds timeout = std::chrono::seconds(30));
+                            std::chrono::milliseconds timeout = std::chrono::seconds(30),
+                            bool again = false);
 
 // Follows GET /v1/events until each of `ids` ended, handing each one's final
 // event (with its results) to `on_final`, once, in the order they end.

@@ -57,9 +57,32 @@ std::string id_ranges(std::vector<std::uint64_t>::const_iterator first,
 
 }  // namespace
 
+Response send(HttpClient& http, const std::string& method, const std::string& target,
+              const std::string& body, std::chrono::milliseconds timeout, bool again) {
+  auto give_up = std::chrono::steady_clock::now() + kSendAgainFor;
+  std::chrono::milliseconds backoff{100};
+  for (;;) {
+    try {
+      return http.request(method, target, body, timeout);
+    } catch (const ConnectionError&) {
+      if (!again || std::chrono::steady_clock::now() + backoff > give_up) throw;
+    }
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+  }
+}
+
+bool every_job_has_a_key(const boost::json::array& jobs) {
+  return !jobs.empty() && std::all_of(jobs.begin(), jobs.end(), [](const boost::json::value& job) {
+    const boost::json::value* key = job.as_object().if_contains("key");
+    return key && key->is_string() && !key->as_string().empty();
+  });
+}
+
 boost::json::value call_api(HttpClient& http, const std::string& method, const std::string& target,
-                            const std::string& body, std::chrono::milliseconds timeout) {
-  return checked(http, http.request(method, target, body, timeout));
+                            const std::string& body, std::chrono::milliseconds timeout,
+                            bool again) {
+  return checked(http, send(http, method, target, body, timeout, again));
 }
 
 void follow_jobs(HttpClient& http, std::vector<std::uint64_t> ids,
@@ -117,6 +140,8 @@ boost::json::object job_json(boost::json::object work, const JobOptions& options
                    {"labels", json::array(options.labels.begin(), options.labels.end())}};
   if (!options.queue.empty()) job["queue"] = options.queue;
   if (!options.name.empty()) job["name"] = options.name;
+  if (!options.key.empty()) job["key"] = options.key;
+  if (options.keep) job["keep"] = *options.keep;
   return job;
 }
 
@@ -151,8 +176,15 @@ struct Client::Impl {
     }
   }
   std::vector<std::uint64_t> submit(json::array jobs) {
-    json::value reply =
-        api("POST", "/v1/jobs", json::serialize(json::object{{"jobs", std::move(jobs)}}));
+    bool keyed = client::every_job_has_a_key(jobs);
+    json::value reply;
+    try {
+      reply = client::call_api(http, "POST", "/v1/jobs",
+                               json::serialize(json::object{{"jobs", std::move(jobs)}}),
+                               std::chrono::seconds(30), keyed);
+    } catch (const client::ConnectionError& problem) {
+      throw Error(problem.what());
+    }
     std::vector<std::uint64_t> ids;
     for (const json::value& id : reply.at("ids").as_array())
       ids.push_back(id.to_number<std::uint64_t>());
@@ -182,8 +214,11 @@ std::vector<std::uint64_t> Client::call_many(const std::string& function,
                                              const std::vector<json::value>& args,
                                              const JobOptions& options) {
   json::array jobs;
-  for (const json::value& arg : args)
-    jobs.push_back(client::job_json(json::object{{"function", function}, {"args", arg}}, options));
+  JobOptions each = options;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (!options.key.empty() && args.size() > 1) each.key = fmt::format("{}/{}", options.key, i);
+    jobs.push_back(client::job_json(json::object{{"function", function}, {"args", args[i]}}, each));
+  }
   return impl_->submit(std::move(jobs));
 }
 

@@ -8,6 +8,8 @@
 #include <boost/beast.hpp>
 #include <boost/beast/ssl.hpp>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <optional>
 #include <system_error>
 #include <utility>
@@ -195,6 +197,40 @@ Response HttpClient::request(const std::string& method, const std::string& targe
           fmt::format("no answer from the server at {}: {}", url_, error.message()));
   }
   throw ConnectionError(fmt::format("no answer from the server at {}", url_));
+}
+
+Response HttpClient::download(const std::string& target, const std::string& path,
+                              std::chrono::milliseconds silence) {
+  Connection c;
+  connect(c, std::chrono::steady_clock::now() + silence);
+  http::request<http::string_body> request = make_request("GET", target, "");
+  http::response_parser<http::file_body> parser;
+  parser.body_limit(boost::none);
+  beast::error_code error;
+  parser.get().body().open(path.c_str(), beast::file_mode::write, error);
+  if (error) throw ConnectionError(fmt::format("cannot write '{}': {}", path, error.message()));
+  c.lowest().expires_after(silence);
+  error = c.exchange(request, [&](auto& stream, auto& buffer, auto done) {
+    http::async_read_header(stream, buffer, parser, done);
+  });
+  while (!error && !parser.is_done()) {
+    c.lowest().expires_after(silence);
+    c.with_stream(
+        [&](auto& stream) { http::async_read_some(stream, c.buffer, parser, c.on_done(error)); });
+    c.run(error);
+  }
+  parser.get().body().close();
+  if (error) {
+    std::filesystem::remove(path);
+    throw ConnectionError(fmt::format("the answer from {} broke off: {}", url_, error.message()));
+  }
+  Response response{static_cast<int>(parser.get().result_int()), {}};
+  if (response.status != 200) {  // a refusal: its JSON went to the file
+    std::ifstream refusal(path);
+    response.body.assign(std::istreambuf_iterator<char>(refusal), {});
+    std::filesystem::remove(path);
+  }
+  return response;
 }
 
 Response HttpClient::events(const std::string& target,

@@ -62,6 +62,13 @@ class HttpClient {
                   std::chrono::steady_clock::time_point deadline);
   static constexpr std::chrono::seconds kSilence{50};
 
+  // GET `target` on a connection of its own, the body written to the file
+  // `path` as it arrives (a body of any size). A refusal returns its status
+  // and body, and leaves no file. Throws ConnectionError when the answer
+  // stops for longer than `silence`.
+  Response download(const std::string& target, const std::string& path,
+                    std::chrono::milliseconds silence = std::chrono::seconds(60));
+
   // From now on, a request ends early with Interrupted when `fd` becomes
   // readable (a SignalWatch's descriptor: a daemon's long poll must not
   // delay its reaction to SIGTERM). The descriptor is watched, never read.

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/as_tuple.hpp>
@@ -12,6 +13,7 @@
 #include <boost/beast/ssl.hpp>
 #include <cerrno>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -370,6 +372,11 @@ class Server {
         co_await std::move(streaming);
         break;  // an event stream ends with its connection
       }
+      if (path == "/v1/backup") {
+        auto sending = backup(stream, request);
+        co_await std::move(sending);
+        break;  // so does a backup
+      }
       auto handling = handle(request, connected);
       Reply reply = co_await std::move(handling);
       wake_ticks();
@@ -509,6 +516,62 @@ class Server {
     }
     service_.unsubscribe(subscription);
     unsent_events_ -= feed->unsent.size();
+  }
+
+  // GET /v1/backup: a consistent copy of the database, as committed when the
+  // request came, streamed as the body. It is made beside the database (off
+  // the event loop: jobs go on meanwhile) and removed once sent.
+  template <class Stream>
+  asio::awaitable<void> backup(Stream& stream, const http::request<http::string_body>& request) {
+    std::optional<Reply> refused;
+    if (request.method() != http::verb::get)
+      refused = wrong_method(request.method(), "/v1/backup", "GET");
+    else if (!request.body().empty() || request.target() != "/v1/backup")
+      refused = error(http::status::bad_request, "invalid_request",
+                      "/v1/backup takes no body and no query");
+    std::string copy = fmt::format("{}.backup-{}-{}.tmp", config_.db, ::getpid(), ++backups_);
+    struct Removed {
+      std::string path;
+      ~Removed() { std::filesystem::remove(path); }
+    } removed{copy};
+    if (!refused) {
+      auto making = asio::co_spawn(parsers_, make_backup(*store_, copy), asio::use_awaitable);
+      std::string problem = co_await std::move(making);
+      if (!problem.empty())
+        refused = error(http::status::internal_server_error, "internal",
+                        fmt::format("cannot back up the database: {}", problem));
+    }
+    if (refused) {
+      auto sending = send(stream, request.version(), false, false, std::move(*refused));
+      co_await std::move(sending);
+      co_return;
+    }
+    std::ifstream file(copy, std::ios::binary);
+    std::uint64_t size = std::filesystem::file_size(copy);
+    std::string chunk = fmt::format(
+        "HTTP/1.1 200 OK\r\nServer: ferry\r\nContent-Type: application/vnd.sqlite3\r\n"
+        "Content-Disposition: attachment; filename=\"ferry-backup.db\"\r\n"
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        size);
+    for (;;) {
+      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(60));
+      auto writing = asio::async_write(stream, asio::buffer(chunk), use_tuple);
+      auto written = co_await std::move(writing);
+      if (std::get<0>(written)) co_return;
+      chunk.resize(1 << 20);
+      file.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+      chunk.resize(static_cast<std::size_t>(file.gcount()));
+      if (chunk.empty()) co_return;
+    }
+  }
+
+  static asio::awaitable<std::string> make_backup(store::Store& store, std::string path) {
+    try {
+      store.backup(path);
+    } catch (const std::exception& problem) {
+      co_return problem.what();
+    }
+    co_return std::string();
   }
 
   // Turns what a request raises into its answer: a request that fails is
@@ -727,6 +790,7 @@ class Server {
   std::size_t bodies_in_flight_ = 0;  // bytes
   std::size_t unsent_events_ = 0;     // bytes, over every event stream
   bool accept_paused_ = false;
+  std::uint64_t backups_ = 0;  // made so far, to name the next one
 };
 
 }  // namespace
