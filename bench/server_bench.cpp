@@ -4,6 +4,9 @@
 //                                      prints "jobs N seconds S" (submit to last result)
 //   server_bench latency N             N single calls one after another;
 //                                      prints "p50_ms X p99_ms Y" (submit to result)
+//   server_bench soak N BATCH PID DB   N `noop` calls in batches, a few batches in
+//                                      flight; per million: jobs/s, the server's
+//                                      (PID) peak RSS, the size of DB, p99 submit
 // The server and token come from FERRY_SERVER and FERRY_TOKEN.
 #include <ferry/client.hpp>
 #include <ferry/worker.hpp>
@@ -12,6 +15,10 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
 #include <string>
 
 namespace {
@@ -61,6 +68,72 @@ int latency(int count) {
   return 0;
 }
 
+long rss_kb(const std::string& pid) {
+  std::ifstream status("/proc/" + pid + "/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  return -1;
+}
+
+double megabytes(std::uintmax_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
+
+std::uintmax_t database_bytes(const std::string& db) {
+  std::uintmax_t bytes = 0;
+  for (const char* suffix : {"", "-wal"}) {
+    std::error_code missing;
+    auto size = std::filesystem::file_size(db + suffix, missing);
+    if (!missing) bytes += size;
+  }
+  return bytes;
+}
+
+// A steady load: batches submitted while earlier ones run, at most
+// kInFlight batches unfinished, as a producer that keeps up with its
+// consumers would.
+int soak(long total, int batch, const std::string& server_pid, const std::string& db) {
+  constexpr std::size_t kInFlight = 8;
+  constexpr long kMillion = 1'000'000;
+  ferry::Client client;
+  std::deque<std::vector<std::uint64_t>> pending;
+  auto wait_oldest = [&] {
+    std::size_t failed = 0;
+    client.wait_all(
+        pending.front(), [&](const ferry::JobResult& result) { failed += !result.succeeded(); },
+        std::chrono::minutes(10));
+    pending.pop_front();
+    if (failed) throw std::runtime_error(std::to_string(failed) + " jobs failed");
+  };
+  std::vector<double> submit_ms;
+  long peak_rss = 0;
+  auto period_start = Clock::now();
+  std::printf("%8s %10s %12s %12s %12s\n", "million", "jobs/s", "peak RSS MB", "database MB",
+              "p99 submit ms");
+  for (long done = 0; done < total;) {
+    std::vector<boost::json::value> args(
+        static_cast<std::size_t>(std::min<long>(batch, total - done)), boost::json::value(1));
+    auto start = Clock::now();
+    pending.push_back(client.call_many("noop", args));
+    submit_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    done += static_cast<long>(args.size());
+    if (pending.size() > kInFlight) wait_oldest();
+    peak_rss = std::max(peak_rss, rss_kb(server_pid));
+    if (done % kMillion == 0 || done == total) {
+      while (!pending.empty()) wait_oldest();  // the million ran, not only went in
+      double seconds = std::chrono::duration<double>(Clock::now() - period_start).count();
+      std::sort(submit_ms.begin(), submit_ms.end());
+      long jobs = done % kMillion == 0 ? kMillion : done % kMillion;
+      std::printf("%8ld %10.0f %12.1f %12.1f %12.2f\n", (done + kMillion - 1) / kMillion,
+                  static_cast<double>(jobs) / seconds, static_cast<double>(peak_rss) / 1024,
+                  megabytes(database_bytes(db)), submit_ms[submit_ms.size() * 99 / 100]);
+      std::fflush(stdout);
+      submit_ms.clear();
+      peak_rss = 0;
+      period_start = Clock::now();
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -68,6 +141,10 @@ int main(int argc, char** argv) {
   if (mode == "worker" && argc == 3) return serve(std::atoi(argv[2]));
   if (mode == "submit" && argc == 4) return submit(std::atoi(argv[2]), std::atoi(argv[3]));
   if (mode == "latency" && argc == 3) return latency(std::atoi(argv[2]));
-  std::fprintf(stderr, "usage: server_bench worker THREADS | submit N BATCH | latency N\n");
+  if (mode == "soak" && argc == 6)
+    return soak(std::atol(argv[2]), std::atoi(argv[3]), argv[4], argv[5]);
+  std::fprintf(stderr,
+               "usage: server_bench worker THREADS | submit N BATCH | latency N | "
+               "soak N BATCH SERVER_PID DATABASE\n");
   return 2;
 }

@@ -463,6 +463,7 @@ class Server {
       std::string unsent;
       asio::steady_timer wake;
       bool overflowed = false;
+      bool gone = false;                        // the reader closed its end
       beast::tcp_stream* connection = nullptr;  // cut at once when overflowed, even mid-write
     };
     auto feed = std::make_shared<Feed>(
@@ -487,14 +488,29 @@ class Server {
       feed->wake.cancel();
     };
     std::uint64_t subscription = service_.subscribe(take);
+    // A reader sends nothing after its request: anything readable is its
+    // end of the connection. Noticed at once, not at the next write, so a
+    // stream nobody follows stops costing each event's delivery.
+    feed->connection->socket().async_wait(tcp::socket::wait_read,
+                                          [feed](const boost::system::error_code& problem) {
+                                            if (problem) return;
+                                            feed->gone = true;
+                                            feed->wake.cancel();
+                                          });
     // The named jobs' current states go out a slice at a time between
     // writes: many finished jobs with long outputs never pile up at once.
     std::vector<JobId> named = filter->ids.value_or(std::vector<JobId>());
     std::size_t sent = 0;
     for (;;) {
-      if (feed->overflowed) break;
-      while (sent < named.size() && feed->unsent.size() < kEventSlice)
-        service_.current(named[sent++], take);
+      if (feed->overflowed || feed->gone) break;
+      while (sent < named.size() && feed->unsent.size() < kEventSlice) {
+        constexpr std::size_t kIdsAtOnce = 128;
+        std::size_t end = std::min(named.size(), sent + kIdsAtOnce);
+        service_.current(std::vector<JobId>(named.begin() + static_cast<std::ptrdiff_t>(sent),
+                                            named.begin() + static_cast<std::ptrdiff_t>(end)),
+                         take);
+        sent = end;
+      }
       if (feed->unsent.empty()) {
         feed->wake.expires_after(std::chrono::seconds(15));
         auto waiting = feed->wake.async_wait(use_tuple);

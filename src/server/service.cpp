@@ -319,12 +319,37 @@ Service::Known Service::current(JobId id, const std::function<void(const JobEven
   }
   std::optional<store::StoredJob> stored = store_.read_job(id);
   if (!stored) return Known::no_such_job;
-  const store::JobRow& row = stored->row;
-  std::optional<Completion> last;
-  if (!stored->attempts.empty()) last = report_of(stored->attempts.back());
-  see(JobEvent{id, row.queue, state_named(row.state), &row.reason, stored->attempts.size(),
-               last ? &*last : nullptr});
+  see_stored(*stored, see);
   return Known::settled;
+}
+
+void Service::see_stored(const store::StoredJob& stored,
+                         const std::function<void(const JobEvent&)>& see) {
+  const store::JobRow& row = stored.row;
+  std::optional<Completion> last;
+  if (!stored.attempts.empty()) last = report_of(stored.attempts.back());
+  see(JobEvent{row.id, row.queue, state_named(row.state), &row.reason, stored.attempts.size(),
+               last ? &*last : nullptr});
+}
+
+void Service::current(const std::vector<JobId>& ids,
+                      const std::function<void(const JobEvent&)>& see) const {
+  for (std::size_t i = 0; i < ids.size();) {
+    if (scheduler_.find(ids[i]) || changing_.contains(ids[i])) {
+      current(ids[i++], see);
+      continue;
+    }
+    // A run of ended jobs close together: one read for all of them.
+    std::size_t end = i + 1;
+    while (end < ids.size() && ids[end] - ids[i] < 4 * (end - i + 1) &&
+           !scheduler_.find(ids[end]) && !changing_.contains(ids[end]))
+      ++end;
+    for (const store::StoredJob& stored : store_.read_jobs(ids[i], ids[end - 1]))
+      if (std::binary_search(ids.begin() + static_cast<std::ptrdiff_t>(i),
+                             ids.begin() + static_cast<std::ptrdiff_t>(end), stored.row.id))
+        see_stored(stored, see);
+    i = end;
+  }
 }
 
 void Service::count_change(std::string_view queue, std::optional<sched::State> from,

@@ -287,6 +287,10 @@ class Service {
   // durable (then its event is on its way to the subscribers).
   enum class Known { no_such_job, changing, settled };
   Known current(JobId id, const std::function<void(const JobEvent&)>& see) const;
+  // The same for many (ascending): those in memory one by one, the ended
+  // ones read from the store a range at a time. Unknown ids are skipped.
+  void current(const std::vector<JobId>& ids,
+               const std::function<void(const JobEvent&)>& see) const;
 
  private:
   // What the service keeps of a job beside the scheduler's state: small,
@@ -354,6 +358,8 @@ class Service {
     std::size_t attempts;
   };
   JobEvent event_of(const Changed& change) const;
+  static void see_stored(const store::StoredJob& stored,
+                         const std::function<void(const JobEvent&)>& see);
   void publish(const std::vector<Changed>& changes);
   // Events leave in the order their changes happened, each group once its
   // write committed (or at once, when there was nothing to write).

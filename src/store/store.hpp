@@ -173,6 +173,8 @@ class Store {
   // Reads of what is durable. Each call uses the calling thread's own
   // connection: one thread at a time per store (the server's event loop).
   virtual std::optional<StoredJob> read_job(std::uint64_t id) = 0;
+  // The kept jobs with ids from `first` to `last`, by id, with their attempts.
+  virtual std::vector<StoredJob> read_jobs(std::uint64_t first, std::uint64_t last) = 0;
   virtual ListPage list_jobs(const ListFilter& filter) = 0;
   // The kept job with this key.
   virtual std::optional<std::uint64_t> find_key(const std::string& key) = 0;
