@@ -1,7 +1,11 @@
 #include "run/command_template.hpp"
 
+#include <fmt/format.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 
 #include "run/inputs.hpp"
 
@@ -20,27 +24,122 @@ bool parse_digits(std::string_view text, int& value) {
   return value > 0;
 }
 
-std::string apply(std::string_view modifier, const std::string& value) {
-  if (modifier.empty()) return value;
-  auto slash = value.rfind('/');
-  auto strip_extension = [](std::string path) {
-    auto dot = path.rfind('.');
-    auto slash_in = path.rfind('/');
-    if (dot != std::string::npos && dot > 0 &&
-        (slash_in == std::string::npos || dot > slash_in + 1))
-      path.erase(dot);
-    return path;
-  };
-  std::string base = slash == std::string::npos ? value : value.substr(slash + 1);
-  if (modifier == ".") return strip_extension(value);
-  if (modifier == "/") return base;
-  if (modifier == "/.") return strip_extension(base);
-  // "//": the directory
+// The last path component's extension starts at its last dot, unless that
+// dot begins the name (.bashrc has none).
+std::string strip_extension(std::string path) {
+  auto dot = path.rfind('.');
+  auto slash = path.rfind('/');
+  std::size_t name_start = slash == std::string::npos ? 0 : slash + 1;
+  if (dot != std::string::npos && dot > name_start) path.erase(dot);
+  return path;
+}
+
+// basename(1): trailing slashes do not count; "/" stays "/".
+std::string base_name(const std::string& value) {
+  auto end = value.find_last_not_of('/');
+  if (end == std::string::npos) return value.empty() ? value : "/";
+  auto slash = value.rfind('/', end);
+  return value.substr(slash == std::string::npos ? 0 : slash + 1,
+                      end - (slash == std::string::npos ? 0 : slash + 1) + 1);
+}
+
+// dirname(1): "dir/" -> ".", "a/b" -> "a", "/x" -> "/", "x" -> ".".
+std::string dir_name(const std::string& value) {
+  auto end = value.find_last_not_of('/');
+  if (end == std::string::npos) return value.empty() ? "." : "/";
+  auto slash = value.rfind('/', end);
   if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : value.substr(0, slash);
+  auto last = value.find_last_not_of('/', slash);
+  return last == std::string::npos ? "/" : value.substr(0, last + 1);
+}
+
+std::string apply_modifier(std::string_view modifier, const std::string& value) {
+  if (modifier.empty()) return value;
+  if (modifier == ".") return strip_extension(value);
+  if (modifier == "/") return base_name(value);
+  if (modifier == "/.") return strip_extension(base_name(value));
+  return dir_name(value);  // "//"
+}
+
+bool has_control_character(const std::string& value) {
+  return std::any_of(value.begin(), value.end(), [](char c) {
+    auto byte = static_cast<unsigned char>(c);
+    return byte < 0x20 || byte == 0x7f;
+  });
+}
+
+// A printf format that prints `value` and then a dot (command substitution
+// would drop trailing newlines; the dot keeps them, and is removed after).
+std::string printf_format(const std::string& value) {
+  std::string format;
+  for (char c : value) {
+    auto byte = static_cast<unsigned char>(c);
+    if (c == '\\')
+      format += "\\\\";
+    else if (c == '%')
+      format += "%%";
+    else if (c == '\'')
+      format += "'\\''";
+    else if (byte < 0x20 || byte == 0x7f)
+      format += fmt::format("\\{:03o}", byte);
+    else
+      format += c;
+  }
+  return "'" + format + ".'";
+}
+
+// `ferry_N=$(printf '...'); ferry_N=${ferry_N%.}; ` for each word that needs it.
+std::string assign_with_printf(const std::string& name, const std::string& value) {
+  return fmt::format("{0}=$(printf {1}); {0}=${{{0}%.}}; ", name, printf_format(value));
+}
+
+bool is_shell_syntax(char c) {
+  return std::string_view(" \t\n;&|<>()$`\"'*?[]").find(c) != std::string_view::npos;
 }
 
 }  // namespace
+
+std::string command_line_for_sh(const std::vector<std::string>& argv) {
+  std::string assignments, words;
+  int variables = 0;
+  for (const std::string& word : argv) {
+    if (!words.empty()) words += ' ';
+    if (!has_control_character(word)) {
+      words += shell_quote(word);
+      continue;
+    }
+    std::string name = "ferry_" + std::to_string(++variables);
+    assignments += assign_with_printf(name, word);
+    words += "\"$" + name + "\"";
+  }
+  return assignments + words;
+}
+
+std::string script_line_for_sh(const std::string& script) {
+  if (!has_control_character(script)) return script;
+  return assign_with_printf("ferry_script", script) + "eval \"$ferry_script\"";
+}
+
+std::optional<std::string> shell_hint(const std::vector<std::string>& words) {
+  if (words.size() != 1) return std::nullopt;
+  const std::string& word = words[0];
+  if (std::none_of(word.begin(), word.end(), is_shell_syntax)) return std::nullopt;
+  if (word.find('/') != std::string::npos) {
+    if (::access(word.c_str(), X_OK) == 0) return std::nullopt;
+  } else if (const char* path = std::getenv("PATH")) {
+    std::string_view dirs = path;
+    while (!dirs.empty()) {
+      auto colon = dirs.find(':');
+      std::string dir(dirs.substr(0, colon));
+      if (::access(((dir.empty() ? "." : dir) + "/" + word).c_str(), X_OK) == 0)
+        return std::nullopt;
+      dirs = colon == std::string_view::npos ? std::string_view() : dirs.substr(colon + 1);
+    }
+  }
+  return "'" + word +
+         "' is one word, taken as the name of a program, and no such program exists; "
+         "to run it as a shell command, add --shell";
+}
 
 std::string shell_quote(const std::string& value) {
   bool plain = !value.empty() && std::all_of(value.begin(), value.end(), [](char c) {
@@ -64,7 +163,7 @@ CommandTemplate::CommandTemplate(const std::vector<std::string>& words, bool she
     inputs_are_commands_ = true;
     return;
   }
-  bool has_argument = false;
+  bool has_replacement = false;
   for (const std::string& word : words) {
     Word& pieces = words_.emplace_back();
     auto add_text = [&](std::string_view text) {
@@ -81,24 +180,33 @@ CommandTemplate::CommandTemplate(const std::vector<std::string>& words, bool she
       }
       add_text(std::string_view(word).substr(i, open - i));
       std::string_view inside = std::string_view(word).substr(open + 1, close - open - 1);
+      if (inside.size() >= 2 && inside.front() == '=' &&
+          word.find("=}", open + 2) != std::string::npos)
+        throw UsageError(
+            "{=...=} is a Perl expression in GNU parallel; ferry runs no Perl: use --shell and "
+            "the shell's own forms, like ${x%.*}");
       Piece piece;
       if (inside == "#") {
         piece.kind = Piece::Kind::seq;
       } else if (inside == "%") {
         piece.kind = Piece::Kind::slot;
       } else {
+        bool from_end = !inside.empty() && inside[0] == '-';
+        std::string_view rest = inside.substr(from_end ? 1 : 0);
         std::size_t digits = 0;
-        while (digits < inside.size() && std::isdigit(static_cast<unsigned char>(inside[digits])))
+        while (digits < rest.size() && std::isdigit(static_cast<unsigned char>(rest[digits])))
           ++digits;
-        std::string_view modifier = inside.substr(digits);
+        std::string_view modifier = rest.substr(digits);
         bool known = std::find(std::begin(kModifiers), std::end(kModifiers), modifier) !=
                      std::end(kModifiers);
-        if (known && (digits == 0 || parse_digits(inside.substr(0, digits), piece.group))) {
+        if (known &&
+            (digits == 0 ? !from_end : parse_digits(rest.substr(0, digits), piece.group))) {
           piece.kind = Piece::Kind::argument;
           piece.modifier = modifier;
-          has_argument = true;
+          if (from_end) piece.group = -piece.group;
         }
       }
+      if (piece.kind != Piece::Kind::text) has_replacement = true;
       if (piece.kind == Piece::Kind::text)
         add_text(std::string_view(word).substr(open, close - open + 1));
       else
@@ -106,7 +214,7 @@ CommandTemplate::CommandTemplate(const std::vector<std::string>& words, bool she
       i = close + 1;
     }
   }
-  append_arguments_ = !has_argument;
+  append_arguments_ = !has_replacement;
 }
 
 std::string CommandTemplate::expand(const Word& word, const std::vector<std::string>& args,
@@ -125,16 +233,18 @@ std::string CommandTemplate::expand(const Word& word, const std::vector<std::str
         out += std::to_string(slot);
         break;
       case Piece::Kind::argument:
-        if (piece.group > 0) {
-          if (static_cast<std::size_t>(piece.group) > args.size())
+        if (piece.group != 0) {
+          auto count = static_cast<int>(args.size());
+          int index = piece.group > 0 ? piece.group - 1 : count + piece.group;
+          if (index < 0 || index >= count)
             throw UsageError("{" + std::to_string(piece.group) + "} refers to input group " +
                              std::to_string(piece.group) + ", but there are only " +
                              std::to_string(args.size()));
-          out += quote(apply(piece.modifier, args[static_cast<std::size_t>(piece.group) - 1]));
+          out += quote(apply_modifier(piece.modifier, args[static_cast<std::size_t>(index)]));
         } else {
           for (std::size_t i = 0; i < args.size(); ++i) {
             if (i) out += ' ';
-            out += quote(apply(piece.modifier, args[i]));
+            out += quote(apply_modifier(piece.modifier, args[i]));
           }
         }
         break;
@@ -149,7 +259,7 @@ CommandTemplate::Rendered CommandTemplate::render(const std::vector<std::string>
   if (inputs_are_commands_) {
     std::string script;
     for (std::size_t i = 0; i < args.size(); ++i) script += (i ? " " : "") + args[i];
-    rendered.display = script;
+    rendered.display = script_line_for_sh(script);
     rendered.argv = {"/bin/sh", "-c", std::move(script)};
     return rendered;
   }
@@ -161,11 +271,10 @@ CommandTemplate::Rendered CommandTemplate::render(const std::vector<std::string>
   if (shell_) {
     std::string script;
     for (std::size_t i = 0; i < words.size(); ++i) script += (i ? " " : "") + words[i];
-    rendered.display = script;
+    rendered.display = script_line_for_sh(script);
     rendered.argv = {"/bin/sh", "-c", std::move(script)};
   } else {
-    for (std::size_t i = 0; i < words.size(); ++i)
-      rendered.display += (i ? " " : "") + shell_quote(words[i]);
+    rendered.display = command_line_for_sh(words);
     rendered.argv = std::move(words);
   }
   return rendered;
