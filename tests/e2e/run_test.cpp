@@ -463,3 +463,83 @@ TEST(FerryRunExact, HelpSaysWhatAShellInTheCommandInterprets) {
 
 }  // namespace
 }  // namespace ferry::e2e
+
+// The same flag means the same as in GNU parallel.
+namespace ferry::e2e {
+namespace {
+
+TEST(FerryRunSameMeaning, RetriesCountsAttemptsInAllAndZeroMeansUntilSuccess) {
+  TempDir dir;
+  auto r = run_ferry({"run", "--retries", "3", "--joblog", "log", "false", ":::", "x"}, dir);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(joblog_rows(dir / "log").size(), 3u);
+  // Succeeds at the 5th attempt.
+  std::string flaky = "echo {} >> tries; [ $(wc -l < tries) -ge 5 ]";
+  r = run_ferry({"run", "--retries", "0", "--joblog", "log", "--shell", flaky, ":::", "x"}, dir);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(joblog_rows(dir / "log").size(), 5u);
+}
+
+TEST(FerryRunSameMeaning, ResumeSkipsEveryLoggedJobResumeFailedRerunsFailures) {
+  TempDir dir;
+  std::string log = std::string(run::kJoblogHeader) +
+                    "\n1\t:\t1\t0.1\t0\t2\t0\t0\techo a\n2\t:\t1\t0.1\t0\t2\t1\t0\techo b\n";
+  std::ofstream(dir / "log") << log;
+  auto r = run_ferry({"run", "--resume", "--joblog", "log", "echo", ":::", "a", "b", "c"}, dir);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "c\n");
+  std::ofstream(dir / "log") << log;
+  r = run_ferry({"run", "-k", "--resume-failed", "--joblog", "log", "echo", ":::", "a", "b", "c"},
+                dir);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "b\nc\n");
+}
+
+TEST(FerryRunSameMeaning, AnyReplacementStringStopsAppending) {
+  TempDir dir;
+  auto r = run_ferry({"run", "-k", "echo", "{#}", ":::", "A", "B", "C"}, dir);
+  EXPECT_EQ(r.out, "1\n2\n3\n");
+  r = run_ferry({"run", "-j", "1", "echo", "slot", "{%}", ":::", "A"}, dir);
+  EXPECT_EQ(r.out, "slot 1\n");
+}
+
+TEST(FerryRunSameMeaning, PathReplacementEdgeCasesAsDocumented) {
+  TempDir dir;
+  auto r = run_ferry({"run", "-k", "echo", "{.}", "{//}", "{/}", ":::", ".bashrc", "dir/"}, dir);
+  EXPECT_EQ(r.out, ".bashrc . .bashrc\ndir/ . dir\n");
+}
+
+TEST(FerryRunSameMeaning, HaltTakesParallelsForms) {
+  TempDir dir;
+  auto r = run_ferry({"run", "-j", "1", "--halt", "2", "--shell", "exit {}", ":::", "0", "4", "0"},
+                     dir);
+  EXPECT_EQ(r.exit_code, 4) << r.err;  // now,fail=1: the failed job's status
+  r = run_ferry({"run", "-j", "1", "--halt", "soon,success=1", "--shell", "echo {}; exit {}", ":::",
+                 "3", "0", "5"},
+                dir);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "3\n0\n");
+  r = run_ferry({"run", "-j", "1", "--halt", "now,done=1", "--shell", "exit {}", ":::", "7", "0"},
+                dir);
+  EXPECT_EQ(r.exit_code, 7) << r.err;
+}
+
+TEST(FerryRunSameMeaning, AOneWordShellCommandGetsTheShellHintOnce) {
+  TempDir dir;
+  auto r = run_ferry({"run", "touch ran {} && echo done", ":::", "a", "b", "c"}, dir);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(lines_of(r.err).size(), 1u) << r.err;
+  EXPECT_NE(r.err.find("--shell"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "ran"));
+}
+
+TEST(FerryRunSameMeaning, PerlExpressionsAreRefused) {
+  TempDir dir;
+  auto r = run_ferry({"run", "touch", "{=s/a/b/=}", ":::", "a"}, dir);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("Perl"), std::string::npos) << r.err;
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
+}  // namespace
+}  // namespace ferry::e2e
