@@ -157,8 +157,11 @@ std::string shell_quote(const std::string& value) {
   return quoted + "'";
 }
 
-CommandTemplate::CommandTemplate(const std::vector<std::string>& words, bool shell)
-    : shell_(shell) {
+CommandTemplate::CommandTemplate(const std::vector<std::string>& words, bool shell,
+                                 const TemplateOptions& options)
+    : shell_(shell),
+      context_replace_(options.context_replace),
+      missing_is_empty_(options.missing_is_empty) {
   if (words.empty()) {
     inputs_are_commands_ = true;
     return;
@@ -173,6 +176,18 @@ CommandTemplate::CommandTemplate(const std::vector<std::string>& words, bool she
     std::size_t i = 0;
     while (i < word.size()) {
       std::size_t open = word.find('{', i);
+      // -I STR: STR is {}, wherever it appears (and {} is then plain text).
+      std::size_t custom =
+          options.replace.empty() ? std::string::npos : word.find(options.replace, i);
+      if (custom != std::string::npos && (open == std::string::npos || custom <= open)) {
+        add_text(std::string_view(word).substr(i, custom - i));
+        Piece all;
+        all.kind = Piece::Kind::argument;
+        pieces.push_back(all);
+        has_replacement = true;
+        i = custom + options.replace.size();
+        continue;
+      }
       std::size_t close = open == std::string::npos ? open : word.find('}', open);
       if (close == std::string::npos) {
         add_text(std::string_view(word).substr(i));
@@ -186,11 +201,15 @@ CommandTemplate::CommandTemplate(const std::vector<std::string>& words, bool she
             "{=...=} is a Perl expression in GNU parallel; ferry runs no Perl: use --shell and "
             "the shell's own forms, like ${x%.*}");
       Piece piece;
+      auto named = std::find(options.column_names.begin(), options.column_names.end(), inside);
       if (inside == "#") {
         piece.kind = Piece::Kind::seq;
       } else if (inside == "%") {
         piece.kind = Piece::Kind::slot;
-      } else {
+      } else if (!inside.empty() && named != options.column_names.end()) {
+        piece.kind = Piece::Kind::argument;  // --header: {name} is that column
+        piece.group = static_cast<int>(named - options.column_names.begin()) + 1;
+      } else if (!(inside.empty() && !options.replace.empty())) {
         bool from_end = !inside.empty() && inside[0] == '-';
         std::string_view rest = inside.substr(from_end ? 1 : 0);
         std::size_t digits = 0;
@@ -217,40 +236,72 @@ CommandTemplate::CommandTemplate(const std::vector<std::string>& words, bool she
   append_arguments_ = !has_replacement;
 }
 
-std::string CommandTemplate::expand(const Word& word, const std::vector<std::string>& args,
-                                    std::uint64_t seq, int slot) const {
-  std::string out;
+// A word becomes one or more words: {} with several values splits the word
+// the way a shell splits `pre-{}-post` with {} = `a b` (pre-a, b-post), or
+// with -X repeats the whole word for each value (pre-a-post, pre-b-post).
+void CommandTemplate::expand(const Word& word, const std::vector<std::string>& args,
+                             std::uint64_t seq, int slot, std::vector<std::string>& out) const {
   auto quote = [&](const std::string& value) { return shell_ ? shell_quote(value) : value; };
-  for (const Piece& piece : word) {
-    switch (piece.kind) {
-      case Piece::Kind::text:
-        out += piece.text;
-        break;
-      case Piece::Kind::seq:
-        out += std::to_string(seq);
-        break;
-      case Piece::Kind::slot:
-        out += std::to_string(slot);
-        break;
-      case Piece::Kind::argument:
-        if (piece.group != 0) {
-          auto count = static_cast<int>(args.size());
-          int index = piece.group > 0 ? piece.group - 1 : count + piece.group;
-          if (index < 0 || index >= count)
-            throw UsageError("{" + std::to_string(piece.group) + "} refers to input group " +
-                             std::to_string(piece.group) + ", but there are only " +
-                             std::to_string(args.size()));
-          out += quote(apply_modifier(piece.modifier, args[static_cast<std::size_t>(index)]));
-        } else {
-          for (std::size_t i = 0; i < args.size(); ++i) {
-            if (i) out += ' ';
-            out += quote(apply_modifier(piece.modifier, args[i]));
+  auto render = [&](const std::vector<std::string>* only) {
+    std::vector<std::string> words(1);
+    for (const Piece& piece : word) {
+      switch (piece.kind) {
+        case Piece::Kind::text:
+          words.back() += piece.text;
+          break;
+        case Piece::Kind::seq:
+          words.back() += std::to_string(seq);
+          break;
+        case Piece::Kind::slot:
+          words.back() += std::to_string(slot);
+          break;
+        case Piece::Kind::argument:
+          if (piece.group != 0) {
+            auto count = static_cast<int>(args.size());
+            int index = piece.group > 0 ? piece.group - 1 : count + piece.group;
+            if ((index < 0 || index >= count) && missing_is_empty_) break;
+            if (index < 0 || index >= count)
+              throw UsageError("{" + std::to_string(piece.group) + "} refers to input " +
+                               std::to_string(piece.group) + ", but there are only " +
+                               std::to_string(args.size()));
+            words.back() +=
+                quote(apply_modifier(piece.modifier, args[static_cast<std::size_t>(index)]));
+          } else {
+            const std::vector<std::string>& values = only ? *only : args;
+            for (std::size_t i = 0; i < values.size(); ++i) {
+              std::string value = quote(apply_modifier(piece.modifier, values[i]));
+              if (i == 0)
+                words.back() += value;
+              else if (shell_)
+                words.back() += " " + value;  // the shell splits it
+              else
+                words.push_back(std::move(value));
+            }
           }
-        }
-        break;
+          break;
+      }
     }
+    return words;
+  };
+  bool has_all = std::any_of(word.begin(), word.end(), [](const Piece& piece) {
+    return piece.kind == Piece::Kind::argument && piece.group == 0;
+  });
+  if (context_replace_ && has_all && args.size() > 1) {
+    std::string joined;
+    for (const std::string& value : args) {
+      std::vector<std::string> one{value};
+      for (std::string& rendered : render(&one)) {
+        if (shell_) {
+          joined += (joined.empty() ? "" : " ") + rendered;
+        } else {
+          out.push_back(std::move(rendered));
+        }
+      }
+    }
+    if (shell_) out.push_back(std::move(joined));
+    return;
   }
-  return out;
+  for (std::string& rendered : render(nullptr)) out.push_back(std::move(rendered));
 }
 
 CommandTemplate::Rendered CommandTemplate::render(const std::vector<std::string>& args,
@@ -264,7 +315,7 @@ CommandTemplate::Rendered CommandTemplate::render(const std::vector<std::string>
     return rendered;
   }
   std::vector<std::string> words;
-  for (const Word& word : words_) words.push_back(expand(word, args, seq, slot));
+  for (const Word& word : words_) expand(word, args, seq, slot, words);
   if (append_arguments_)
     for (const std::string& arg : args) words.push_back(shell_ ? shell_quote(arg) : arg);
 

@@ -1,7 +1,7 @@
 // CommandTemplate — turns a command with placeholders into one job's command.
 //
 // Placeholders, as in GNU parallel:
-//   {}    all arguments of the row, joined by spaces    {N}   the N-th group's argument
+//   {}    all arguments of the row, one word each         {N}   the N-th group's argument
 //   {.}   without extension   {/} basename   {//} dirname   {/.} basename without extension
 //         (these modifiers also follow N: {2/.})
 //   {#}   the job's sequence number (1-based)            {%}   its slot (1..jobs)
@@ -42,9 +42,17 @@ std::string script_line_for_sh(const std::string& script);
 // ('gzip -9 {} && echo done'), the message that says to add --shell.
 std::optional<std::string> shell_hint(const std::vector<std::string>& words);
 
+struct TemplateOptions {
+  std::string replace;                    // -I STR: STR stands for {} (and {} is plain text)
+  bool context_replace = false;           // -X: a word with {} repeats for each argument
+  std::vector<std::string> column_names;  // --header: {name} is the column of that name
+  bool missing_is_empty = false;          // -N: {3} of a last job with two inputs is empty
+};
+
 class CommandTemplate {
  public:
-  CommandTemplate(const std::vector<std::string>& words, bool shell);
+  CommandTemplate(const std::vector<std::string>& words, bool shell,
+                  const TemplateOptions& options = {});
 
   struct Rendered {
     std::vector<std::string> argv;  // ready for exec
@@ -61,11 +69,13 @@ class CommandTemplate {
   };
   using Word = std::vector<Piece>;
 
-  std::string expand(const Word& word, const std::vector<std::string>& args, std::uint64_t seq,
-                     int slot) const;
+  void expand(const Word& word, const std::vector<std::string>& args, std::uint64_t seq, int slot,
+              std::vector<std::string>& out) const;
 
   std::vector<Word> words_;
   bool shell_ = false;
+  bool context_replace_ = false;
+  bool missing_is_empty_ = false;
   bool inputs_are_commands_ = false;
   bool append_arguments_ = false;
 };

@@ -49,7 +49,24 @@ TEST(CommandTemplate, PerlExpressionsAreRefused) {
 
 TEST(CommandTemplate, PositionalSeqAndSlot) {
   CommandTemplate t({"run", "{2}-{1}", "{#}", "{%}", "{}"}, false);
-  EXPECT_EQ(t.render({"a", "b"}, 7, 3).argv, (Strings{"run", "b-a", "7", "3", "a b"}));
+  EXPECT_EQ(t.render({"a", "b"}, 7, 3).argv, (Strings{"run", "b-a", "7", "3", "a", "b"}));
+}
+
+// {} with several values makes words as a shell splits `pre-{}-post`, as in
+// GNU parallel; -X repeats the word instead; -I names another {}.
+TEST(CommandTemplate, SeveralValuesContextReplaceAndOtherNames) {
+  EXPECT_EQ(CommandTemplate({"echo", "pre-{}-post"}, false).render({"a", "b"}, 1, 1).argv,
+            (Strings{"echo", "pre-a", "b-post"}));
+  EXPECT_EQ(CommandTemplate({"echo", "pre-{}-post"}, false, {.context_replace = true})
+                .render({"a", "b"}, 1, 1)
+                .argv,
+            (Strings{"echo", "pre-a-post", "pre-b-post"}));
+  EXPECT_EQ(CommandTemplate({"echo", "XX-{}"}, false, {.replace = "XX"}).render({"a"}, 1, 1).argv,
+            (Strings{"echo", "a-{}"}));
+  EXPECT_EQ(CommandTemplate({"echo", "{h2}{h1}"}, false, {.column_names = {"h1", "h2"}})
+                .render({"1", "2"}, 1, 1)
+                .argv,
+            (Strings{"echo", "21"}));
 }
 
 TEST(CommandTemplate, PathModifiers) {

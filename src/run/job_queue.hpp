@@ -18,6 +18,7 @@ struct PendingJob {
   std::uint64_t seq = 0;  // the input's position, 1-based
   int attempts = 0;       // attempts made so far
   std::vector<std::string> args;
+  std::optional<std::string> stdin_data;  // --pipe: the job's block of input
 };
 
 class JobQueue {

@@ -1,5 +1,7 @@
 #include "run/options.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -44,6 +46,66 @@ char parse_delimiter(const std::string& text) {
   throw UsageError("-d takes one character or \\n, \\t, \\r, \\0, \\\\ (not '" + text + "')");
 }
 
+// 1k, 10M, 2G (powers of 1024, as parallel reads them), or bytes.
+std::uint64_t parse_size(const std::string& option, const std::string& text) {
+  std::string number = text;
+  std::uint64_t unit = 1;
+  if (!number.empty()) {
+    switch (number.back()) {
+      case 'k':
+      case 'K':
+        unit = 1ull << 10;
+        break;
+      case 'm':
+      case 'M':
+        unit = 1ull << 20;
+        break;
+      case 'g':
+      case 'G':
+        unit = 1ull << 30;
+        break;
+      case 't':
+      case 'T':
+        unit = 1ull << 40;
+        break;
+    }
+    if (unit != 1) number.pop_back();
+  }
+  double value = 0;
+  auto [end, error] = std::from_chars(number.data(), number.data() + number.size(), value);
+  if (number.empty() || error != std::errc() || end != number.data() + number.size() ||
+      !std::isfinite(value) || value < 0 || value * static_cast<double>(unit) > 1e15)
+    throw UsageError(option + " takes a size like 100M or 2G (not '" + text + "')");
+  return static_cast<std::uint64_t>(value * static_cast<double>(unit));
+}
+
+// parallel's --termseq TERM,200,TERM,100,KILL,25: ferry sends SIGTERM, then
+// SIGKILL after the milliseconds before the KILL.
+milliseconds parse_termseq(const std::string& text) {
+  std::vector<std::string> parts;
+  for (std::size_t start = 0;;) {
+    auto comma = text.find(',', start);
+    parts.push_back(text.substr(start, comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  const char* usage = "--termseq takes TERM,ms,...,KILL,ms (ferry sends SIGTERM, then SIGKILL)";
+  if (parts.size() < 2 || parts.size() % 2 || parts[0] != "TERM" ||
+      parts[parts.size() - 2] != "KILL")
+    throw UsageError(usage);
+  long long total = 0;
+  for (std::size_t i = 0; i + 1 < parts.size(); i += 2) {
+    int wait = parse_count("--termseq", parts[i + 1], 0, 3'600'000);
+    if (parts[i] == "KILL") {
+      if (i + 2 != parts.size()) throw UsageError(usage);
+      break;
+    }
+    if (parts[i] != "TERM") throw UsageError(usage);
+    total += wait;
+  }
+  return milliseconds(std::max(total, 1LL));
+}
+
 struct Option {
   std::vector<std::string_view> names;
   bool takes_value;
@@ -64,6 +126,9 @@ const std::vector<Refused>& refused_options() {
        "(ferry map)"},
       {{"--semaphore", "--sem", "--fg", "--bg"}, "has no semaphore mode"},
       {{"--plus"}, "has no --plus replacement strings"},
+      {{"--files", "--files0"}, "prints output, not file names: use --results DIR"},
+      {{"--cat", "--fifo"}, "gives jobs their input on stdin with --pipe, not as files"},
+      {{"--roundrobin", "--round-robin"}, "starts one job per --pipe block"},
       {{"--env", "--record-env", "--session"},
        "passes ferry's whole environment to every job already"},
       {{"--sql", "--sqlmaster", "--sqlworker", "--sqlandworker"}, "has no SQL queue"},
@@ -87,7 +152,15 @@ const std::vector<Option>& options() {
   static const std::vector<Option> all = {
       {{"-j", "--jobs", "-P", "--max-procs"},
        true,
-       [](O& o, const std::string&, const std::string& v) { o.jobs = parse_jobs(v, o.jobs); }},
+       [](O& o, const std::string&, const std::string& v) {
+         o.jobs_file.clear();
+         try {
+           o.jobs = parse_jobs(v, o.jobs);
+         } catch (const UsageError&) {
+           if (::access(v.c_str(), R_OK) != 0) throw;
+           o.jobs_file = v;  // -j FILE: read as the run goes, so it can be changed
+         }
+       }},
       {{"--shell"}, false, [](O& o, const std::string&, const std::string&) { o.shell = true; }},
       {{"-q", "--quote"}, false, [](O&, const std::string&, const std::string&) {}},
       {{"--retries"},
@@ -103,8 +176,19 @@ const std::vector<Option>& options() {
       {{"--timeout"},
        true,
        [](O& o, const std::string& n, const std::string& v) {
-         o.timeout = parse_seconds(n, v, true);
+         if (!v.empty() && v.back() == '%') {  // of the median runtime so far
+           o.timeout_percent =
+               static_cast<double>(parse_seconds(n, v.substr(0, v.size() - 1), true).count()) /
+               1000;
+           o.timeout = milliseconds(0);
+         } else {
+           o.timeout = parse_seconds(n, v, true);
+           o.timeout_percent = 0;
+         }
        }},
+      {{"--termseq"},
+       true,
+       [](O& o, const std::string&, const std::string& v) { o.kill_grace = parse_termseq(v); }},
       {{"--kill-grace"},
        true,
        [](O& o, const std::string& n, const std::string& v) {
@@ -171,6 +255,83 @@ const std::vector<Option>& options() {
       {{"--tmpdir", "--tempdir"},
        true,
        [](O& o, const std::string&, const std::string& v) { o.tmpdir = v; }},
+      {{"-I"},
+       true,
+       [](O& o, const std::string& n, const std::string& v) {
+         if (v.empty()) throw UsageError(n + " needs a replacement string, like -I XX");
+         o.replace = v;
+       }},
+      {{"-N", "-n", "--max-args", "-L", "--max-lines"},
+       true,
+       [](O& o, const std::string& n, const std::string& v) {
+         o.args_per_job = parse_count(n, v, 1, 100'000);
+       }},
+      {{"-m"}, false, [](O& o, const std::string&, const std::string&) { o.fill_jobs = true; }},
+      {{"-X", "--xargs"},
+       false,
+       [](O& o, const std::string& n, const std::string&) {
+         o.fill_jobs = true;
+         o.context_replace = n == "-X";
+       }},
+      {{"--colsep", "-C"},
+       true,
+       [](O& o, const std::string& n, const std::string& v) {
+         if (v.empty()) throw UsageError(n + " needs a separator (a regular expression)");
+         o.colsep = v;
+       }},
+      {{"--header"},
+       true,
+       [](O& o, const std::string& n, const std::string& v) {
+         if (v != ":" && v != ".*")
+           throw UsageError(n + " takes : (the first line names the columns), not '" + v + "'");
+         o.header = true;
+       }},
+      {{"--tag"}, false, [](O& o, const std::string&, const std::string&) { o.tag = true; }},
+      {{"--tagstring"},
+       true,
+       [](O& o, const std::string&, const std::string& v) {
+         o.tag = true;
+         o.tagstring = v;
+       }},
+      {{"--results", "--res"},
+       true,
+       [](O& o, const std::string& n, const std::string& v) {
+         if (v.empty()) throw UsageError(n + " needs a directory");
+         o.results = v;
+       }},
+      {{"--delay"},
+       true,
+       [](O& o, const std::string& n, const std::string& v) {
+         o.delay = parse_seconds(n, v, false);
+       }},
+      {{"--shuf"}, false, [](O& o, const std::string&, const std::string&) { o.shuffle = true; }},
+      {{"--nice"},
+       true,
+       [](O& o, const std::string& n, const std::string& v) {
+         o.nice = parse_count(n, v, -20, 19);
+       }},
+      {{"--memfree"},
+       true,
+       [](O& o, const std::string& n, const std::string& v) { o.memfree = parse_size(n, v); }},
+      {{"--load"},
+       true,
+       [](O& o, const std::string& n, const std::string& v) {
+         o.max_load = static_cast<double>(parse_seconds(n, v, true).count()) / 1000;
+       }},
+      {{"--pipe", "--spreadstdin"},
+       false,
+       [](O& o, const std::string&, const std::string&) { o.pipe = true; }},
+      {{"--block", "--block-size"},
+       true,
+       [](O& o, const std::string& n, const std::string& v) {
+         std::uint64_t size = parse_size(n, v);
+         if (size == 0 || size > (1u << 30)) throw UsageError(n + " takes 1 byte to 1G");
+         o.block = static_cast<std::size_t>(size);
+       }},
+      {{"--recstart"},
+       true,
+       [](O& o, const std::string&, const std::string& v) { o.recstart = v; }},
+      {{"--recend"}, true, [](O& o, const std::string&, const std::string& v) { o.recend = v; }},
       {{"-h", "--help"},
        false,
        [](O& o, const std::string&, const std::string&) { o.help = true; }},

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,32 @@ struct RunOptions {
   bool dry_run = false;
   std::string tmpdir;  // for output spooled to disk; default $TMPDIR or /tmp
   bool help = false;
+
+  // Several inputs per job.
+  std::string replace;           // -I STR: another name for {}
+  int args_per_job = 0;          // -N/-n: that many inputs per job; 0: one
+  bool fill_jobs = false;        // -m/-X: as many as fit, spread over the slots
+  bool context_replace = false;  // -X
+  // Columns.
+  std::string colsep;   // --colsep REGEX: an input line's columns are {1} {2} ...
+  bool header = false;  // --header: the first input line names the columns, {name}
+  // Output.
+  bool tag = false;       // --tag: each output line starts with the arguments and a tab
+  std::string tagstring;  // --tagstring STR: ... with STR (replacement strings allowed)
+  std::string results;    // --results DIR: each job's stdout, stderr and seq in files
+  // Starting jobs.
+  std::chrono::milliseconds delay{0};  // --delay: between two job starts
+  bool shuffle = false;                // --shuf: run the inputs in random order
+  int nice = 0;                        // --nice: niceness of ferry and every job
+  double timeout_percent = 0;          // --timeout N%: of the median runtime so far
+  std::uint64_t memfree = 0;           // --memfree: start no job with less memory available
+  double max_load = 0;                 // --load: start no job while the load is higher
+  std::string jobs_file;               // -j FILE: the number of slots, read again as it changes
+  // --pipe: stdin cut into blocks of records, each a job's stdin.
+  bool pipe = false;
+  std::size_t block = 1 << 20;
+  std::string recstart;
+  std::string recend = "\n";
 };
 
 // Parses the words after `ferry run`. Throws UsageError.

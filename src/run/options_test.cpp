@@ -33,7 +33,7 @@ TEST(RunOptions, ArgFilesComeBeforeTheGroupsAndLinkPairsThem) {
 }
 
 TEST(RunOptions, MistakesAreOneLine) {
-  for (Strings bad : std::vector<Strings>{{"--timeout", "200%"},
+  for (Strings bad : std::vector<Strings>{{"--timeout", "-5%"},
                                           {"--timeout", "0"},
                                           {"--retries", "-1"},
                                           {"--retries", "1e999"},

@@ -35,10 +35,11 @@ OutputOrder::Entry& OutputOrder::entry(std::uint64_t seq) {
   return it->second;
 }
 
-void OutputOrder::started(std::uint64_t seq, bool final) {
+void OutputOrder::started(std::uint64_t seq, bool final, std::string tag) {
   entries_.erase(seq);
   Entry& started = entry(seq);
   started.final = final;
+  started.tag = std::move(tag);
   if (!final) return;
   if (keep_order_ ? seq == next_to_print_ : mode_ == Mode::line) go_live(started);
 }
@@ -65,8 +66,27 @@ void OutputOrder::write_lines(Spool& partial, Stream stream, std::string_view da
   partial.append(data.substr(last_newline + 1));
 }
 
+std::string OutputOrder::tagged(Entry& target, Stream stream, std::string_view data) {
+  std::string out;
+  bool& at_start = target.at_line_start[stream == Stream::out ? 0 : 1];
+  while (!data.empty()) {
+    if (at_start) out += target.tag;
+    std::size_t newline = data.find('\n');
+    std::size_t length = newline == std::string_view::npos ? data.size() : newline + 1;
+    out.append(data.substr(0, length));
+    at_start = newline != std::string_view::npos;
+    data.remove_prefix(length);
+  }
+  return out;
+}
+
 void OutputOrder::output(std::uint64_t seq, Stream stream, std::string_view data) {
   Entry& target = entry(seq);
+  std::string with_tags;
+  if (!target.tag.empty()) {
+    with_tags = tagged(target, stream, data);
+    data = with_tags;
+  }
   Spool& spool = stream == Stream::out ? target.out : target.err;
   if (!target.live || (mode_ == Mode::group && stream == Stream::err)) {
     spool.append(data);

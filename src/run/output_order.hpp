@@ -48,7 +48,8 @@ class OutputOrder {
   OutputOrder(Mode mode, bool keep_order, OutputStreams& streams, SpoolBudget& budget);
 
   // An attempt of job `seq` started; `final` when no retry can follow it.
-  void started(std::uint64_t seq, bool final);
+  // A `tag` starts each line of its output (--tag).
+  void started(std::uint64_t seq, bool final, std::string tag = "");
   void output(std::uint64_t seq, exec::Stream stream, std::string_view data);
   // The attempt ended. A final one prints its output (then `note`, on
   // stderr); any other drops it, as its job runs again.
@@ -69,7 +70,10 @@ class OutputOrder {
     bool running = true;
     bool final = false;
     bool live = false;  // writing straight to the streams
+    std::string tag;
+    bool at_line_start[2] = {true, true};  // [stream]: the next byte begins a line
   };
+  static std::string tagged(Entry& entry, exec::Stream stream, std::string_view data);
   Entry& entry(std::uint64_t seq);
   void print(Entry& entry);
   void advance();

@@ -103,3 +103,20 @@ TEST_F(OutputOrderTest, LineModeWritesWholeLinesOnly) {
 
 }  // namespace
 }  // namespace ferry::run
+
+namespace ferry::run {
+namespace {
+
+TEST_F(OutputOrderTest, TagsStartEveryLine) {
+  OutputOrder order(OutputOrder::Mode::group, false, *streams_, budget_);
+  order.started(1, true, "a\t");
+  order.output(1, Stream::out, "x\ny");
+  order.output(1, Stream::out, "z\n");
+  order.output(1, Stream::err, "e\n");
+  order.ended(1, true, "");
+  EXPECT_EQ(read("out"), "a\tx\na\tyz\n");
+  EXPECT_EQ(read("err"), "a\te\n");
+}
+
+}  // namespace
+}  // namespace ferry::run

@@ -7,16 +7,28 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <optional>
+#include <random>
+#include <regex>
 #include <set>
 #include <unordered_map>
+#include <utility>
 
 #include "exec/process_set.hpp"
 #include "exec/signal_watch.hpp"
+#include "run/blocks.hpp"
 #include "run/command_template.hpp"
 #include "run/job_queue.hpp"
 #include "run/joblog.hpp"
@@ -56,6 +68,50 @@ double epoch_seconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// MemAvailable from /proc/meminfo, in bytes; 0 when unknown.
+std::uint64_t memory_available() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  std::uint64_t kilobytes = 0;
+  std::string unit;
+  while (meminfo >> key >> kilobytes >> unit)
+    if (key == "MemAvailable:") return kilobytes * 1024;
+  return 0;
+}
+
+// A --results path component: "/" and "\" escaped as GNU parallel does.
+std::string results_component(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '/')
+      out += "\\_";
+    else
+      out += c;
+  }
+  return out.empty() ? "\\0" : out;
+}
+
+// A job's output files under --results DIR.
+struct ResultFiles {
+  int out = -1;
+  int err = -1;
+  ~ResultFiles() {
+    if (out >= 0) ::close(out);
+    if (err >= 0) ::close(err);
+  }
+  void write(exec::Stream stream, std::string_view data) const {
+    int fd = stream == exec::Stream::out ? out : err;
+    while (fd >= 0 && !data.empty()) {
+      ssize_t n = ::write(fd, data.data(), data.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      data.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
+};
+
 std::string plural(std::size_t count, const char* word) {
   return fmt::format("{} {}{}", count, word, count == 1 ? "" : "s");
 }
@@ -72,13 +128,25 @@ class LocalRun {
     int attempts;  // including this one
     int slot;
     std::vector<std::string> args;
+    std::optional<std::string> stdin_data;
     std::string display;
     double started_epoch;  // seconds, for the joblog
+    std::shared_ptr<ResultFiles> results;
   };
   enum WakeTag : std::uint64_t { kSignals = 1, kInput = 2 };
 
   void read_inputs();
+  InputRows::Status next_row(Row& row);
+  void accept_row(Row row);
   void take_row(Row row);
+  void take_block(std::string block);
+  void preload_rows();
+  void fill_input();
+  int input_fd() const;
+  bool resources_allow_start();
+  void refresh_slots();
+  std::string tag_for(const PendingJob& job, int slot) const;
+  std::shared_ptr<ResultFiles> open_results(const PendingJob& job);
   void start_ready();
   void start(PendingJob job);
   void on_finished(exec::ProcessSet::Finished& finished);
@@ -93,7 +161,20 @@ class LocalRun {
 
   const RunOptions& options_;
   InputRows rows_;
-  CommandTemplate template_;
+  std::unique_ptr<BlockReader> blocks_;      // --pipe: stdin in blocks, instead of rows
+  std::optional<CommandTemplate> template_;  // with --header, once the header line is read
+  std::optional<CommandTemplate> tag_template_;
+  TemplateOptions template_options_;
+  std::optional<std::regex> colsep_;
+  std::deque<Row> preloaded_;  // --shuf, -m, -X: every row, read first
+  bool preloaded_all_ = false;
+  std::vector<std::string> batch_;  // -N: inputs gathered for the next job
+  std::size_t args_per_job_ = 0;
+  std::deque<double> runtimes_;               // --timeout N%: recent succeeded runtimes, seconds
+  std::optional<Clock::time_point> wake_at_;  // --delay, --memfree, --load: try again then
+  Clock::time_point next_start_ = Clock::now();
+  int slot_limit_ = 0;  // slots above it are not given back (-j FILE lowered)
+  std::filesystem::file_time_type jobs_file_time_{};
   JobQueue queue_;
   exec::ProcessSet processes_;  // first: it ignores SIGPIPE before anything is written
   OutputStreams streams_{STDOUT_FILENO, STDERR_FILENO};
@@ -122,10 +203,41 @@ class LocalRun {
 
 LocalRun::LocalRun(const RunOptions& options, int stdin_fd)
     : options_(options),
-      rows_(options.command_line.sources, options.input, stdin_fd),
-      template_(options.command_line.command, options.shell) {
-  // Bad replacement strings ({3} with two groups) are reported before anything runs.
-  template_.render(std::vector<std::string>(rows_.group_count()), 1, 1);
+      rows_(options.pipe ? std::vector<InputSource>{{InputSource::Kind::arguments, {}, ""}}
+                         : options.command_line.sources,
+            options.input, stdin_fd) {
+  if (options.pipe) {
+    if (!options.command_line.sources.empty())
+      throw UsageError("--pipe reads stdin: give no ::: or :::: inputs");
+    blocks_ =
+        std::make_unique<BlockReader>(stdin_fd, options.block, options.recstart, options.recend);
+  }
+  if ((options.args_per_job || options.fill_jobs) && rows_.group_count() != 1)
+    throw UsageError("-N, -n, -m and -X take one input group");
+  if (options.output == OutputMode::ungroup && (options.tag || !options.results.empty()))
+    throw UsageError(
+        "-u writes output straight through: it cannot be tagged or kept (--tag, "
+        "--results)");
+  if (!options.colsep.empty()) {
+    try {
+      colsep_.emplace(options.colsep, std::regex::extended);
+    } catch (const std::regex_error&) {
+      throw UsageError("--colsep: '" + options.colsep + "' is not a regular expression");
+    }
+  }
+  template_options_.replace = options.replace;
+  template_options_.context_replace = options.context_replace;
+  template_options_.missing_is_empty = options.args_per_job > 0;
+  args_per_job_ = static_cast<std::size_t>(options.args_per_job);
+  if (!options.header) {
+    template_.emplace(options.command_line.command, options.shell, template_options_);
+    // Bad replacement strings ({3} with two groups) are reported before anything runs.
+    if (!colsep_)
+      template_->render(
+          std::vector<std::string>(std::max<std::size_t>(rows_.group_count(), args_per_job_)), 1,
+          1);
+  }
+  if (!options.tagstring.empty()) tag_template_.emplace(std::vector{options.tagstring}, false);
   if (!options.shell)
     if (auto hint = shell_hint(options.command_line.command)) throw UsageError(*hint);
   if (options.resume != Resume::none) {
@@ -153,31 +265,97 @@ LocalRun::~LocalRun() {
 
 void LocalRun::note(const std::string& line) { streams_.write(exec::Stream::err, line + "\n"); }
 
-// Reads rows while a slot would take them: the read-ahead is one row per
+// Reads rows while a slot would take them: the read-ahead is one job per
 // free slot, so input waits in its pipe, not in ferry's memory.
 void LocalRun::read_inputs() {
   while (!input_ended_ && !stop_reason_ && free_slots_.size() > queue_.size()) {
     if (options_.keep_order && output_ &&
         last_seq_ >= output_->next_to_print() + keep_order_window_)
       return;  // -k: enough finished outputs wait for an earlier job
+    if (blocks_) {
+      if (auto block = blocks_->next()) {
+        take_block(std::move(*block));
+      } else if (blocks_->at_end()) {
+        input_ended_ = true;
+      } else if (!blocks_->pollable()) {
+        blocks_->fill();
+      } else {
+        watch_input(true);
+        return;
+      }
+      continue;
+    }
     Row row;
-    switch (rows_.next(row)) {
+    switch (next_row(row)) {
       case InputRows::Status::row:
-        take_row(std::move(row));
+        accept_row(std::move(row));
         break;
       case InputRows::Status::need_input:
-        if (rows_.wait_fd() < 0) {
+        if (input_fd() < 0) {
           rows_.fill();  // a regular file: ready at once
           break;
         }
         watch_input(true);
         return;
       case InputRows::Status::end:
+        if (!batch_.empty()) take_row(Row{std::exchange(batch_, {})});
         input_ended_ = true;
         watch_input(false);
         break;
     }
   }
+}
+
+InputRows::Status LocalRun::next_row(Row& row) {
+  if (!preloaded_all_) return rows_.next(row);
+  if (preloaded_.empty()) return InputRows::Status::end;
+  row = std::move(preloaded_.front());
+  preloaded_.pop_front();
+  return InputRows::Status::row;
+}
+
+// --shuf and -m/-X need every row before the first job: read them all.
+void LocalRun::preload_rows() {
+  for (Row& row : read_all_rows(rows_)) preloaded_.push_back(std::move(row));
+  preloaded_all_ = true;
+  if (options_.shuffle) {
+    std::mt19937_64 random(std::random_device{}());
+    std::shuffle(preloaded_.begin(), preloaded_.end(), random);
+  }
+}
+
+// Columns, the header line and -N's batches, then a job.
+void LocalRun::accept_row(Row row) {
+  if (colsep_) {
+    std::vector<std::string> columns;
+    for (const std::string& value : row.args) {
+      std::sregex_token_iterator it(value.begin(), value.end(), *colsep_, -1), end;
+      for (; it != end; ++it) columns.push_back(*it);
+      if (value.empty()) columns.emplace_back();
+    }
+    row.args = std::move(columns);
+  }
+  if (!template_) {  // --header: this line names the columns
+    template_options_.column_names = row.args;
+    template_.emplace(options_.command_line.command, options_.shell, template_options_);
+    return;
+  }
+  if (args_per_job_ > 0) {
+    batch_.insert(batch_.end(), row.args.begin(), row.args.end());
+    if (batch_.size() >= args_per_job_) take_row(Row{std::exchange(batch_, {})});
+    return;
+  }
+  take_row(std::move(row));
+}
+
+void LocalRun::take_block(std::string block) {
+  std::uint64_t seq = ++last_seq_;
+  if (skip_.count(seq)) {
+    ++skipped_;
+    if (output_) output_->skipped(seq);
+    return;
+  }
+  queue_.push(PendingJob{seq, 0, {}, std::move(block)});
 }
 
 void LocalRun::take_row(Row row) {
@@ -197,18 +375,30 @@ void LocalRun::take_row(Row row) {
       if (output_) output_->skipped(seq);
       return;
     }
-  queue_.push(PendingJob{seq, 0, std::move(row.args)});
+  queue_.push(PendingJob{seq, 0, std::move(row.args), std::nullopt});
+}
+
+int LocalRun::input_fd() const {
+  if (blocks_) return blocks_->pollable() && !input_ended_ ? blocks_->fd() : -1;
+  return preloaded_all_ ? -1 : rows_.wait_fd();
+}
+
+void LocalRun::fill_input() {
+  if (blocks_)
+    blocks_->fill();
+  else
+    rows_.fill();
 }
 
 void LocalRun::watch_input(bool watch) {
   if (watch == input_watched_) return;
-  int fd = rows_.wait_fd();
+  int fd = input_fd();
   if (watch && fd >= 0) {
     epoll_event event{};
     event.events = EPOLLIN;
     event.data.u64 = kInput;
     if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) < 0) {
-      rows_.fill();  // cannot be watched: read it blocking, it is all we can do
+      fill_input();  // cannot be watched: read it blocking, it is all we can do
       return;
     }
     input_watched_ = true;
@@ -219,27 +409,115 @@ void LocalRun::watch_input(bool watch) {
 }
 
 void LocalRun::start_ready() {
-  while (!free_slots_.empty()) {
-    auto job = queue_.pop(Clock::now());
-    if (!job) return;
-    start(std::move(*job));
+  while (!free_slots_.empty() && queue_.has_ready(Clock::now())) {
+    auto now = Clock::now();
+    if (options_.delay.count() > 0 && now < next_start_) {
+      wake_at_ = next_start_;
+      return;
+    }
+    if (!resources_allow_start()) {
+      wake_at_ = now + std::chrono::seconds(1);
+      return;
+    }
+    start(std::move(*queue_.pop(now)));
+    next_start_ = now + options_.delay;
   }
+}
+
+// --memfree and --load: the machine has room for another job.
+bool LocalRun::resources_allow_start() {
+  if (options_.memfree > 0 && memory_available() < options_.memfree) return false;
+  if (options_.max_load > 0) {
+    double load[1];
+    if (::getloadavg(load, 1) == 1 && load[0] >= options_.max_load) return false;
+  }
+  return true;
+}
+
+// -j FILE: the file says how many jobs at once; it may change as the run goes.
+void LocalRun::refresh_slots() {
+  std::error_code error;
+  auto modified = std::filesystem::last_write_time(options_.jobs_file, error);
+  if (error || modified == jobs_file_time_) return;
+  jobs_file_time_ = modified;
+  std::ifstream file(options_.jobs_file);
+  std::string text;
+  file >> text;
+  int wanted = 0;
+  try {
+    wanted = parse_jobs(text, static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN)));
+  } catch (const UsageError&) {
+    return;  // keep the slots while the file is being written
+  }
+  wanted = std::clamp(wanted == 0 ? slot_cap() : wanted, 1, slot_cap());
+  for (int slot = slot_limit_ + 1; slot <= wanted; ++slot) free_slots_.insert(slot);
+  std::erase_if(free_slots_, [&](int slot) { return slot > wanted; });
+  slot_limit_ = wanted;
+}
+
+std::string LocalRun::tag_for(const PendingJob& job, int slot) const {
+  if (!options_.tag) return "";
+  std::string tag;
+  if (tag_template_) {
+    auto words = tag_template_->render(job.args, job.seq, slot).argv;
+    for (std::size_t i = 0; i < words.size(); ++i) tag += (i ? " " : "") + words[i];
+  } else {
+    for (std::size_t i = 0; i < job.args.size(); ++i) tag += (i ? " " : "") + job.args[i];
+  }
+  return tag + "\t";
+}
+
+// --results DIR: DIR/1/<first value>/2/<second value>/{stdout,stderr,seq}.
+std::shared_ptr<ResultFiles> LocalRun::open_results(const PendingJob& job) {
+  if (options_.results.empty()) return nullptr;
+  std::filesystem::path dir = options_.results;
+  for (std::size_t i = 0; i < job.args.size(); ++i)
+    dir = dir / std::to_string(i + 1) / results_component(job.args[i]);
+  if (job.args.empty()) dir = dir / "1" / std::to_string(job.seq);
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  auto files = std::make_shared<ResultFiles>();
+  auto open_file = [&](const char* name) {
+    int fd = ::open((dir / name).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+      throw std::runtime_error(fmt::format("--results: cannot write '{}': {}",
+                                           (dir / name).string(), std::strerror(errno)));
+    return fd;
+  };
+  files->out = open_file("stdout");
+  files->err = open_file("stderr");
+  int seq_fd = open_file("seq");
+  ResultFiles seq_file;
+  seq_file.out = seq_fd;
+  seq_file.write(exec::Stream::out, std::to_string(job.seq) + "\n");
+  return files;
 }
 
 void LocalRun::start(PendingJob job) {
   int slot = *free_slots_.begin();
   free_slots_.erase(free_slots_.begin());
-  auto rendered = template_.render(job.args, job.seq, slot);
+  auto rendered = template_->render(job.args, job.seq, slot);
   exec::Command command;
   command.argv = std::move(rendered.argv);
   command.env = {fmt::format("FERRY_SEQ={}", job.seq), fmt::format("FERRY_SLOT={}", slot)};
   command.timeout = options_.timeout;
+  if (options_.timeout_percent > 0 && runtimes_.size() >= 3) {
+    std::vector<double> sorted(runtimes_.begin(), runtimes_.end());
+    std::nth_element(sorted.begin(), sorted.begin() + static_cast<long>(sorted.size() / 2),
+                     sorted.end());
+    double median = sorted[sorted.size() / 2];
+    command.timeout =
+        milliseconds(std::max<long long>(1, std::llround(median * options_.timeout_percent * 10)));
+  }
   command.kill_grace = options_.kill_grace;
+  command.stdin_data = job.stdin_data;
   int attempts = job.attempts + 1;
+  auto results = open_results(job);
   if (output_) {
     bool final = options_.attempts != 0 && attempts >= options_.attempts;
-    output_->started(job.seq, final);
-    command.on_output = [this, seq = job.seq](exec::Stream stream, std::string_view data) {
+    output_->started(job.seq, final, tag_for(job, slot));
+    command.on_output = [this, seq = job.seq, results](exec::Stream stream, std::string_view data) {
+      if (results) results->write(stream, data);
       output_->output(seq, stream, data);
     };
   } else {
@@ -247,15 +525,16 @@ void LocalRun::start(PendingJob job) {
     command.stderr_fd = STDERR_FILENO;
   }
   auto id = processes_.start(command);
-  running_.emplace(id, Running{job.seq, attempts, slot, std::move(job.args),
-                               std::move(rendered.display), epoch_seconds()});
+  running_.emplace(id,
+                   Running{job.seq, attempts, slot, std::move(job.args), std::move(job.stdin_data),
+                           std::move(rendered.display), epoch_seconds(), std::move(results)});
 }
 
 void LocalRun::on_finished(exec::ProcessSet::Finished& finished) {
   auto node = running_.extract(finished.id);
   Running& job = node.mapped();
   exec::Result& result = finished.result;
-  free_slots_.insert(job.slot);
+  if (options_.jobs_file.empty() || job.slot <= slot_limit_) free_slots_.insert(job.slot);
 
   if (joblog_) {
     JoblogRow row;
@@ -263,6 +542,7 @@ void LocalRun::on_finished(exec::ProcessSet::Finished& finished) {
     row.start = job.started_epoch;
     row.runtime = std::chrono::duration<double>(result.wall).count();
     row.received = result.out_bytes + result.err_bytes;
+    row.sent = job.stdin_data ? job.stdin_data->size() : 0;
     bool has_status = result.end == exec::End::exited || result.end == exec::End::failed_to_start;
     row.exit_code = has_status ? result.exit_code : -1;
     row.signal = result.signal;
@@ -287,11 +567,16 @@ void LocalRun::on_finished(exec::ProcessSet::Finished& finished) {
   if (retry) {
     sched::RetryPolicy policy;
     policy.backoff = options_.retry_delay;
-    queue_.push_at(PendingJob{job.seq, job.attempts, std::move(job.args)},
-                   Clock::now() + sched::retry_delay(policy, job.attempts));
+    queue_.push_at(
+        PendingJob{job.seq, job.attempts, std::move(job.args), std::move(job.stdin_data)},
+        Clock::now() + sched::retry_delay(policy, job.attempts));
     return;
   }
   ++(succeeded ? succeeded_ : failed_);
+  if (succeeded && options_.timeout_percent > 0) {
+    runtimes_.push_back(std::chrono::duration<double>(result.wall).count());
+    if (runtimes_.size() > 1000) runtimes_.pop_front();  // the median of recent jobs
+  }
   check_halt(result);
 }
 
@@ -389,7 +674,7 @@ int LocalRun::dry_run() {
       case InputRows::Status::row: {
         std::uint64_t seq = ++last_seq_;
         if (skip_.count(seq)) continue;
-        streams_.write(exec::Stream::out, template_.render(row.args, seq, 1).display + "\n");
+        streams_.write(exec::Stream::out, template_->render(row.args, seq, 1).display + "\n");
         if (streams_.stdout_closed()) return 141;
         break;
       }
@@ -432,12 +717,26 @@ int LocalRun::finish() {
 int LocalRun::run() {
   if (options_.dry_run) return dry_run();
   if (!options_.joblog.empty()) joblog_.emplace(options_.joblog, options_.resume != Resume::none);
+  if (options_.nice != 0 && ::setpriority(PRIO_PROCESS, 0, options_.nice) < 0)
+    note(fmt::format("ferry: --nice {}: {}", options_.nice, std::strerror(errno)));
   int cap = slot_cap();
   int slots = options_.jobs == 0 ? cap : std::min(options_.jobs, cap);
+  if (!options_.jobs_file.empty()) {
+    refresh_slots();
+    slots = slot_limit_;
+  }
   if (options_.jobs > cap)
     note(fmt::format("ferry: -j {} exceeds what the open-file limit allows; using {}",
                      options_.jobs, cap));
   for (int slot = 1; slot <= slots; ++slot) free_slots_.insert(slot);
+  slot_limit_ = slots;
+  if (options_.shuffle || options_.fill_jobs) preload_rows();
+  if (options_.fill_jobs) {
+    // -m/-X: the inputs spread evenly over the slots, as in GNU parallel.
+    std::size_t total = preloaded_.size();
+    args_per_job_ = std::max<std::size_t>(
+        1, (total + static_cast<std::size_t>(slots) - 1) / static_cast<std::size_t>(slots));
+  }
   // -k: how many jobs may run ahead of the earliest unprinted one, so that
   // a slow job does not make ferry hold every later output meanwhile.
   keep_order_window_ = std::max<std::uint64_t>(1024, 4 * static_cast<std::uint64_t>(slots));
@@ -452,6 +751,8 @@ int LocalRun::run() {
   show_bar_ = options_.bar && ::isatty(STDERR_FILENO);
 
   for (;;) {
+    if (!options_.jobs_file.empty()) refresh_slots();
+    wake_at_.reset();
     read_inputs();
     if (!stop_reason_) start_ready();
     bool nothing_left = input_ended_ && queue_.empty();
@@ -459,6 +760,10 @@ int LocalRun::run() {
 
     std::optional<Clock::time_point> deadline;
     if (!stop_reason_) deadline = queue_.next_wakeup();
+    if (wake_at_ && !stop_reason_ && (!deadline || *wake_at_ < *deadline)) deadline = wake_at_;
+    if (!options_.jobs_file.empty() &&
+        (!deadline || Clock::now() + std::chrono::seconds(1) < *deadline))
+      deadline = Clock::now() + std::chrono::seconds(1);  // look at the -j file again
     if (show_bar_ && (!deadline || next_bar_ < *deadline)) deadline = next_bar_;
 
     auto finished = processes_.wait(deadline, epoll_fd_);
@@ -469,7 +774,7 @@ int LocalRun::run() {
       for (int i = 0; i < n; ++i)
         if (ready[i].data.u64 == kInput) {
           watch_input(false);
-          rows_.fill();
+          fill_input();
         }
     }
     for (auto& one : finished) on_finished(one);

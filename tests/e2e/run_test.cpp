@@ -426,7 +426,7 @@ TEST(FerryRunExact, JoblogCommandIsAValidShellCommand) {
 // Every usage error is one short line that starts with "ferry run:" or "ferry:".
 TEST(FerryRunExact, UsageErrorsAreOneShortLine) {
   TempDir dir;
-  std::vector<Strings> cases = {{"run", "--timeout", "200%", "true", ":::", "a"},
+  std::vector<Strings> cases = {{"run", "--timeout", "1e999", "true", ":::", "a"},
                                 {"run", "--timeout", "abc", "true", ":::", "a"},
                                 {"run", "-j", "x", "true", ":::", "a"},
                                 {"run", "--retries", "1e999", "true", ":::", "a"},
@@ -511,11 +511,11 @@ TEST(FerryRunSameMeaning, PathReplacementEdgeCasesAsDocumented) {
 
 TEST(FerryRunSameMeaning, HaltTakesParallelsForms) {
   TempDir dir;
-  auto r = run_ferry({"run", "-j", "1", "--halt", "2", "--shell", "exit {}", ":::", "0", "4", "0"},
-                     dir);
+  auto r =
+      run_ferry({"run", "-j", "1", "--halt", "2", "--shell", "exit {}", ":::", "0", "4", "0"}, dir);
   EXPECT_EQ(r.exit_code, 4) << r.err;  // now,fail=1: the failed job's status
-  r = run_ferry({"run", "-j", "1", "--halt", "soon,success=1", "--shell", "echo {}; exit {}", ":::",
-                 "3", "0", "5"},
+  r = run_ferry({"run", "-j", "1", "--halt", "soon,success=1", "--shell", "echo {}; exit {}",
+                 ":::", "3", "0", "5"},
                 dir);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "3\n0\n");
