@@ -182,7 +182,7 @@ const std::vector<Option>& options() {
                1000;
            o.timeout = milliseconds(0);
          } else {
-           o.timeout = parse_seconds(n, v, true);
+           o.timeout = parse_seconds(n, v, false);  // 0: none, as in parallel
            o.timeout_percent = 0;
          }
        }},

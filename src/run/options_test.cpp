@@ -34,7 +34,7 @@ TEST(RunOptions, ArgFilesComeBeforeTheGroupsAndLinkPairsThem) {
 
 TEST(RunOptions, MistakesAreOneLine) {
   for (Strings bad : std::vector<Strings>{{"--timeout", "-5%"},
-                                          {"--timeout", "0"},
+                                          {"--timeout", "-1"},
                                           {"--retries", "-1"},
                                           {"--retries", "1e999"},
                                           {"-j"},

@@ -170,6 +170,7 @@ class LocalRun {
   bool preloaded_all_ = false;
   std::vector<std::string> batch_;  // -N: inputs gathered for the next job
   std::size_t args_per_job_ = 0;
+  std::uint64_t expected_jobs_ = 0;           // --halt with a percent: every input, read first
   std::deque<double> runtimes_;               // --timeout N%: recent succeeded runtimes, seconds
   std::optional<Clock::time_point> wake_at_;  // --delay, --memfree, --load: try again then
   Clock::time_point next_start_ = Clock::now();
@@ -220,7 +221,7 @@ LocalRun::LocalRun(const RunOptions& options, int stdin_fd)
         "--results)");
   if (!options.colsep.empty()) {
     try {
-      colsep_.emplace(options.colsep, std::regex::extended);
+      colsep_.emplace(options.colsep);  // ECMAScript: close to the Perl regexes of parallel
     } catch (const std::regex_error&) {
       throw UsageError("--colsep: '" + options.colsep + "' is not a regular expression");
     }
@@ -489,7 +490,7 @@ std::shared_ptr<ResultFiles> LocalRun::open_results(const PendingJob& job) {
   int seq_fd = open_file("seq");
   ResultFiles seq_file;
   seq_file.out = seq_fd;
-  seq_file.write(exec::Stream::out, std::to_string(job.seq) + "\n");
+  seq_file.write(exec::Stream::out, std::to_string(job.seq));  // no newline, as parallel
   return files;
 }
 
@@ -517,8 +518,10 @@ void LocalRun::start(PendingJob job) {
     bool final = options_.attempts != 0 && attempts >= options_.attempts;
     output_->started(job.seq, final, tag_for(job, slot));
     command.on_output = [this, seq = job.seq, results](exec::Stream stream, std::string_view data) {
-      if (results) results->write(stream, data);
-      output_->output(seq, stream, data);
+      if (results)
+        results->write(stream, data);  // as in GNU parallel, kept in the files, not printed
+      else
+        output_->output(seq, stream, data);
     };
   } else {
     command.stdout_fd = STDOUT_FILENO;
@@ -598,7 +601,8 @@ void LocalRun::check_halt(const exec::Result& last) {
       counted = failed_ + succeeded_;
       break;
   }
-  auto jobs = static_cast<double>(last_seq_ - skipped_);
+  // A percent is of all jobs: the input was read whole first (see run()).
+  auto jobs = static_cast<double>(std::max<std::uint64_t>(expected_jobs_, last_seq_) - skipped_);
   bool reached = halt.percent ? static_cast<double>(counted) * 100 >= halt.count * jobs
                               : static_cast<double>(counted) >= halt.count;
   if (!reached) return;
@@ -711,6 +715,12 @@ int LocalRun::finish() {
   if (output_closed_) return 141;               // as if killed by SIGPIPE, like parallel
   if (stop_signal_) return 128 + stop_signal_;  // as a shell reports an interrupted program
   if (halt_status_) return *halt_status_;
+  if (options_.halt.percent && options_.halt.on != HaltPolicy::On::success) {
+    // As in GNU parallel: with a percent, the percentage of jobs that failed.
+    auto jobs = std::max<std::uint64_t>(1, last_seq_ - skipped_);
+    return static_cast<int>(
+        std::lround(static_cast<double>(failed_) * 100 / static_cast<double>(jobs)));
+  }
   return static_cast<int>(std::min<std::uint64_t>(unsuccessful, 101));
 }
 
@@ -730,7 +740,14 @@ int LocalRun::run() {
                      options_.jobs, cap));
   for (int slot = 1; slot <= slots; ++slot) free_slots_.insert(slot);
   slot_limit_ = slots;
-  if (options_.shuffle || options_.fill_jobs) preload_rows();
+  // --shuf and -m/-X need every row first; so does a --halt percent, which
+  // is of all jobs.
+  if (options_.shuffle || options_.fill_jobs || options_.halt.percent) preload_rows();
+  if (options_.halt.percent) {
+    std::uint64_t rows = preloaded_.size();
+    if (args_per_job_ > 0) rows = (rows + args_per_job_ - 1) / args_per_job_;
+    expected_jobs_ = rows;
+  }
   if (options_.fill_jobs) {
     // -m/-X: the inputs spread evenly over the slots, as in GNU parallel.
     std::size_t total = preloaded_.size();

@@ -333,7 +333,8 @@ INSTANTIATE_TEST_SUITE_P(
                  "-j takes N, 0, N%, +N or -N jobs (not 'lots')"},
         BadInput{
             "NegativeRetries", {"run", "--retries", "-1", "touch", "ran", ":::", "a"}, "--retries"},
-        BadInput{"ZeroTimeout", {"run", "--timeout", "0", "touch", "ran", ":::", "a"}, "--timeout"},
+        BadInput{
+            "NegativeTimeout", {"run", "--timeout", "-1", "touch", "ran", ":::", "a"}, "--timeout"},
         BadInput{
             "BadHalt", {"run", "--halt", "sometimes", "touch", "ran", ":::", "a"}, "--halt takes"},
         BadInput{"ZeroHalt",
@@ -355,7 +356,7 @@ INSTANTIATE_TEST_SUITE_P(
                  "cannot open joblog 'no/such/dir/log'"},
         BadInput{"PlaceholderBeyondGroups",
                  {"run", "touch", "ran{3}", ":::", "a"},
-                 "{3} refers to input group 3"}),
+                 "{3} refers to input 3"}),
     [](const auto& test) { return test.param.name; });
 
 }  // namespace
