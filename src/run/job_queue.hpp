@@ -35,6 +35,7 @@ class JobQueue {
   // When the earliest delayed job becomes due.
   std::optional<Clock::time_point> next_wakeup() const;
   std::size_t size() const { return ready_.size() + delayed_.size(); }
+  std::size_t ready_count() const { return ready_.size(); }  // new jobs, not counting retries
   bool empty() const { return size() == 0; }
   // Empties the queue, returning every job in it (they will not run).
   std::vector<PendingJob> take_all();

@@ -512,14 +512,19 @@ Inputs:
   ::: A B      a group of arguments        :::: FILE   a group read from FILE
   -a FILE      the same as :::: FILE       -0, -d C    records end in NUL, or C
   -E STR       input ends at a line STR    -r          skip blank lines
+  --colsep RE  a line's columns are {1} {2}...; --header : names them {name}
+  -N n         n inputs per job            -m, -X      as many as fit, spread over the slots
+  --pipe       stdin in blocks of whole records (--block 1M, --recend, --recstart),
+               each a job's stdin
   Several groups run every combination (the first varies slowest); :::+ and
   ::::+ (or --link, for all groups) pair a group with the one before instead.
 
 Replacement strings in COMMAND: {} the arguments, {1} {2}... one group's
 argument, {.} without extension, {/} basename, {//} dirname, {/.} basename
-without extension (also after a number: {2/.}), {#} the job number, {%} the
-slot (1..-j). A COMMAND with none of them gets the arguments appended. Each
-job also sees FERRY_SEQ and FERRY_SLOT in its environment.
+without extension (also after a number: {2/.}), {-1} the last group's, {#}
+the job number, {%} the slot (1..-j); -I STR names {} otherwise. A COMMAND
+with none of them gets the arguments appended. Each job also sees FERRY_SEQ
+and FERRY_SLOT in its environment.
 
 What is interpreted: without --shell, ferry starts COMMAND's program itself
 with each word as one argument; no shell reads the command or the inputs.
@@ -532,22 +537,27 @@ every input it puts into the script. With --shell, COMMAND is a script for
 
 Options:
   -j, -P N        jobs at once: N, 0 (as many as possible), N%, +N or -N of the
-                  cores [default: cores]
+                  cores, or a FILE holding one, read again as it changes [default: cores]
   --shell         run COMMAND as a /bin/sh script; inputs are quoted into it
   -q              keep each word one argument (the default; for parallel's -q)
   -k              print outputs in input order
   --group         print each job's output whole when it ends [default]
   --line-buffer   print whole lines as jobs write them
   -u              jobs write straight to ferry's stdout and stderr
+  --tag           start each output line with the inputs and a tab (--tagstring STR)
+  --results DIR   each job's stdout, stderr and seq in DIR/1/<input>/, not printed
   --retries N     try a failing job at most N times in all; 0: until it succeeds
   --retry-delay S seconds before the first retry, doubling after [default: 0]
-  --timeout S     SIGTERM an attempt's process group after S seconds
-  --kill-grace S  seconds between SIGTERM and SIGKILL [default: 2]
+  --timeout S     SIGTERM an attempt's process group after S seconds (N%: of the
+                  median runtime so far)
+  --kill-grace S  seconds between SIGTERM and SIGKILL [default: 2] (or --termseq)
   --joblog FILE   one row per attempt, GNU parallel's columns
   --resume        skip the jobs the joblog has a row for
   --resume-failed skip the jobs the joblog has a succeeded row for
   --halt H        stop early: now or soon, on fail=N, success=N or done=N (N a
                   count or a percent); 1 is soon,fail=1; 2 is now,fail=1
+  --delay S       seconds between two job starts     --shuf    inputs in random order
+  --nice N        run niced     --memfree SIZE, --load N   wait for memory or a lower load
   --bar           progress bar with ETA on stderr, when it is a terminal
   --dry-run       print the commands, run nothing
   --tmpdir DIR    where output too large for memory waits [default: $TMPDIR]
@@ -556,10 +566,14 @@ Output is passed on whole and unaltered, whatever its size; ferry's own
 messages go to stderr. When stdout is closed (`| head`), ferry starts no more
 jobs, stops the running ones and exits with 141, as parallel does.
 
+Refused (no such thing here): {=perl=}, --plus, --files, --semaphore, --env,
+-S/--sshlogin (use ferry map with workers: the same command line).
+
 Exit status: 0 when every job succeeded; otherwise the number of jobs that
-did not (failed, or read and never run), at most 101; with --halt, as in GNU
-parallel; 2 for a usage error. Ctrl-C once: start no new jobs, let running
-ones finish; twice: kill them.
+did not (failed, or refused), at most 101; with --halt, as in GNU parallel;
+2 for a usage error; 141 when stdout closed; 128+N when signal N stopped
+it (130: Ctrl-C). Ctrl-C once: start no new jobs, let running ones finish;
+twice: kill them.
 )";
 }
 

@@ -269,7 +269,7 @@ void LocalRun::note(const std::string& line) { streams_.write(exec::Stream::err,
 // Reads rows while a slot would take them: the read-ahead is one job per
 // free slot, so input waits in its pipe, not in ferry's memory.
 void LocalRun::read_inputs() {
-  while (!input_ended_ && !stop_reason_ && free_slots_.size() > queue_.size()) {
+  while (!input_ended_ && !stop_reason_ && free_slots_.size() > queue_.ready_count()) {
     if (options_.keep_order && output_ &&
         last_seq_ >= output_->next_to_print() + keep_order_window_)
       return;  // -k: enough finished outputs wait for an earlier job

@@ -74,6 +74,24 @@ TEST(FerryRunOutput, HundredMegabytesPassWholeInEveryOutputMode) {
   }
 }
 
+// --pipe: stdin cut into blocks of whole lines, each a job's stdin; with -k
+// the outputs put it back together byte for byte.
+TEST(FerryRunOutput, PipeCutsStdinIntoBlocksAndKeepOrderJoinsThem) {
+  TempDir dir;
+  std::string generator = "seq 1 20000000 | head -c 100000000";
+  std::string expected = sha256_of(generator, dir);
+  auto r = run_script("(" + generator + ") | \"$FERRY\" run --pipe --block 3M -k -j 3 cat " +
+                          "2>stderr | sha256sum",
+                      dir);
+  EXPECT_EQ(r.out.substr(0, 64), expected) << read_file(dir / "stderr");
+  EXPECT_LT(r.max_rss_kb, kMaxRssKb);
+  r = run_script("seq 100000 | \"$FERRY\" run --pipe --block 100k -k wc -l", dir);
+  long total = 0;
+  for (const std::string& line : lines_of(r.out)) total += std::stol(line);
+  EXPECT_EQ(total, 100000);
+  EXPECT_GT(lines_of(r.out).size(), 3u);  // several blocks
+}
+
 TEST(FerryRunOutput, FiftyJobsOfTwentyMegabytesKeepOrder) {
   TempDir dir;
   std::string expected = sha256_of("for i in $(seq 50); do yes $i | head -c 20000000; done", dir);
