@@ -126,7 +126,6 @@ const std::vector<Refused>& refused_options() {
        "(ferry map)"},
       {{"--semaphore", "--sem", "--fg", "--bg"}, "has no semaphore mode"},
       {{"--plus"}, "has no --plus replacement strings"},
-      {{"--files", "--files0"}, "prints output, not file names: use --results DIR"},
       {{"--cat", "--fifo"}, "gives jobs their input on stdin with --pipe, not as files"},
       {{"--roundrobin", "--round-robin"}, "starts one job per --pipe block"},
       {{"--env", "--record-env", "--session"},
@@ -304,6 +303,7 @@ const std::vector<Option>& options() {
        [](O& o, const std::string& n, const std::string& v) {
          o.delay = parse_seconds(n, v, false);
        }},
+      {{"--files"}, false, [](O& o, const std::string&, const std::string&) { o.files = true; }},
       {{"--shuf"}, false, [](O& o, const std::string&, const std::string&) { o.shuffle = true; }},
       {{"--nice"},
        true,
@@ -566,8 +566,9 @@ Output is passed on whole and unaltered, whatever its size; ferry's own
 messages go to stderr. When stdout is closed (`| head`), ferry starts no more
 jobs, stops the running ones and exits with 141, as parallel does.
 
-Refused (no such thing here): {=perl=}, --plus, --files, --semaphore, --env,
+Refused (no such thing here): {=perl=}, --plus, --semaphore, --env,
 -S/--sshlogin (use ferry map with workers: the same command line).
+--files prints, for each job, the name of a file in --tmpdir holding its stdout.
 
 Exit status: 0 when every job succeeded; otherwise the number of jobs that
 did not (failed, or refused), at most 101; with --halt, as in GNU parallel;

@@ -64,6 +64,7 @@ struct RunOptions {
   bool tag = false;       // --tag: each output line starts with the arguments and a tab
   std::string tagstring;  // --tagstring STR: ... with STR (replacement strings allowed)
   std::string results;    // --results DIR: each job's stdout, stderr and seq in files
+  bool files = false;     // --files: each job's stdout in a file of --tmpdir; its name printed
   // Starting jobs.
   std::chrono::milliseconds delay{0};  // --delay: between two job starts
   bool shuffle = false;                // --shuf: run the inputs in random order

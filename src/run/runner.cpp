@@ -97,6 +97,7 @@ std::string results_component(const std::string& value) {
 struct ResultFiles {
   int out = -1;
   int err = -1;
+  std::string name;  // --files: the file holding stdout
   ~ResultFiles() {
     if (out >= 0) ::close(out);
     if (err >= 0) ::close(err);
@@ -469,7 +470,19 @@ std::string LocalRun::tag_for(const PendingJob& job, int slot) const {
 }
 
 // --results DIR: DIR/1/<first value>/2/<second value>/{stdout,stderr,seq}.
+// --files: stdout in DIR/parXXXXXX.par, whose name is the job's output.
 std::shared_ptr<ResultFiles> LocalRun::open_results(const PendingJob& job) {
+  if (options_.files) {
+    std::string name = budget_.directory + "/parXXXXXX.par";
+    int fd = ::mkostemps(name.data(), 4, O_CLOEXEC);
+    if (fd < 0)
+      throw std::runtime_error(fmt::format("--files: cannot create a file in '{}': {}",
+                                           budget_.directory, std::strerror(errno)));
+    auto files = std::make_shared<ResultFiles>();
+    files->out = fd;
+    files->name = name;
+    return files;
+  }
   if (options_.results.empty()) return nullptr;
   std::filesystem::path dir = options_.results;
   for (std::size_t i = 0; i < job.args.size(); ++i)
@@ -517,8 +530,11 @@ void LocalRun::start(PendingJob job) {
   if (output_) {
     bool final = options_.attempts != 0 && attempts >= options_.attempts;
     output_->started(job.seq, final, tag_for(job, slot));
+    if (results && !results->name.empty())
+      output_->output(job.seq, exec::Stream::out, results->name + "\n");
     command.on_output = [this, seq = job.seq, results](exec::Stream stream, std::string_view data) {
-      if (results)
+      bool to_file = results && (stream == exec::Stream::out || results->err >= 0);
+      if (to_file)
         results->write(stream, data);  // as in GNU parallel, kept in the files, not printed
       else
         output_->output(seq, stream, data);
