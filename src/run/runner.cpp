@@ -271,7 +271,7 @@ void LocalRun::note(const std::string& line) { streams_.write(exec::Stream::err,
 // free slot, so input waits in its pipe, not in ferry's memory.
 void LocalRun::read_inputs() {
   while (!input_ended_ && !stop_reason_ && free_slots_.size() > queue_.ready_count()) {
-    if (options_.keep_order && output_ &&
+    if (options_.keep_order && !options_.dry_run && output_ &&
         last_seq_ >= output_->next_to_print() + keep_order_window_)
       return;  // -k: enough finished outputs wait for an earlier job
     if (blocks_) {
@@ -687,23 +687,22 @@ void LocalRun::draw_bar(bool final) {
   bar_drawn_ = !final;
 }
 
+// --dry-run: every job's command, through the same rows, columns and
+// batches as a real run, started never.
 int LocalRun::dry_run() {
+  free_slots_.insert(1);  // read_inputs() reads while a slot would take a job
   for (;;) {
-    Row row;
-    switch (rows_.next(row)) {
-      case InputRows::Status::row: {
-        std::uint64_t seq = ++last_seq_;
-        if (skip_.count(seq)) continue;
-        streams_.write(exec::Stream::out, template_->render(row.args, seq, 1).display + "\n");
-        if (streams_.stdout_closed()) return 141;
-        break;
+    while (!input_ended_ && queue_.ready_count() == 0) {
+      read_inputs();
+      if (input_watched_) {  // a pipe with nothing yet: wait for it
+        watch_input(false);
+        fill_input();
       }
-      case InputRows::Status::need_input:
-        rows_.fill();
-        break;
-      case InputRows::Status::end:
-        return 0;
     }
+    auto job = queue_.pop(Clock::now());
+    if (!job) return 0;
+    streams_.write(exec::Stream::out, template_->render(job->args, job->seq, 1).display + "\n");
+    if (streams_.stdout_closed()) return 141;
   }
 }
 
@@ -741,7 +740,10 @@ int LocalRun::finish() {
 }
 
 int LocalRun::run() {
-  if (options_.dry_run) return dry_run();
+  if (options_.dry_run) {
+    epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    return dry_run();
+  }
   if (!options_.joblog.empty()) joblog_.emplace(options_.joblog, options_.resume != Resume::none);
   if (options_.nice != 0 && ::setpriority(PRIO_PROCESS, 0, options_.nice) < 0)
     note(fmt::format("ferry: --nice {}: {}", options_.nice, std::strerror(errno)));
