@@ -34,6 +34,7 @@
 #include "run/joblog.hpp"
 #include "run/output_order.hpp"
 #include "run/progress.hpp"
+#include "run/result_files.hpp"
 #include "sched/scheduler.hpp"
 
 namespace ferry::run {
@@ -78,40 +79,6 @@ std::uint64_t memory_available() {
     if (key == "MemAvailable:") return kilobytes * 1024;
   return 0;
 }
-
-// A --results path component: "/" and "\" escaped as GNU parallel does.
-std::string results_component(const std::string& value) {
-  std::string out;
-  for (char c : value) {
-    if (c == '\\')
-      out += "\\\\";
-    else if (c == '/')
-      out += "\\_";
-    else
-      out += c;
-  }
-  return out.empty() ? "\\0" : out;
-}
-
-// A job's output files under --results DIR.
-struct ResultFiles {
-  int out = -1;
-  int err = -1;
-  std::string name;  // --files: the file holding stdout
-  ~ResultFiles() {
-    if (out >= 0) ::close(out);
-    if (err >= 0) ::close(err);
-  }
-  void write(exec::Stream stream, std::string_view data) const {
-    int fd = stream == exec::Stream::out ? out : err;
-    while (fd >= 0 && !data.empty()) {
-      ssize_t n = ::write(fd, data.data(), data.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return;
-      data.remove_prefix(static_cast<std::size_t>(n));
-    }
-  }
-};
 
 std::string plural(std::size_t count, const char* word) {
   return fmt::format("{} {}{}", count, word, count == 1 ? "" : "s");
@@ -469,42 +436,10 @@ std::string LocalRun::tag_for(const PendingJob& job, int slot) const {
   return tag + "\t";
 }
 
-// --results DIR: DIR/1/<first value>/2/<second value>/{stdout,stderr,seq}.
-// --files: stdout in DIR/parXXXXXX.par, whose name is the job's output.
 std::shared_ptr<ResultFiles> LocalRun::open_results(const PendingJob& job) {
-  if (options_.files) {
-    std::string name = budget_.directory + "/parXXXXXX.par";
-    int fd = ::mkostemps(name.data(), 4, O_CLOEXEC);
-    if (fd < 0)
-      throw std::runtime_error(fmt::format("--files: cannot create a file in '{}': {}",
-                                           budget_.directory, std::strerror(errno)));
-    auto files = std::make_shared<ResultFiles>();
-    files->out = fd;
-    files->name = name;
-    return files;
-  }
+  if (options_.files) return ResultFiles::for_files(budget_.directory);
   if (options_.results.empty()) return nullptr;
-  std::filesystem::path dir = options_.results;
-  for (std::size_t i = 0; i < job.args.size(); ++i)
-    dir = dir / std::to_string(i + 1) / results_component(job.args[i]);
-  if (job.args.empty()) dir = dir / "1" / std::to_string(job.seq);
-  std::error_code error;
-  std::filesystem::create_directories(dir, error);
-  auto files = std::make_shared<ResultFiles>();
-  auto open_file = [&](const char* name) {
-    int fd = ::open((dir / name).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-      throw std::runtime_error(fmt::format("--results: cannot write '{}': {}",
-                                           (dir / name).string(), std::strerror(errno)));
-    return fd;
-  };
-  files->out = open_file("stdout");
-  files->err = open_file("stderr");
-  int seq_fd = open_file("seq");
-  ResultFiles seq_file;
-  seq_file.out = seq_fd;
-  seq_file.write(exec::Stream::out, std::to_string(job.seq));  // no newline, as parallel
-  return files;
+  return ResultFiles::for_results(options_.results, job.args, job.seq);
 }
 
 void LocalRun::start(PendingJob job) {
@@ -530,11 +465,10 @@ void LocalRun::start(PendingJob job) {
   if (output_) {
     bool final = options_.attempts != 0 && attempts >= options_.attempts;
     output_->started(job.seq, final, tag_for(job, slot));
-    if (results && !results->name.empty())
-      output_->output(job.seq, exec::Stream::out, results->name + "\n");
+    if (results && !results->name().empty())
+      output_->output(job.seq, exec::Stream::out, results->name() + "\n");
     command.on_output = [this, seq = job.seq, results](exec::Stream stream, std::string_view data) {
-      bool to_file = results && (stream == exec::Stream::out || results->err >= 0);
-      if (to_file)
+      if (results && results->keeps(stream))
         results->write(stream, data);  // as in GNU parallel, kept in the files, not printed
       else
         output_->output(seq, stream, data);
