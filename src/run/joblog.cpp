@@ -75,6 +75,9 @@ void Joblog::cut_torn_line(off_t size) {
     }
     end = start;
   }
+  // Not one whole line, not even the header: start the file over.
+  if (::ftruncate(fd_, 0) < 0)
+    throw UsageError(fmt::format("cannot repair joblog '{}': {}", path_, std::strerror(errno)));
 }
 
 Joblog::~Joblog() {

@@ -69,6 +69,15 @@ TEST_F(JoblogTest, IgnoresATornLastLine) {
                               "\n1\t:\t1\t1\t0\t0\t0\t0\ta\n2\t:\t2.000\t1.000\t0\t0\t0\t0\tb\n");
 }
 
+TEST_F(JoblogTest, ATornHeaderStartsTheFileOver) {
+  std::ofstream(path_) << "Seq\tHost\tStart";
+  {
+    Joblog resumed(path_, true);
+    resumed.append({1, ":", 1, 1, 0, 0, 0, 0, "a"});
+  }
+  EXPECT_EQ(read_joblog(path_).succeeded, (std::set<std::uint64_t>{1}));
+}
+
 TEST_F(JoblogTest, RejectsFilesThatAreNotJoblogs) {
   EXPECT_TRUE(read_joblog((dir_ / "missing").string()).recorded.empty());
   std::ofstream(path_) << "hello\n";
