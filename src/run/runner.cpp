@@ -100,6 +100,7 @@ class LocalRun {
     std::string display;
     double started_epoch;  // seconds, for the joblog
     std::shared_ptr<ResultFiles> results;
+    milliseconds timeout;  // this attempt's (--timeout N% makes it vary)
   };
   enum WakeTag : std::uint64_t { kSignals = 1, kInput = 2 };
 
@@ -478,9 +479,9 @@ void LocalRun::start(PendingJob job) {
     command.stderr_fd = STDERR_FILENO;
   }
   auto id = processes_.start(command);
-  running_.emplace(id,
-                   Running{job.seq, attempts, slot, std::move(job.args), std::move(job.stdin_data),
-                           std::move(rendered.display), epoch_seconds(), std::move(results)});
+  running_.emplace(id, Running{job.seq, attempts, slot, std::move(job.args),
+                               std::move(job.stdin_data), std::move(rendered.display),
+                               epoch_seconds(), std::move(results), command.timeout});
 }
 
 void LocalRun::on_finished(exec::ProcessSet::Finished& finished) {
@@ -505,8 +506,7 @@ void LocalRun::on_finished(exec::ProcessSet::Finished& finished) {
 
   std::string message;
   if (result.end == exec::End::timed_out)
-    message =
-        fmt::format("ferry: job {} timed out after {}\n", job.seq, seconds_text(options_.timeout));
+    message = fmt::format("ferry: job {} timed out after {}\n", job.seq, seconds_text(job.timeout));
   else if (result.end != exec::End::exited)
     message = fmt::format("ferry: job {}: {}\n", job.seq, exec::describe(result));
 
