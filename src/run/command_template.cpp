@@ -233,7 +233,7 @@ CommandTemplate::CommandTemplate(const std::vector<std::string>& words, bool she
       i = close + 1;
     }
   }
-  append_arguments_ = !has_replacement;
+  append_arguments_ = !has_replacement && options.append_inputs;
 }
 
 // A word becomes one or more words: {} with several values splits the word

@@ -47,6 +47,7 @@ struct TemplateOptions {
   bool context_replace = false;           // -X: a word with {} repeats for each argument
   std::vector<std::string> column_names;  // --header: {name} is the column of that name
   bool missing_is_empty = false;          // -N: {3} of a last job with two inputs is empty
+  bool append_inputs = true;              // false: nothing appended (--tagstring)
 };
 
 class CommandTemplate {

@@ -115,6 +115,7 @@ class LocalRun {
   bool resources_allow_start();
   void refresh_slots();
   std::string tag_for(const PendingJob& job, int slot) const;
+  void make_tag_template();
   std::shared_ptr<ResultFiles> open_results(const PendingJob& job);
   void start_ready();
   void start(PendingJob job);
@@ -207,7 +208,7 @@ LocalRun::LocalRun(const RunOptions& options, int stdin_fd)
           std::vector<std::string>(std::max<std::size_t>(rows_.group_count(), args_per_job_)), 1,
           1);
   }
-  if (!options.tagstring.empty()) tag_template_.emplace(std::vector{options.tagstring}, false);
+  make_tag_template();
   if (!options.shell)
     if (auto hint = shell_hint(options.command_line.command)) throw UsageError(*hint);
   if (options.resume != Resume::none) {
@@ -308,6 +309,7 @@ void LocalRun::accept_row(Row row) {
   if (!template_) {  // --header: this line names the columns
     template_options_.column_names = row.args;
     template_.emplace(options_.command_line.command, options_.shell, template_options_);
+    make_tag_template();
     return;
   }
   if (args_per_job_ > 0) {
@@ -423,6 +425,15 @@ void LocalRun::refresh_slots() {
   for (int slot = slot_limit_ + 1; slot <= wanted; ++slot) free_slots_.insert(slot);
   std::erase_if(free_slots_, [&](int slot) { return slot > wanted; });
   slot_limit_ = wanted;
+}
+
+// --tagstring: replacement strings (and --header's names), nothing appended.
+void LocalRun::make_tag_template() {
+  if (options_.tagstring.empty()) return;
+  TemplateOptions tag_options = template_options_;
+  tag_options.append_inputs = false;
+  tag_options.context_replace = false;
+  tag_template_.emplace(std::vector{options_.tagstring}, false, tag_options);
 }
 
 std::string LocalRun::tag_for(const PendingJob& job, int slot) const {

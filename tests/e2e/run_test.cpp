@@ -544,3 +544,35 @@ TEST(FerryRunSameMeaning, PerlExpressionsAreRefused) {
 
 }  // namespace
 }  // namespace ferry::e2e
+
+namespace ferry::e2e {
+namespace {
+
+// -j FILE is read again while the run goes: job 1 raises it from 1 to 2 and
+// waits (bounded) for job 2 to start beside it.
+TEST(FerryRunOptions, JobsFromAFileChangeWhileRunning) {
+  TempDir dir;
+  std::ofstream(dir / "procs") << "1\n";
+  std::string job =
+      "if [ {} = 1 ]; then echo 2 > procs; i=0; while [ ! -e started.2 ] && [ $i -lt 3000 ]; "
+      "do sleep 0.01; i=$((i+1)); done; [ -e started.2 ] && echo saw-2 || echo alone; "
+      "else touch started.{}; fi";
+  auto r = run_ferry({"run", "-j", "procs", "--shell", job, ":::", "1", "2"}, dir);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "saw-2\n");
+}
+
+TEST(FerryRunOptions, TagResultsAndColumnsTogether) {
+  TempDir dir;
+  std::ofstream(dir / "table.csv") << "name,size\nx,1\ny,2\n";
+  auto r = run_ferry({"run", "-k", "--header", ":", "--colsep", ",", "--tagstring", "{name}",
+                      "echo", "{size}", "::::", dir / "table.csv"},
+                     dir);
+  EXPECT_EQ(r.out, "x\t1\ny\t2\n") << r.err;
+  r = run_ferry({"run", "--results", "out", "echo", "{}", ":::", "a"}, dir);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(read_file(dir / "out/1/a/stdout"), "a\n");
+}
+
+}  // namespace
+}  // namespace ferry::e2e
