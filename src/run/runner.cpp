@@ -7,9 +7,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <fcntl.h>
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
