@@ -18,12 +18,14 @@ best() {  # best NAME FILE...: the smallest value of NAME over the files
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((i = 0; i < runs; i++)); do
   "$build/bench_pool" > "$work/ferry.$i"
   python3 bench/pool_python.py > "$work/python.$i"
 done
 
 echo "machine: $(nproc) cores, $(uname -sr); Python $(python3 -c 'import sys; print(sys.version.split()[0])'); best of $runs runs"
+echo "load average (1, 5, 15 min): $load_before before, $(cut -d' ' -f1-3 /proc/loadavg) after"
 printf '| %-40s | %12s | %12s | %10s |\n' "2 worker processes" "ferry::Pool" "Python Pool" "ferry is ×"
 printf '|%s|%s|%s|%s|\n' ------------------------------------------ -------------- -------------- ------------
 for pair in "map_1m:map, 1,000,000 tasks (s)" "map_100k_chunk1:map, 100,000 tasks, chunksize 1 (s)" \

@@ -1,6 +1,6 @@
 // A pool of 3 processes taking 10 submissions, printing each result as it
-// finishes: Python's pool.apply_async(f, (i,)) with a callback.
-#include <unistd.h>
+// finishes: Python's pool.apply_async(f, (i,)) with a callback, or
+// concurrent.futures.as_completed.
 #include <ferry/pool.hpp>
 
 #include <chrono>
@@ -8,7 +8,7 @@
 #include <thread>
 
 // Tasks are plain functions: every worker process knows them.
-int slow_square(int n) {
+int slow_square(const int& n) {
   std::this_thread::sleep_for(std::chrono::milliseconds(50 * (10 - n)));  // later ones finish first
   return n * n;
 }
@@ -16,17 +16,10 @@ int slow_square(int n) {
 int main() {
   ferry::Pool pool(3);
   std::vector<ferry::AsyncResult<int>> pending;
-  std::vector<int> inputs;
-  for (int i = 0; i < 10; ++i) {
-    pending.push_back(pool.submit(slow_square, i));
-    inputs.push_back(i);
-  }
-  while (!pending.empty()) {
-    std::size_t done = pool.wait_any(pending);
-    std::cout << "square(" << inputs[done] << ") = " << pending[done].get() << "\n";
-    pending.erase(pending.begin() + static_cast<std::ptrdiff_t>(done));
-    inputs.erase(inputs.begin() + static_cast<std::ptrdiff_t>(done));
-  }
+  for (int i = 0; i < 10; ++i) pending.push_back(pool.submit(slow_square, i));
+  // The pool works on all of them meanwhile; each is printed as it finishes.
+  for (std::size_t i : ferry::as_completed(pending))
+    std::cout << "square(" << i << ") = " << pending[i].get() << "\n";
   pool.close();
   pool.join();
 }

@@ -5,7 +5,9 @@
 // process, so it may capture anything: the child gets a copy of this
 // process's memory as it was at start(). Its return ends the child with
 // status 0; an exception ends it with status 1 after printing the message to
-// stderr; std::exit(n) ends it with n.
+// stderr; std::exit(n) ends it with n at once, without running this
+// process's atexit handlers and static destructors (they are the parent's:
+// its pools, its Process objects).
 //
 //   ferry::Process child([&] { work(config); }, "worker-1");
 //   child.start();
@@ -13,7 +15,10 @@
 //   if (child.exit_code() != 0) ...
 //
 // A Process never outlives its object: the destructor kills a child that is
-// still running and reaps it, so no zombie or orphan is left behind.
+// still running and reaps it, so no zombie or orphan is left behind. Nor
+// does it outlive this process: a child gets SIGKILL when its parent dies,
+// even of a signal. (Linux ties this to the thread that called start():
+// start processes from a thread that lives as long as they should.)
 //
 // fork() copies only the calling thread. Start processes before starting
 // threads, or make sure no other thread holds a lock the child will need
@@ -70,6 +75,7 @@ class Process {
   std::vector<std::string> argv_;
   std::string name_;
   pid_t pid_ = 0;
+  pid_t owner_ = 0;  // the process that started it
   int pidfd_ = -1;
   std::optional<int> exit_code_;
 };

@@ -29,6 +29,7 @@ Subcommand add_retry(CLI::App& app);
 Subcommand add_logs(CLI::App& app);
 Subcommand add_workers(CLI::App& app);
 Subcommand add_queues(CLI::App& app);
+Subcommand add_check(CLI::App& app);
 
 // The token from --token, --token-file or FERRY_TOKEN, in that order.
 std::string resolve_token(const std::string& token, const std::string& token_file);

@@ -9,6 +9,7 @@
 #include "cli/commands.hpp"
 #include "client/api.hpp"
 #include "run/progress.hpp"
+#include "server/api_limits.hpp"
 
 namespace ferry::cli {
 
@@ -86,7 +87,8 @@ boost::json::value Connection::call(const std::string& method, const std::string
     throw ApiError(problem.what(), 1);
   }
   boost::system::error_code bad_json;
-  boost::json::value reply = boost::json::parse(response.body, bad_json);
+  boost::json::value reply =
+      boost::json::parse(response.body, bad_json, {}, server::api_parse_options());
   if (response.status >= 200 && response.status < 300 && !bad_json) return reply;
   if (response.status == 401)
     throw ApiError(fmt::format("the server at {} refused the token: give it with --token, "

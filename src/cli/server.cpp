@@ -1,6 +1,11 @@
 // `ferry server`: the durable scheduler behind the HTTP API.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <memory>
 
 #include "cli/commands.hpp"
@@ -29,13 +34,28 @@ void parse_listen(const std::string& text, server::ServerConfig& config) {
 }  // namespace
 
 // The token from --token, --token-file or FERRY_TOKEN, in that order.
+// A file's token is its first line without the spaces, tabs and CR around
+// it (as editors and `echo` leave them); a token is printable ASCII.
 std::string resolve_token(const std::string& token, const std::string& token_file) {
   if (!token.empty()) return token;
   if (!token_file.empty()) {
     std::ifstream file(token_file);
     std::string line;
-    if (!file || !std::getline(file, line) || line.empty())
-      throw run::UsageError("--token-file: cannot read a token from '" + token_file + "'");
+    if (!file || !std::getline(file, line))
+      throw run::UsageError("--token-file: cannot read '" + token_file + "'");
+    auto first = line.find_first_not_of(" \t\r");
+    line = first == std::string::npos
+               ? ""
+               : line.substr(first, line.find_last_not_of(" \t\r") - first + 1);
+    if (line.empty())
+      throw run::UsageError("--token-file: '" + token_file + "' holds no token on its first line");
+    if (!std::all_of(line.begin(), line.end(), [](char c) { return c > ' ' && c < 127; }))
+      throw run::UsageError("--token-file: the token in '" + token_file +
+                            "' may hold only printable ASCII without spaces");
+    struct stat status {};
+    if (::stat(token_file.c_str(), &status) == 0 && (status.st_mode & S_IROTH))
+      std::cerr << "ferry: warning: every user of this machine can read the token file '"
+                << token_file << "' (chmod 600 it)\n";
     return line;
   }
   const char* from_environment = std::getenv("FERRY_TOKEN");
@@ -47,6 +67,8 @@ Subcommand add_server(CLI::App& app) {
     std::string listen = "127.0.0.1:7077";
     std::string token, token_file;
     double lease_timeout = 30;
+    double idle_timeout = 60;
+    double header_timeout = 10;
     server::ServerConfig config;
   };
   auto flags = std::make_shared<Flags>();
@@ -70,8 +92,24 @@ Subcommand add_server(CLI::App& app) {
       ->add_option("--lease-timeout", flags->lease_timeout,
                    "Seconds a worker may stay silent before its jobs run elsewhere [default: 30]")
       ->check(CLI::Range(1.0, 86400.0));
+  command
+      ->add_option("--max-connections", flags->config.max_connections,
+                   "Connections served at once; more get 503 [default: 4096]")
+      ->check(CLI::Range(8, 1'000'000));
+  command
+      ->add_option("--idle-timeout", flags->idle_timeout,
+                   "Seconds a kept-alive connection may wait for its next request [default: 60]")
+      ->check(CLI::Range(0.1, 86400.0));
+  command
+      ->add_option("--header-timeout", flags->header_timeout,
+                   "Seconds a request's headers may take to arrive [default: 10]")
+      ->check(CLI::Range(0.1, 3600.0));
   return {command, [flags](const std::vector<std::string>&) {
             server::ServerConfig& config = flags->config;
+            config.idle_timeout =
+                std::chrono::milliseconds(std::llround(flags->idle_timeout * 1000));
+            config.header_timeout =
+                std::chrono::milliseconds(std::llround(flags->header_timeout * 1000));
             parse_listen(flags->listen, config);
             config.token = resolve_token(flags->token, flags->token_file);
             config.service.lease_duration =

@@ -1,4 +1,5 @@
 // `ferry worker`: runs jobs leased from a ferry server.
+#include <cmath>
 #include <memory>
 
 #include "cli/commands.hpp"
@@ -11,6 +12,7 @@ Subcommand add_worker(CLI::App& app) {
   struct Flags {
     Connection connection;
     worker::WorkerConfig config;
+    double kill_grace = 5;
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* command = app.add_subcommand("worker", "Run jobs from a ferry server");
@@ -25,7 +27,14 @@ Subcommand add_worker(CLI::App& app) {
       ->delimiter(',');
   command->add_option("--id", flags->config.id,
                       "Name shown in `ferry workers` [default: HOST-PID]");
+  command
+      ->add_option("--kill-grace", flags->kill_grace,
+                   "Seconds from SIGTERM to SIGKILL for a job timed out, cancelled or taken back "
+                   "[default: 5]")
+      ->check(CLI::Range(0.0, 3600.0));
   return {command, [flags](const std::vector<std::string>&) {
+            flags->config.kill_grace =
+                std::chrono::milliseconds(std::llround(flags->kill_grace * 1000));
             flags->config.server = flags->connection.url();
             flags->config.token = flags->connection.token();
             return worker::run_worker(flags->config);

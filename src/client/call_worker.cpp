@@ -18,12 +18,24 @@
 #include "exec/signal_watch.hpp"
 #include "ferry/error.hpp"
 #include "ferry/worker.hpp"
+#include "server/api_limits.hpp"
 
 namespace ferry {
 namespace {
 
 namespace json = boost::json;
 using std::chrono::milliseconds;
+
+// "returned", or why the server would refuse the result (checked here, so
+// that one result can never make a whole report unreadable).
+std::string checked_result(const json::value& result) {
+  if (server::value_depth(result) > server::kMaxValueDepth)
+    return fmt::format("the result nests deeper than {} levels", server::kMaxValueDepth);
+  if (std::size_t size = json::serialize(result).size(); size > server::kMaxResultBytes)
+    return fmt::format("the result is {} bytes of JSON, more than {}", size,
+                       server::kMaxResultBytes);
+  return "returned";
+}
 
 struct Task {
   std::uint64_t job;
@@ -62,9 +74,10 @@ struct Worker::Impl {
       json::object report{{"job", task.job}, {"token", task.token}};
       auto started = std::chrono::steady_clock::now();
       try {
-        report["result"] = (*task.function)(task.args);
-        report["succeeded"] = true;
-        report["reason"] = "returned";
+        json::value result = (*task.function)(task.args);
+        report["reason"] = checked_result(result);
+        report["succeeded"] = report["reason"] == "returned";
+        if (report["succeeded"] == true) report["result"] = std::move(result);
       } catch (const std::exception& problem) {
         report["succeeded"] = false;
         report["reason"] = problem.what();
@@ -103,12 +116,28 @@ struct Worker::Impl {
                      {"free_slots", room},
                      {"queues", json::array(options.queues.begin(), options.queues.end())},
                      {"labels", json::array(labels.begin(), labels.end())},
+                     {"commands", false},
                      {"wait", idle ? 2 : 0},
                      {"completions", json::array(undelivered.begin(), undelivered.end())},
                      {"heartbeats", std::move(heartbeats)}});
   }
 
   void take(const json::object& reply, std::vector<json::value>& undelivered) {
+    // Refused reports are dropped, not sent again: they never would be taken.
+    if (const json::value* rejected = reply.if_contains("rejected");
+        rejected && rejected->is_array()) {
+      std::vector<bool> drop(undelivered.size());
+      for (const json::value& item : rejected->as_array())
+        if (const json::value* index =
+                item.is_object() ? item.as_object().if_contains("index") : nullptr;
+            index && index->is_number() && index->to_number<std::size_t>() < drop.size()) {
+          drop[index->to_number<std::size_t>()] = true;
+          std::cerr << "ferry::Worker: the server refused a result: " << json::serialize(item)
+                    << std::endl;
+        }
+      std::size_t next = 0;
+      std::erase_if(undelivered, [&](const json::value&) { return drop[next++]; });
+    }
     for (const json::value& token : reply.at("acknowledged").as_array()) {
       auto acknowledged = token.to_number<std::uint64_t>();
       std::erase_if(undelivered, [&](const json::value& report) {
@@ -191,20 +220,40 @@ void Worker::run(bool handle_signals) {
       bool idle = impl.in_flight.empty() && undelivered.empty() && !impl.stopping;
       body = impl.request(undelivered, idle);
     }
+    client::Response response;
     try {
-      json::value reply =
-          client::call_api(impl.http, "POST", "/v1/lease", body, std::chrono::seconds(20));
-      backoff = milliseconds(100);
-      impl.take(reply.as_object(), undelivered);
+      response = impl.http.request("POST", "/v1/lease", body, std::chrono::seconds(20));
     } catch (const client::ConnectionError&) {
-      std::this_thread::sleep_for(backoff);  // keep results; try again
-      backoff = std::min(backoff * 2, milliseconds(5000));
-      continue;
-    } catch (const Error& refused) {
-      fatal = refused;
+      response.status = 0;
+    }
+    if (response.status == 401) {
+      fatal = Error(fmt::format("the server at {} refused the token", impl.http.url()));
       stop();
       break;
     }
+    if (response.status == 400 && !undelivered.empty()) {
+      // Never taken, so never sent again: their jobs run again once their leases expire.
+      std::cerr << "ferry::Worker: the server refused our report, dropping " << undelivered.size()
+                << " results: " << response.body << std::endl;
+      undelivered.clear();
+      continue;
+    }
+    boost::system::error_code bad_json;
+    json::value reply = json::parse(response.body, bad_json, {}, server::api_parse_options());
+    bool answered = response.status == 200 && !bad_json && reply.is_object();
+    if (answered) {
+      try {
+        impl.take(reply.as_object(), undelivered);
+      } catch (const std::exception&) {
+        answered = false;  // not a lease answer: a proxy's page, say
+      }
+    }
+    if (!answered) {
+      std::this_thread::sleep_for(backoff);  // keep results; try again
+      backoff = std::min(backoff * 2, milliseconds(5000));
+      continue;
+    }
+    backoff = milliseconds(100);
     std::unique_lock lock(impl.mutex);
     if (!impl.in_flight.empty() && impl.finished.empty())
       impl.results_ready.wait_for(lock, milliseconds(1000),

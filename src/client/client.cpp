@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "client/api.hpp"
+#include "server/api_limits.hpp"
 
 namespace ferry {
 namespace client {
@@ -29,7 +30,8 @@ namespace {
 // The JSON of a 2xx answer; else ferry::Error with the server's detail.
 boost::json::value checked(const HttpClient& http, const Response& response) {
   boost::system::error_code bad_json;
-  boost::json::value reply = boost::json::parse(response.body, bad_json);
+  boost::json::value reply =
+      boost::json::parse(response.body, bad_json, {}, server::api_parse_options());
   if (response.status >= 200 && response.status < 300 && !bad_json) return reply;
   if (response.status == 401)
     throw Error(fmt::format("the server at {} refused the token", http.url()));
@@ -76,7 +78,8 @@ void follow_jobs(HttpClient& http, std::vector<std::uint64_t> ids,
       bool heard = false;
       auto on_event = [&](std::string_view data) {
         heard = true;
-        boost::json::object event = boost::json::parse(data).as_object();
+        boost::json::object event =
+            boost::json::parse(data, {}, server::api_parse_options()).as_object();
         std::string_view state = event.at("state").as_string();
         if (state != "succeeded" && state != "failed" && state != "cancelled") return true;
         auto id = event.at("id").to_number<std::uint64_t>();

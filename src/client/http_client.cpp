@@ -9,6 +9,10 @@
 #include <boost/beast/ssl.hpp>
 #include <cstdlib>
 #include <optional>
+#include <system_error>
+#include <utility>
+
+#include <fcntl.h>
 
 namespace ferry::client {
 
@@ -19,12 +23,15 @@ namespace ssl = asio::ssl;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 // One connection to the server, plain or TLS; operations run on its own
-// io_context until they finish or their deadline passes.
+// io_context until they finish, their deadline passes, or the interrupt
+// descriptor becomes readable.
 struct HttpClient::Connection {
   asio::io_context io;
   std::optional<beast::tcp_stream> plain;
   std::optional<TlsStream> tls;
   beast::flat_buffer buffer;
+  std::optional<asio::posix::stream_descriptor> interrupt;  // a dup of the caller's descriptor
+  bool interrupted = false;
 
   bool is_open() const { return plain || tls; }
   void reset() {
@@ -41,9 +48,23 @@ struct HttpClient::Connection {
     else
       operation(*plain);
   }
+  // The completion handler of an operation: records its error.
+  auto on_done(beast::error_code& error) {
+    return [this, &error](beast::error_code e, auto&&...) {
+      error = e;
+      if (interrupt) interrupt->cancel();  // the operation is over: stop watching
+    };
+  }
   // Runs what was started until it finished; returns its error.
   beast::error_code run(const beast::error_code& error) {
     io.restart();
+    if (interrupt) {
+      interrupt->async_wait(asio::posix::descriptor_base::wait_read, [this](beast::error_code e) {
+        if (e) return;  // cancelled: the operation finished first
+        interrupted = true;
+        if (is_open()) lowest().cancel();
+      });
+    }
     io.run();
     return error;
   }
@@ -53,9 +74,8 @@ struct HttpClient::Connection {
   beast::error_code exchange(const http::request<http::string_body>& request, Read read) {
     beast::error_code error;
     with_stream([&](auto& stream) {
-      auto done = [&](beast::error_code e, std::size_t) { error = e; };
-      http::async_write(stream, request, done);
-      if (!run(error)) read(stream, buffer, done);
+      http::async_write(stream, request, on_done(error));
+      if (!run(error)) read(stream, buffer, on_done(error));
     });
     return error ? error : run(error);
   }
@@ -95,6 +115,12 @@ HttpClient::HttpClient(std::string url, std::string token)
 
 HttpClient::~HttpClient() = default;
 
+void HttpClient::interrupt_on(int fd) {
+  int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) throw std::system_error(errno, std::generic_category(), "dup");
+  connection_->interrupt.emplace(connection_->io, copy);
+}
+
 void HttpClient::connect(Connection& c, std::chrono::steady_clock::time_point deadline) const {
   c.reset();
   beast::error_code error;
@@ -106,9 +132,11 @@ void HttpClient::connect(Connection& c, std::chrono::steady_clock::time_point de
   else
     c.plain.emplace(c.io);
   c.lowest().expires_at(deadline);
-  c.lowest().async_connect(endpoints, [&](beast::error_code e, auto) { error = e; });
+  c.lowest().async_connect(endpoints, c.on_done(error));
   if (c.run(error)) {
     c.reset();
+    if (std::exchange(c.interrupted, false))
+      throw Interrupted(fmt::format("connecting to {} was interrupted", url_));
     throw ConnectionError(fmt::format("cannot reach the server at {}: {}", url_, error.message()));
   }
   if (!c.tls) return;
@@ -116,7 +144,7 @@ void HttpClient::connect(Connection& c, std::chrono::steady_clock::time_point de
   if (!SSL_set_tlsext_host_name(c.tls->native_handle(), host_.c_str()))
     throw ConnectionError(fmt::format("cannot use the host name {} for TLS", host_));
   c.tls->set_verify_callback(ssl::host_name_verification(host_));
-  c.tls->async_handshake(ssl::stream_base::client, [&](beast::error_code e) { error = e; });
+  c.tls->async_handshake(ssl::stream_base::client, c.on_done(error));
   if (c.run(error)) {
     c.reset();
     throw ConnectionError(
@@ -144,6 +172,7 @@ Response HttpClient::request(const std::string& method, const std::string& targe
                              const std::string& body, std::chrono::milliseconds timeout) {
   http::request<http::string_body> request = make_request(method, target, body);
   Connection& c = *connection_;
+  c.interrupted = false;
   for (int attempt = 0; attempt < 2; ++attempt) {
     bool fresh = !c.is_open();
     if (fresh) connect(c, std::chrono::steady_clock::now() + timeout);
@@ -158,6 +187,8 @@ Response HttpClient::request(const std::string& method, const std::string& targe
       return {static_cast<int>(parser.get().result_int()), std::move(parser.get().body())};
     }
     c.reset();
+    if (std::exchange(c.interrupted, false))
+      throw Interrupted(fmt::format("the request to {} was interrupted", url_));
     // A kept-alive connection the server closed meanwhile: try once on a new one.
     if (fresh || error == beast::error::timeout)
       throw ConnectionError(
@@ -189,10 +220,8 @@ Response HttpClient::events(const std::string& target,
   };
   if (error) return broken(error);
   if (parser.get().result() != http::status::ok) {  // a refusal, with a JSON body
-    c.with_stream([&](auto& stream) {
-      http::async_read(stream, c.buffer, parser,
-                       [&](beast::error_code e, std::size_t) { error = e; });
-    });
+    c.with_stream(
+        [&](auto& stream) { http::async_read(stream, c.buffer, parser, c.on_done(error)); });
     if (c.run(error)) return broken(error);
     return {static_cast<int>(parser.get().result_int()), std::move(parser.get().body())};
   }
@@ -220,7 +249,7 @@ Response HttpClient::events(const std::string& target,
     c.lowest().expires_at(soon());
     c.with_stream([&](auto& stream) {
       stream.async_read_some(c.buffer.prepare(64 * 1024), [&](beast::error_code e, std::size_t n) {
-        error = e;
+        c.on_done(error)(e);
         c.buffer.commit(n);
       });
     });

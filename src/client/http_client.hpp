@@ -29,6 +29,11 @@ struct DeadlineReached : ConnectionError {
   using ConnectionError::ConnectionError;
 };
 
+// The descriptor given to interrupt_on() became readable mid-request.
+struct Interrupted : ConnectionError {
+  using ConnectionError::ConnectionError;
+};
+
 struct Response {
   int status = 0;
   std::string body;
@@ -56,6 +61,11 @@ class HttpClient {
                   const std::function<bool(std::string_view data)>& on_event,
                   std::chrono::steady_clock::time_point deadline);
   static constexpr std::chrono::seconds kSilence{50};
+
+  // From now on, a request ends early with Interrupted when `fd` becomes
+  // readable (a SignalWatch's descriptor: a daemon's long poll must not
+  // delay its reaction to SIGTERM). The descriptor is watched, never read.
+  void interrupt_on(int fd);
 
   const std::string& url() const { return url_; }
 

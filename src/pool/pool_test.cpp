@@ -2,13 +2,23 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
 #include <fstream>
+#include <future>
+#include <map>
+#include <mutex>
 #include <numeric>
 #include <set>
 #include <thread>
 
+#include "ferry/process.hpp"
+#include "ferry/queue.hpp"
 #include "pool/children.hpp"
 
 namespace ferry {
@@ -43,6 +53,121 @@ int configured = 0;
 void configure() { configured = 42; }
 int read_configured(int) { return configured; }
 void broken_configure() { throw std::runtime_error("no configuration file"); }
+
+// A file that a test creates to release a task waiting for it: tasks block
+// on events, never on guesses about time.
+class Marker {
+ public:
+  Marker() {
+    static int next = 0;
+    path_ = (std::filesystem::temp_directory_path() /
+             ("ferry-marker-" + std::to_string(::getpid()) + "-" + std::to_string(next++)))
+                .string();
+    std::filesystem::remove(path_);
+  }
+  ~Marker() { std::filesystem::remove(path_); }
+  const std::string& path() const { return path_; }
+  void set() { std::ofstream(path_) << "go"; }
+
+ private:
+  std::string path_;
+};
+
+// Waits for the marker (at most 30 s, so a broken test ends); whether it came.
+bool wait_for_marker(const std::string& path) {
+  for (int i = 0; i < 6000; ++i) {
+    if (std::filesystem::exists(path)) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return false;
+}
+
+int sleep_ms(int milliseconds) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds));
+  return milliseconds;
+}
+
+void append_line(std::string path) {
+  std::this_thread::sleep_for(20ms);
+  std::ofstream(path, std::ios::app) << "done\n";
+}
+
+std::size_t line_count(const std::string& path) {
+  std::ifstream in(path);
+  std::size_t lines = 0;
+  for (std::string line; std::getline(in, line);) ++lines;
+  return lines;
+}
+
+struct Point {
+  double x = 0, y = 0;
+  template <class Fields>
+  void ferry_fields(Fields&& fields) {
+    fields(x, y);
+  }
+};
+int twice(const int& n) { return 2 * n; }
+double half(const double& x) { return x / 2; }
+double length_squared(const Point& p) { return p.x * p.x + p.y * p.y; }
+std::string shout(const std::string& text, const int& times) {
+  std::string out;
+  for (int i = 0; i < times; ++i) out += text + "!";
+  return out;
+}
+std::size_t take_ownership(std::vector<int>&& values) {
+  std::vector<int> mine = std::move(values);
+  return mine.size();
+}
+
+// Counts the copies made of it in this process.
+struct Counted {
+  static inline int copies = 0;
+  std::vector<int> payload;
+  Counted() = default;
+  Counted(const Counted& other) : payload(other.payload) { ++copies; }
+  Counted& operator=(const Counted& other) {
+    payload = other.payload;
+    ++copies;
+    return *this;
+  }
+  Counted(Counted&&) = default;
+  Counted& operator=(Counted&&) = default;
+  template <class Fields>
+  void ferry_fields(Fields&& fields) {
+    fields(payload);
+  }
+};
+std::size_t payload_size(Counted counted) { return counted.payload.size(); }
+
+// Set before a pool's owner process forks, so the pool's workers inherit it.
+Queue<int>* started_tasks = nullptr;
+int announce_then_hang(int seconds) {
+  started_tasks->put(::getpid());
+  return hang(seconds);
+}
+
+bool is_even(int n) { return n % 2 == 0; }
+std::vector<bool> parities(std::vector<int> values) {
+  std::vector<bool> out;
+  for (int value : values) out.push_back(value % 2 == 0);
+  return out;
+}
+
+// Appends `n` to the file at `path` as a line, after `milliseconds`.
+int record(std::string path, int n, int milliseconds) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds));
+  std::ofstream(path, std::ios::app) << n << "\n";
+  return n;
+}
+
+// For the spawn start: state a fresh run of the program does not have.
+int changed_before_the_pool = 0;
+int read_changed(int) { return changed_before_the_pool; }
+std::mutex held_by_the_test;
+int lock_and_return(int n) {
+  std::lock_guard lock(held_by_the_test);
+  return n;
+}
 
 long rss_peak_kb() {
   std::ifstream status("/proc/self/status");
@@ -161,9 +286,16 @@ TEST_F(PoolTest, InitializerRunsInEveryWorker) {
 
 TEST_F(PoolTest, AFailingInitializerFailsTasksClearly) {
   Pool pool(PoolOptions{.processes = 1, .initializer = broken_configure});
-  auto handle = pool.submit(square, 2);
-  TaskError handle_error = failure_of(handle);
-  EXPECT_NE(std::string(handle_error.what()).find("initializer failed"), std::string::npos);
+  // The task fails, or the pool (which found out first) refuses it: either
+  // way with the reason.
+  std::string message;
+  try {
+    auto handle = pool.submit(square, 2);
+    message = failure_of(handle).what();
+  } catch (const Error& error) {
+    message = error.what();
+  }
+  EXPECT_NE(message.find("initializer failed"), std::string::npos) << message;
   EXPECT_THROW(pool.submit(square, 3), Error);
 }
 
@@ -272,6 +404,385 @@ TEST_F(PoolTest, UsableFromManyThreads) {
     });
   for (auto& thread : threads) thread.join();
   EXPECT_EQ(wrong, 0);
+}
+
+// --- What a new user hit: each of these failed before its fix. ---
+
+TEST_F(PoolTest, ATaskTakingConstReferencesGetsItsArguments) {
+  Pool pool(2);
+  EXPECT_EQ(pool.submit(twice, 21).get(), 42);
+  EXPECT_EQ(pool.submit(half, 5.0).get(), 2.5);
+  EXPECT_EQ(pool.submit(length_squared, Point{3, 4}).get(), 25.0);
+  EXPECT_EQ(pool.submit(shout, "hey", 2).get(), "hey!hey!");
+  EXPECT_EQ(pool.submit(take_ownership, std::vector<int>{1, 2, 3}).get(), 3u);
+  EXPECT_EQ(pool.map(twice, std::vector<int>{1, 2, 3}), (std::vector<int>{2, 4, 6}));
+  std::vector<Point> points = {{1, 0}, {0, 2}};
+  EXPECT_EQ(pool.map(length_squared, points), (std::vector<double>{1, 4}));
+}
+
+TEST_F(PoolTest, TerminateInterruptsAThreadWaitingInGet) {
+  Pool pool(1);
+  auto slow = pool.submit(hang, 20);
+  std::promise<void> waiting;
+  std::optional<TaskError::Reason> reason;
+  std::thread waiter([&] {
+    waiting.set_value();
+    try {
+      slow.get();
+    } catch (const TaskError& error) {
+      reason = error.reason();
+    }
+  });
+  waiting.get_future().wait();
+  std::this_thread::sleep_for(100ms);  // into get(), most likely; the test holds either way
+  pool.terminate();
+  waiter.join();
+  EXPECT_EQ(reason, TaskError::Reason::terminated);
+}
+
+TEST_F(PoolTest, TerminateInterruptsAThreadWaitingInMap) {
+  Pool pool(2);
+  std::promise<void> waiting;
+  std::optional<TaskError::Reason> reason;
+  std::thread waiter([&] {
+    waiting.set_value();
+    try {
+      pool.map(hang, std::vector<int>{20, 20});
+    } catch (const TaskError& error) {
+      reason = error.reason();
+    }
+  });
+  waiting.get_future().wait();
+  std::this_thread::sleep_for(100ms);
+  pool.terminate();
+  waiter.join();
+  EXPECT_EQ(reason, TaskError::Reason::terminated);
+}
+
+TEST_F(PoolTest, DestructorInterruptsAThreadWaitingInGet) {
+  std::optional<AsyncResult<int>> slow;
+  std::optional<TaskError::Reason> reason;
+  std::thread waiter;
+  {
+    Pool pool(1);
+    slow.emplace(pool.submit(hang, 20));
+    std::promise<void> waiting;
+    waiter = std::thread([&] {
+      waiting.set_value();
+      try {
+        slow->get();
+      } catch (const TaskError& error) {
+        reason = error.reason();
+      }
+    });
+    waiting.get_future().wait();
+    std::this_thread::sleep_for(100ms);
+  }
+  waiter.join();
+  EXPECT_EQ(reason, TaskError::Reason::terminated);
+}
+
+TEST_F(PoolTest, TaskTimeoutCountsFromWhenTheTaskStarted) {
+  Pool pool(PoolOptions{.processes = 1, .task_timeout = 3s});
+  Marker first_done, second_done;
+  auto first = pool.submit(wait_for_marker, first_done.path());
+  auto second = pool.submit(wait_for_marker, second_done.path());  // queued behind the first
+  std::this_thread::sleep_for(2s);
+  first_done.set();  // the second starts now, 2 s after it was submitted
+  std::this_thread::sleep_for(1500ms);
+  // 3.5 s after submission, 1.5 s after it started: within its 3 s.
+  EXPECT_FALSE(second.wait(100ms));
+  second_done.set();
+  EXPECT_TRUE(first.get());
+  EXPECT_TRUE(second.get());
+}
+
+TEST_F(PoolTest, TasksProgressWhileNobodyWaits) {
+  Pool pool(2);
+  Marker log;  // each task appends a line to it
+  std::vector<AsyncResult<void>> handles;
+  for (int i = 0; i < 20; ++i) handles.push_back(pool.submit(append_line, log.path()));
+  // No pool call until all 20 are done (or 20 s passed, to end a broken test).
+  for (int i = 0; i < 2000 && line_count(log.path()) < 20; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(line_count(log.path()), 20u);
+  for (auto& handle : handles) handle.get();
+}
+
+TEST_F(PoolTest, AFreeWorkerNeverWaitsBehindALongTask) {
+  Pool pool(2);
+  pool.map(square, std::views::iota(0, 2000), 1);  // the pool has seen tiny tasks
+  Marker release;
+  auto blocker = pool.submit(wait_for_marker, release.path());
+  std::vector<AsyncResult<int>> shorts;
+  for (int i = 0; i < 20; ++i) shorts.push_back(pool.submit(sleep_ms, 10));
+  for (auto& handle : shorts) EXPECT_EQ(handle.get(), 10);  // the other worker ran them all
+  EXPECT_FALSE(blocker.ready());
+  release.set();
+  EXPECT_TRUE(blocker.get());  // released by the marker, not by its own 30 s limit
+}
+
+TEST_F(PoolTest, ExitInATaskDoesNotRunThePoolsTeardown) {
+  // A static pool in a process of its own: std::exit() in its worker would run
+  // the static destructors, and with them a copy of the pool's teardown.
+  Process pool_owner([] {
+    static Pool pool(1);
+    int outcome = 0;
+    // Twice: the first worker started before the static's destructor was
+    // registered; its replacement starts after.
+    for (int i = 0; i < 2 && outcome == 0; ++i) {
+      try {
+        pool.submit(call_exit, 0).get(20s);
+        outcome = 11;
+      } catch (const TaskError& error) {
+        if (error.reason() != TaskError::Reason::worker_lost) outcome = 12;
+      } catch (const TimeoutError&) {
+        outcome = 13;  // the worker hung in the pool's teardown
+      }
+    }
+    if (outcome == 0 && pool.submit(square, 4).get(20s) != 16) outcome = 14;
+    pool.terminate();
+    std::fflush(nullptr);
+    ::_exit(outcome);
+  });
+  pool_owner.start();
+  ASSERT_TRUE(pool_owner.join(60s));
+  EXPECT_EQ(pool_owner.exit_code(), 0);
+}
+
+TEST_F(PoolTest, WorkersDieWithTheirParent) {
+  // Orphans come to this process instead of init, so the test can see them.
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  for (int signal : {SIGTERM, SIGINT}) {
+    Queue<int> started;
+    started_tasks = &started;
+    Process parent([] {
+      Pool pool(2);
+      pool.map(announce_then_hang, std::vector<int>{20, 20}, 1);
+    });
+    parent.start();
+    std::vector<pid_t> workers;
+    for (int i = 0; i < 2; ++i)
+      if (auto pid = started.get(20s)) workers.push_back(*pid);
+    ASSERT_EQ(workers.size(), 2u);
+    ::kill(parent.pid(), signal);  // the parent alone, not its process group
+    parent.join();
+    EXPECT_EQ(parent.exit_code(), -signal);
+    for (pid_t worker : workers) {
+      int status = 0;
+      ASSERT_EQ(::waitpid(worker, &status, 0), worker);
+      EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+          << "worker " << worker << " outlived its parent (status " << status << ")";
+    }
+    started_tasks = nullptr;
+  }
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+}
+
+TEST_F(PoolTest, MapOverAnInputWithoutASizeIsChunked) {
+  // One task per worker process makes the number of chunks visible.
+  Pool pool(PoolOptions{.processes = 2, .max_tasks_per_child = 1});
+  auto odd = std::views::iota(0, 2000) | std::views::filter([](int n) { return n % 2 == 1; });
+  std::vector<int> pids = pool.map(worker_pid, odd);
+  EXPECT_EQ(pids.size(), 1000u);
+  EXPECT_LE(std::set<int>(pids.begin(), pids.end()).size(), 8u);  // 4 chunks per worker
+  std::vector<int> squares = pool.map(square, odd);
+  ASSERT_EQ(squares.size(), 1000u);
+  EXPECT_EQ(squares[0], 1);
+  EXPECT_EQ(squares[999], 1999 * 1999);
+}
+
+TEST_F(PoolTest, RefusesANegativeProcessCount) {
+  EXPECT_THROW(Pool(-3), Error);
+  EXPECT_THROW(Pool(PoolOptions{.processes = -1}), Error);
+}
+
+TEST_F(PoolTest, SubmitDoesNotCopyItsArguments) {
+  Pool pool(1);
+  Counted big;
+  big.payload.assign(100000, 7);
+  Counted::copies = 0;
+  EXPECT_EQ(pool.submit(payload_size, big).get(), 100000u);
+  EXPECT_EQ(pool.submit(payload_size, std::move(big)).get(), 100000u);
+  EXPECT_EQ(Counted::copies, 0);
+}
+
+TEST_F(PoolTest, TerminateWakesEveryKindOfWaiter) {
+  Pool pool(2);
+  auto single = pool.submit(hang, 20);
+  auto whole_map = pool.map_async(hang, std::vector<int>{20, 20});
+  std::vector<AsyncResult<int>> handles = {pool.submit(hang, 20), pool.submit(hang, 20)};
+  auto stream = pool.imap(hang, std::vector<int>{20, 20});
+  std::mutex mutex;
+  std::vector<std::string> woken;
+  auto waiter = [&](std::string name, auto wait) {
+    return std::thread([&woken, &mutex, name, wait] {
+      try {
+        wait();
+      } catch (const Error& error) {
+        // A task failed by terminate(), or (a thread that started late) a
+        // submission refused because the pool was terminated.
+        if (std::string(error.what()).find("terminated") == std::string::npos) return;
+        std::lock_guard lock(mutex);
+        woken.push_back(name);
+      }
+    });
+  };
+  std::vector<std::thread> threads;
+  threads.push_back(waiter("get", [&] { single.get(); }));
+  threads.push_back(waiter("map", [&] { whole_map.get(); }));
+  threads.push_back(waiter("as_completed", [&] {
+    for (std::size_t i : as_completed(handles)) handles[i].get();
+  }));
+  threads.push_back(waiter("imap", [&] {
+    for (int result : stream) (void)result;
+  }));
+  std::this_thread::sleep_for(200ms);  // into their waits, most likely; the test holds either way
+  pool.terminate();
+  for (auto& thread : threads) thread.join();
+  std::sort(woken.begin(), woken.end());
+  EXPECT_EQ(woken, (std::vector<std::string>{"as_completed", "get", "imap", "map"}));
+}
+
+TEST_F(PoolTest, TerminateInterruptsJoin) {
+  Pool pool(1);
+  auto slow = pool.submit(hang, 20);
+  pool.close();
+  std::thread joiner([&] { pool.join(); });
+  std::this_thread::sleep_for(100ms);
+  pool.terminate();
+  joiner.join();
+  EXPECT_EQ(failure_of(slow).reason(), TaskError::Reason::terminated);
+}
+
+// --- The rest of Python's API, and how the pool dispatches. ---
+
+TEST_F(PoolTest, TasksMayReturnBool) {
+  Pool pool(2);
+  EXPECT_TRUE(pool.submit(is_even, 4).get());
+  EXPECT_EQ(pool.map(is_even, std::vector<int>{1, 2, 3}), (std::vector<bool>{false, true, false}));
+  EXPECT_EQ(pool.submit(parities, std::vector<int>{2, 3}).get(), (std::vector<bool>{true, false}));
+}
+
+TEST_F(PoolTest, ImapYieldsResultsInInputOrder) {
+  Pool pool(3);
+  // Later inputs finish first; imap still yields them in input order.
+  std::vector<int> delays = {40, 30, 20, 10, 0, 0, 0};
+  std::vector<int> results;
+  for (int result : pool.imap(sleep_ms, delays)) results.push_back(result);
+  EXPECT_EQ(results, delays);
+  std::vector<int> squares;
+  for (int result : pool.imap(square, std::views::iota(0, 1000), 7)) squares.push_back(result);
+  ASSERT_EQ(squares.size(), 1000u);
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(squares[i], i * i);
+  auto failing = pool.imap(fail_on_three, std::vector<int>{1, 3, 4});
+  auto it = failing.begin();
+  EXPECT_EQ(*it, 1);
+  EXPECT_THROW(++it, TaskError);
+}
+
+TEST_F(PoolTest, MapAsyncReturnsAHandleForTheWholeMap) {
+  Pool pool(2);
+  auto squares = pool.map_async(square, std::vector<int>{1, 2, 3});
+  auto sums = pool.starmap_async(add, std::vector<std::tuple<int, double>>{{1, 0.5}, {2, 0.5}});
+  auto failing = pool.map_async(fail_on_three, std::vector<int>{1, 2, 3});
+  EXPECT_EQ(squares.get(), (std::vector<int>{1, 4, 9}));
+  EXPECT_EQ(sums.get(10s), (std::vector<double>{1.5, 2.5}));
+  failing.wait();
+  EXPECT_TRUE(failing.ready());
+  EXPECT_FALSE(failing.successful());
+  EXPECT_THROW(failing.get(), TaskError);
+  auto nothing_to_do = pool.map_async(square, std::vector<int>{});
+  EXPECT_TRUE(nothing_to_do.ready());
+  EXPECT_EQ(nothing_to_do.get(), std::vector<int>{});
+  pool.map_async(nothing, std::vector<int>{1, 2}).get();
+}
+
+TEST_F(PoolTest, AsCompletedYieldsEachHandleOnceAsItFinishes) {
+  Pool pool(2);
+  Marker release;
+  std::vector<AsyncResult<bool>> handles;
+  handles.push_back(pool.submit(wait_for_marker, release.path()));  // finishes last
+  for (int i = 0; i < 5; ++i) handles.push_back(pool.submit(wait_for_marker, std::string("/")));
+  std::vector<std::size_t> order;
+  for (std::size_t index : as_completed(handles)) {
+    order.push_back(index);
+    EXPECT_TRUE(handles[index].get());
+    if (order.size() == 5) release.set();  // the others are done: now the first may end
+  }
+  ASSERT_EQ(order.size(), 6u);
+  EXPECT_EQ(order.back(), 0u);
+  EXPECT_EQ(std::set<std::size_t>(order.begin(), order.end()).size(), 6u);
+  std::vector<AsyncResult<int>> none;
+  EXPECT_TRUE(as_completed(none).begin() == as_completed(none).end());
+  std::vector<AsyncResult<int>> one = {pool.submit(square, 3)};
+  EXPECT_EQ(pool.wait_any(one), 0u);
+}
+
+TEST_F(PoolTest, EveryTaskRunsExactlyOnceWhileTasksAreTakenBack) {
+  // Long tasks among tiny ones: tiny tasks sent ahead to a worker busy with
+  // a long one are taken back and run elsewhere, never twice, never lost.
+  Pool pool(2);
+  Marker log;
+  std::vector<AsyncResult<int>> handles;
+  for (int i = 0; i < 600; ++i)
+    handles.push_back(pool.submit(record, log.path(), i, i % 60 == 0 ? 30 : 0));
+  for (int i = 0; i < 600; ++i) EXPECT_EQ(handles[i].get(), i);
+  std::map<int, int> runs;
+  std::ifstream in(log.path());
+  for (int n; in >> n;) runs[n]++;
+  ASSERT_EQ(runs.size(), 600u);
+  for (auto& [n, count] : runs) EXPECT_EQ(count, 1) << "task " << n;
+}
+
+TEST_F(PoolTest, JoinEndsWhileAForkedChildHoldsThePipes) {
+  Pool pool(2);
+  Marker release;
+  // Started after the pool: it holds copies of the pool's descriptors.
+  Process child([&] { wait_for_marker(release.path()); });
+  child.start();
+  EXPECT_EQ(pool.submit(square, 5).get(), 25);
+  pool.close();
+  pool.join();  // does not wait for the child to let go of the pipes
+  EXPECT_TRUE(child.is_alive());
+  release.set();
+  child.join();
+}
+
+TEST_F(PoolTest, SpawnedWorkersAreFreshRunsOfTheProgram) {
+  changed_before_the_pool = 7;
+  Pool forked(PoolOptions{.processes = 1});
+  Pool spawned(PoolOptions{.processes = 2, .initializer = configure, .start = StartMethod::spawn});
+  EXPECT_EQ(forked.submit(read_changed, 0).get(), 7);   // a copy of this process
+  EXPECT_EQ(spawned.submit(read_changed, 0).get(), 0);  // the program afresh
+  EXPECT_EQ(spawned.submit(read_configured, 0).get(), 42);
+  EXPECT_EQ(spawned.map(square, std::views::iota(0, 100)).back(), 99 * 99);
+  EXPECT_EQ(spawned.submit(twice, 21).get(), 42);
+  EXPECT_EQ(spawned.submit([](int n) { return n + 1; }, 1).get(), 2);
+  changed_before_the_pool = 0;
+  for (pid_t pid : spawned.worker_pids())
+    EXPECT_EQ(std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe"),
+              std::filesystem::read_symlink("/proc/self/exe"));
+  // A lock another thread holds while workers start is not held in theirs.
+  std::lock_guard lock(held_by_the_test);
+  Pool started_while_locked(PoolOptions{.processes = 1, .start = StartMethod::spawn});
+  EXPECT_EQ(started_while_locked.submit(lock_and_return, 3).get(), 3);
+}
+
+TEST_F(PoolTest, SpawnedWorkersRefuseAnInitializerTheyCannotFind) {
+  int captured = 1;
+  auto refused = [&] {
+    Pool pool(PoolOptions{.processes = 1,
+                          .initializer = [captured] { configured = captured; },
+                          .start = StartMethod::spawn});
+  };
+  EXPECT_THROW(refused(), Error);
+}
+
+TEST_F(PoolTest, ACrashingSpawnedWorkerIsReplaced) {
+  Pool pool(PoolOptions{.processes = 1, .start = StartMethod::spawn});
+  auto crashed = pool.submit(crash, 0);
+  EXPECT_EQ(failure_of(crashed).reason(), TaskError::Reason::worker_lost);
+  EXPECT_EQ(pool.submit(square, 6).get(), 36);
 }
 
 }  // namespace

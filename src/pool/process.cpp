@@ -1,9 +1,10 @@
 #include "ferry/process.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,8 +15,7 @@
 #include <utility>
 
 #include "ferry/error.hpp"
-
-extern char** environ;
+#include "pool/child.hpp"
 
 namespace ferry {
 namespace {
@@ -42,6 +42,7 @@ Process& Process::operator=(Process&& other) noexcept {
     argv_ = std::move(other.argv_);
     name_ = std::move(other.name_);
     pid_ = std::exchange(other.pid_, 0);
+    owner_ = std::exchange(other.owner_, 0);
     pidfd_ = std::exchange(other.pidfd_, -1);
     exit_code_ = std::exchange(other.exit_code_, std::nullopt);
   }
@@ -50,9 +51,11 @@ Process& Process::operator=(Process&& other) noexcept {
 
 Process::~Process() { release(); }
 
-// A child still running dies with its object: nothing is left behind.
+// A child still running dies with its object: nothing is left behind. In
+// another process (a child that inherited this object), the child is not
+// its to end.
 void Process::release() {
-  if (pid_ > 0 && !exit_code_) {
+  if (pid_ > 0 && !exit_code_ && ::getpid() == owner_) {
     ::kill(pid_, SIGKILL);
     reap(true);
   }
@@ -63,20 +66,52 @@ void Process::release() {
 void Process::start() {
   if (pid_ != 0) throw Error(fmt::format("process '{}' was already started", name_));
   std::fflush(nullptr);  // or buffered output would be written twice, by both processes
+  pid_t parent = ::getpid();
   if (!argv_.empty()) {
+    // fork and exec rather than posix_spawn, so that the child can ask to die
+    // with its parent before it runs the program. A pipe closed by a
+    // successful exec carries the error of a failed one.
     std::vector<char*> argv;
     for (auto& arg : argv_) argv.push_back(arg.data());
     argv.push_back(nullptr);
-    int rc = ::posix_spawnp(&pid_, argv[0], nullptr, nullptr, argv.data(), environ);
-    if (rc != 0) {
+    int status_pipe[2];
+    if (::pipe2(status_pipe, O_CLOEXEC) < 0)
+      throw Error(fmt::format("cannot run '{}': {}", argv_[0], std::strerror(errno)));
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(status_pipe[0]);
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::raise(SIGKILL);
+      ::execvp(argv[0], argv.data());
+      int error = errno;
+      [[maybe_unused]] ssize_t n = ::write(status_pipe[1], &error, sizeof error);
+      ::_exit(127);
+    }
+    int fork_error = errno;
+    ::close(status_pipe[1]);
+    if (pid < 0) {
+      ::close(status_pipe[0]);
+      throw Error(fmt::format("cannot run '{}': {}", argv_[0], std::strerror(fork_error)));
+    }
+    int exec_error = 0;
+    ssize_t n;
+    while ((n = ::read(status_pipe[0], &exec_error, sizeof exec_error)) < 0 && errno == EINTR) {
+    }
+    ::close(status_pipe[0]);
+    pid_ = pid;
+    owner_ = parent;
+    if (n > 0) {
+      reap(true);
       pid_ = 0;
-      throw Error(fmt::format("cannot run '{}': {}", argv_[0], std::strerror(rc)));
+      exit_code_.reset();
+      throw Error(fmt::format("cannot run '{}': {}", argv_[0], std::strerror(exec_error)));
     }
   } else {
     pid_t pid = ::fork();
     if (pid < 0)
       throw Error(fmt::format("cannot start process '{}': {}", name_, std::strerror(errno)));
     if (pid == 0) {
+      detail::become_child(parent);
       int status = 0;
       try {
         target_();
@@ -92,6 +127,7 @@ void Process::start() {
       ::_exit(status);  // the parent's atexit handlers and destructors are not ours to run
     }
     pid_ = pid;
+    owner_ = parent;
   }
   pidfd_ = open_pidfd(pid_);
   if (pidfd_ < 0) {

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "ferry/error.hpp"
+#include "ferry/pool.hpp"
 #include "ferry/queue.hpp"
 #include "pool/children.hpp"
 
@@ -16,6 +17,8 @@ namespace ferry {
 namespace {
 
 using namespace std::chrono_literals;
+
+int square(int n) { return n * n; }
 
 class ProcessTest : public ::testing::Test {
  protected:
@@ -179,6 +182,31 @@ TEST_F(ProcessTest, QueueRefusesAnOversizedItem) {
   EXPECT_THROW(queue.put(std::string(queue.max_item_bytes() + 1, 'x')), Error);
   queue.put(std::string(100000, 'y'));
   EXPECT_EQ(queue.get().size(), 100000u);
+}
+
+TEST_F(ProcessTest, ExitInAChildLeavesTheParentsPoolAlone) {
+  // In a process of its own with a static pool: a child of it that calls
+  // std::exit() must not run the pool's teardown (which kills its workers).
+  Process pool_owner([] {
+    static Pool pool(2);
+    auto workers = pool.worker_pids();
+    Process child([] { std::exit(3); });
+    child.start();
+    child.join();
+    int outcome = child.exit_code() == 3 ? 0 : 10;
+    try {
+      if (pool.submit(square, 3).get(20s) != 9) outcome = 11;
+    } catch (const Error&) {
+      outcome = 12;
+    }
+    if (pool.worker_pids() != workers) outcome = 13;  // they were killed and replaced
+    pool.terminate();
+    std::fflush(nullptr);
+    ::_exit(outcome);
+  });
+  pool_owner.start();
+  ASSERT_TRUE(pool_owner.join(60s));
+  EXPECT_EQ(pool_owner.exit_code(), 0);
 }
 
 }  // namespace

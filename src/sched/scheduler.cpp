@@ -180,11 +180,36 @@ void Scheduler::finish_attempt(Job& job, AttemptEnd end, std::string reason, Tim
   job.lease_expires.reset();
 }
 
+bool Scheduler::resume_lease(JobId id, Attempt attempt, std::optional<Time> expires) {
+  Job* job = get(id);
+  if (!job || job->state != State::queued) return false;
+  queues_[job->options.queue].erase(id, job->options.priority);
+  attempt.number = static_cast<int>(job->attempts.size()) + 1;
+  attempt.end = AttemptEnd::running;
+  next_token_ = std::max(next_token_, attempt.lease + 1);
+  job->attempts.push_back(std::move(attempt));
+  set_state(*job, State::running);
+  if (expires) {
+    job->lease_expires = expires;
+    expiring_.insert({*expires, id});
+  }
+  return true;
+}
+
+bool Scheduler::release(JobId id, std::uint64_t token, Time now, std::string reason) {
+  Job* job = get(id);
+  if (!job || job->state != State::running || job->attempts.back().lease != token) return false;
+  finish_attempt(*job, AttemptEnd::lease_expired, std::move(reason), now);
+  job->ready_at = now;
+  make_ready(*job, now);
+  return true;
+}
+
 Completion Scheduler::complete(JobId id, std::uint64_t token, bool succeeded, std::string reason,
                                Time now) {
   Job* job = get(id);
   if (!job || job->state != State::running || job->attempts.back().lease != token) {
-    counts_.stale_completions++;
+    if (token > 0 && token < next_token_) counts_.stale_completions++;
     return Completion::stale;
   }
   if (succeeded) {

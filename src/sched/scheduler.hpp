@@ -123,7 +123,19 @@ class Scheduler {
   // Extends a live lease; false when the token is stale.
   bool renew(JobId job, std::uint64_t token, Time now, Time lease_for);
 
-  // Records the end of the attempt holding `token`.
+  // Hands a queued job back to the holder of a lease that outlived a reload
+  // of this state (the store refused a write and the state was rebuilt from
+  // it): the job runs again under `attempt`, with its token and worker, as
+  // its next attempt, until `expires`. False when the job is not queued.
+  bool resume_lease(JobId job, Attempt attempt, std::optional<Time> expires);
+
+  // Ends a live lease its holder never received (its connection was gone):
+  // the job is queued again at once, without spending a retry. False when
+  // the token is stale.
+  bool release(JobId job, std::uint64_t token, Time now, std::string reason);
+
+  // Records the end of the attempt holding `token`. A stale token is ignored,
+  // and counted when it is one this scheduler handed out.
   Completion complete(JobId job, std::uint64_t token, bool succeeded, std::string reason, Time now);
 
   // Cancels a job that has not ended; a running attempt ends as cancelled (the
@@ -146,6 +158,7 @@ class Scheduler {
   // Lease tokens from now on are at least `base` (a server start reserves a
   // range no earlier run used).
   void reserve_tokens_from(std::uint64_t base) { next_token_ = std::max(next_token_, base); }
+  std::uint64_t next_token() const { return next_token_; }
   bool all_final() const { return counts_.final() == counts_.total(); }
   std::vector<Change> take_changes();
 

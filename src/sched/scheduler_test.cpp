@@ -138,12 +138,57 @@ TEST(Scheduler, StaleCompletionsAreIgnoredAndCounted) {
   Scheduler s;
   JobId id = s.submit({}, Time{0});
   auto lease = s.lease(Time{0}, "w", std::nullopt);
-  EXPECT_EQ(s.complete(id, lease->token + 1, true, "", Time{1}), Completion::stale);
   EXPECT_EQ(s.complete(id + 7, lease->token, true, "", Time{1}), Completion::stale);
   EXPECT_EQ(s.complete(id, lease->token, false, "exit 1", Time{1}), Completion::recorded);
   EXPECT_EQ(s.complete(id, lease->token, true, "", Time{2}), Completion::stale);
   EXPECT_EQ(s.find(id)->state, State::failed);
-  EXPECT_EQ(s.counts().stale_completions, 3u);
+  EXPECT_EQ(s.counts().stale_completions, 2u);
+  // A token never handed out is ignored too, but not counted: counting what
+  // any client makes up would make the count meaningless.
+  EXPECT_EQ(s.complete(id, lease->token + 1, true, "", Time{3}), Completion::stale);
+  EXPECT_EQ(s.complete(id, 0, true, "", Time{3}), Completion::stale);
+  EXPECT_EQ(s.counts().stale_completions, 2u);
+}
+
+TEST(Scheduler, ALeaseResumesAfterTheStateWasRebuilt) {
+  Scheduler before;
+  JobId id = before.submit({}, Time{0});
+  auto lease = before.lease(Time{0}, "w1", Time{100});
+  Attempt held = before.find(id)->attempts.back();
+
+  Scheduler after;  // rebuilt: the store knows the job as queued
+  Job stored;
+  stored.id = id;
+  stored.state = State::queued;
+  after.admit(stored, Time{10});
+  EXPECT_TRUE(after.resume_lease(id, held, Time{100}));
+  EXPECT_FALSE(after.resume_lease(id, held, Time{100}));  // running now
+  EXPECT_EQ(after.find(id)->state, State::running);
+  EXPECT_FALSE(after.lease(Time{11}, "w2", Time{100}));  // not queued twice
+  EXPECT_TRUE(after.renew(id, lease->token, Time{50}, Time{100}));
+  EXPECT_EQ(after.complete(id, lease->token, true, "", Time{60}), Completion::recorded);
+  EXPECT_EQ(after.find(id)->attempts.back().worker, "w1");
+  auto next = after.submit({}, Time{70});
+  EXPECT_GT(after.lease(Time{70}, "w2", std::nullopt)->token, lease->token);  // never reused
+  (void)next;
+}
+
+TEST(Scheduler, AReleasedLeaseRequeuesAtOnceWithoutSpendingARetry) {
+  Scheduler s;
+  JobId id = s.submit(with_retries(0), Time{0});
+  auto lease = s.lease(Time{0}, "w1", Time{100});
+  EXPECT_FALSE(s.release(id, lease->token + 1, Time{5}, "not delivered"));
+  EXPECT_TRUE(s.release(id, lease->token, Time{5}, "not delivered"));
+  EXPECT_FALSE(s.release(id, lease->token, Time{6}, "not delivered"));
+  const Job& job = *s.find(id);
+  EXPECT_EQ(job.state, State::queued);
+  EXPECT_EQ(job.attempts.back().end, AttemptEnd::lease_expired);
+  EXPECT_EQ(job.attempts.back().reason, "not delivered");
+  EXPECT_EQ(job.failures(), 0);
+  EXPECT_FALSE(s.next_wakeup());  // no lease left to expire
+  auto again = s.lease(Time{7}, "w2", Time{100});
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->attempt, 2);
 }
 
 TEST(Scheduler, CancelInEveryUnfinishedState) {

@@ -9,15 +9,15 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "server/api_limits.hpp"
 #include "server/json_fields.hpp"
+#include "server/output_text.hpp"
 
 namespace ferry::server {
 namespace {
 
 namespace json = boost::json;
 using namespace json_fields;
-
-constexpr std::size_t kMaxTail = 64 * 1024;
 
 json::value optional_int(const std::optional<int>& value) {
   return value ? json::value(*value) : json::value(nullptr);
@@ -27,8 +27,17 @@ json::value optional_int(const std::optional<int>& value) {
 json::value embedded(const std::string& json_text) {
   if (json_text.empty()) return nullptr;
   boost::system::error_code error;
-  json::value value = json::parse(json_text, error);
+  json::value value = json::parse(json_text, error, {}, api_parse_options());
   return error ? json::value(json_text) : value;
+}
+
+// What a program printed, as the API's text: the worker should have applied
+// the rule of output_text.hpp already; a report that did not is mended
+// rather than refused, since the output is not the worker's fault.
+std::string output_of(const json::value& value, const Path& path, std::size_t limit) {
+  if (!value.is_string()) fail(path, "must be a string");
+  std::string text = output_text(value.as_string());
+  return std::string(text_tail(text, limit));
 }
 
 Completion completion_of(const json::value& value, const Path& path) {
@@ -42,26 +51,50 @@ Completion completion_of(const json::value& value, const Path& path) {
   completion.job = id_of(*required("job"), fields.path("job"));
   completion.token = id_of(*required("token"), fields.path("token"));
   completion.succeeded = bool_of(*required("succeeded"), fields.path("succeeded"));
-  if (auto* reason = fields.take("reason"))
-    completion.reason = string_of(*reason, fields.path("reason"), 4096);
+  if (auto* reason = fields.take("reason")) {
+    if (!reason->is_string()) fail(fields.path("reason"), "must be a string");
+    completion.reason = text_head(output_text(reason->as_string()), kMaxReasonBytes);
+  }
   if (auto* code = fields.take("exit_code"); code && !code->is_null())
     completion.exit_code = integer_of(*code, fields.path("exit_code"), -1, 255);
   if (auto* signal = fields.take("signal"); signal && !signal->is_null())
     completion.signal = integer_of(*signal, fields.path("signal"), 0, 128);
   if (auto* out = fields.take("stdout"))
-    completion.stdout_tail = string_of(*out, fields.path("stdout"), kMaxTail);
+    completion.stdout_tail = output_of(*out, fields.path("stdout"), kMaxOutputBytes);
   if (auto* err = fields.take("stderr"))
-    completion.stderr_tail = string_of(*err, fields.path("stderr"), kMaxTail);
+    completion.stderr_tail = output_of(*err, fields.path("stderr"), kMaxOutputBytes);
   if (auto* result = fields.take("result")) {
+    check_depth(*result, fields.path("result"));
     completion.result_json = json::serialize(*result);
-    if (completion.result_json.size() > 1024 * 1024)
-      fail(fields.path("result"), "must be at most 1048576 bytes of JSON");
+    if (completion.result_json.size() > kMaxResultBytes)
+      fail(fields.path("result"), fmt::format("must be at most {} bytes of JSON", kMaxResultBytes));
+    if (output_text(completion.result_json) != completion.result_json)
+      fail(fields.path("result"), "must be valid UTF-8 text");
   }
-  if (auto* cpu = fields.take("cpu_us")) completion.cpu_us = id_of(*cpu, fields.path("cpu_us"));
+  if (auto* cpu = fields.take("cpu_us")) completion.cpu_us = count_of(*cpu, fields.path("cpu_us"));
   if (auto* rss = fields.take("max_rss_kb"))
-    completion.max_rss_kb = id_of(*rss, fields.path("max_rss_kb"));
+    completion.max_rss_kb = count_of(*rss, fields.path("max_rss_kb"));
   fields.reject_unknown();
   return completion;
+}
+
+// A completion that cannot be read whole is refused alone; what can be read
+// of its job and token lets the server record the attempt as failed.
+RejectedCompletion refusal_of(const json::value& value, std::size_t index, std::string error) {
+  // Keys of a report are not checked as UTF-8 before this: the message may quote one.
+  RejectedCompletion rejected{index, 0, 0, output_text(error)};
+  if (const json::object* object = value.if_object()) {
+    auto number = [&](std::string_view key) -> std::uint64_t {
+      const json::value* found = object->if_contains(key);
+      return found && found->is_uint64() ? found->as_uint64()
+             : found && found->is_int64() && found->as_int64() > 0
+                 ? static_cast<std::uint64_t>(found->as_int64())
+                 : 0;
+    };
+    rejected.job = number("job");
+    rejected.token = number("token");
+  }
+  return rejected;
 }
 
 std::vector<std::string> names_of(const json::value& value, const Path& path) {
@@ -88,7 +121,7 @@ std::string render_submitted(const std::vector<JobId>& ids) {
 }
 
 LeaseRequest parse_lease(std::string_view body, std::size_t max_completions) {
-  json::value document = parse_document(body);
+  json::value document = parse_document(body, Utf8::replace_invalid);
   Fields fields(document, "");
   LeaseRequest request;
   const json::value* worker = fields.take("worker");
@@ -98,14 +131,20 @@ LeaseRequest parse_lease(std::string_view body, std::size_t max_completions) {
     request.free_slots = integer_of(*slots, "free_slots", 0, 4096);
   if (auto* queues = fields.take("queues")) request.queues = names_of(*queues, "queues");
   if (auto* labels = fields.take("labels")) request.labels = names_of(*labels, "labels");
+  if (auto* commands = fields.take("commands")) request.commands = bool_of(*commands, "commands");
   if (auto* wait = fields.take("wait")) request.wait = seconds_of(*wait, "wait");
   if (auto* completions = fields.take("completions")) {
     if (!completions->is_array()) fail("completions", "must be an array");
     if (completions->as_array().size() > max_completions)
       fail("completions", fmt::format("must hold at most {} per request", max_completions));
-    for (std::size_t i = 0; i < completions->as_array().size(); ++i)
-      request.completions.push_back(
-          completion_of(completions->as_array()[i], at("completions", i)));
+    for (std::size_t i = 0; i < completions->as_array().size(); ++i) {
+      const json::value& item = completions->as_array()[i];
+      try {
+        request.completions.push_back(completion_of(item, at("completions", i)));
+      } catch (const SpecError& problem) {
+        request.rejected.push_back(refusal_of(item, i, problem.what()));
+      }
+    }
   }
   if (auto* heartbeats = fields.take("heartbeats")) {
     if (!heartbeats->is_array()) fail("heartbeats", "must be an array");
@@ -124,7 +163,7 @@ LeaseRequest parse_lease(std::string_view body, std::size_t max_completions) {
   return request;
 }
 
-std::string render_lease(const LeaseReply& reply) {
+std::string render_lease(const LeaseReply& reply, std::chrono::milliseconds lease_duration) {
   // Written directly: each spec is canonical JSON already (to_json), and
   // parsing it again for every leased job would cost more than the rest.
   std::string out = R"({"jobs":[)";
@@ -133,8 +172,18 @@ std::string render_lease(const LeaseReply& reply) {
                    R"({}{{"id":{},"token":{},"attempt":{},"lease_expires_ms":{},"spec":{}}})",
                    &job == &reply.jobs.front() ? "" : ",", job.id, job.token, job.attempt,
                    job.lease_expires.count(), job.spec_json);
-  fmt::format_to(std::back_inserter(out), R"(],"acknowledged":[{}],"stop":[{}]}})",
-                 fmt::join(reply.acknowledged, ","), fmt::join(reply.stop, ","));
+  fmt::format_to(std::back_inserter(out),
+                 R"(],"lease_seconds":{},"acknowledged":[{}],"stop":[{}],"rejected":[)",
+                 json::serialize(seconds_value(lease_duration)), fmt::join(reply.acknowledged, ","),
+                 fmt::join(reply.stop, ","));
+  for (const RejectedCompletion& rejected : reply.rejected) {
+    json::object item{{"index", rejected.index}, {"error", rejected.error}};
+    if (rejected.job) item["job"] = rejected.job;
+    if (rejected.token) item["token"] = rejected.token;
+    out += &rejected == &reply.rejected.front() ? "" : ",";
+    out += json::serialize(item);
+  }
+  out += "]}";
   return out;
 }
 
@@ -189,7 +238,7 @@ std::string render_job(const JobView& job) {
                                       {"state", sched::name(job.state)},
                                       {"reason", job.reason},
                                       {"created_ms", job.created.count()},
-                                      {"spec", json::parse(job.spec_json)},
+                                      {"spec", json::parse(job.spec_json, {}, api_parse_options())},
                                       {"attempts", std::move(attempts)}});
 }
 
@@ -215,8 +264,10 @@ std::optional<std::string> percent_decoded(std::string_view text) {
 }
 
 // Calls `take(key, value)` for each "key=value" of a query, decoded.
+// A parameter given twice is refused: which one counts would be a guess.
 template <class Take>
 void for_each_parameter(std::string_view query, Take take) {
+  std::vector<std::string> seen;
   while (!query.empty()) {
     std::string_view pair = query.substr(0, query.find('&'));
     query.remove_prefix(std::min(query.size(), pair.size() + 1));
@@ -224,22 +275,45 @@ void for_each_parameter(std::string_view query, Take take) {
     std::string key(pair.substr(0, pair.find('=')));
     auto value = percent_decoded(pair.size() > key.size() ? pair.substr(key.size() + 1) : "");
     if (!value) fail(key, "has a broken %-escape");
+    if (std::find(seen.begin(), seen.end(), key) != seen.end()) fail(key, "is given twice");
+    seen.push_back(key);
     take(key, *value);
   }
 }
 
+// Digits without a leading zero: one spelling per id.
 std::optional<JobId> job_id_of(std::string_view text) {
   JobId id = 0;
+  if (text.empty() || text[0] == '0') return std::nullopt;
   auto [end, problem] = std::from_chars(text.data(), text.data() + text.size(), id);
-  if (problem != std::errc() || end != text.data() + text.size() || id == 0) return std::nullopt;
+  if (problem != std::errc() || end != text.data() + text.size()) return std::nullopt;
   return id;
+}
+
+std::size_t limit_of(std::string_view text) {
+  auto number = job_id_of(text);
+  if (!number || *number > 1000) fail("limit", "must be from 1 to 1000");
+  return *number;
 }
 
 }  // namespace
 
 std::optional<JobId> parse_job_id(std::string_view text) { return job_id_of(text); }
 
-EventFilter parse_event_query(std::string_view query, std::size_t max_ids) {
+WorkersQuery parse_workers_query(std::string_view query) {
+  WorkersQuery workers;
+  for_each_parameter(query, [&](const std::string& key, const std::string& value) {
+    if (key == "after")
+      workers.after = name_of(json::value(value), "after");
+    else if (key == "limit")
+      workers.limit = limit_of(value);
+    else
+      fail(key, "is not a known query parameter (after, limit)");
+  });
+  return workers;
+}
+
+EventFilter parse_event_query(std::string_view query, std::size_t max_ids, JobId highest) {
   EventFilter filter;
   for_each_parameter(query, [&](const std::string& key, const std::string& value) {
     if (key == "ids") {
@@ -253,6 +327,14 @@ EventFilter parse_event_query(std::string_view query, std::size_t max_ids) {
         auto last = dash == std::string_view::npos ? first : job_id_of(item.substr(dash + 1));
         if (!first || !last || *last < *first)
           fail("ids", fmt::format("'{}' is neither a job id nor a range FIRST-LAST", item));
+        // Ids past the highest cannot exist: the stream is refused for the
+        // first of them (and a range never runs up to 2^64).
+        if (*last > highest) {
+          JobId missing = std::max(*first, highest + 1);
+          filter.missing = filter.missing ? std::min(*filter.missing, missing) : missing;
+          if (*first > highest) continue;
+          last = highest;
+        }
         if (*last - *first >= max_ids || filter.ids->size() + (*last - *first) >= max_ids)
           fail("ids", fmt::format("names more than {} jobs", max_ids));
         for (JobId id = *first; id <= *last; ++id) filter.ids->push_back(id);
@@ -306,15 +388,12 @@ ListQuery parse_list_query(std::string_view query) {
       list.queue = name_of(json::value(*value), "queue");
     } else if (key == "text") {
       list.text = string_of(json::value(*value), "text", 256);
-    } else if (key == "before" || key == "limit") {
-      char* end = nullptr;
-      unsigned long long number = std::strtoull(value->c_str(), &end, 10);
-      if (value->empty() || *end != '\0' || (key == "limit" && (number < 1 || number > 1000)))
-        fail(key, key == "limit" ? "must be from 1 to 1000" : "must be a job id");
-      if (key == "before")
-        list.before = number;
-      else
-        list.limit = number;
+    } else if (key == "before") {
+      auto id = job_id_of(*value);
+      if (!id) fail(key, "must be a job id");
+      list.before = *id;
+    } else if (key == "limit") {
+      list.limit = limit_of(*value);
     } else {
       fail(key, "is not a known query parameter (state, queue, text, before, limit)");
     }
@@ -332,15 +411,15 @@ std::string render_job_list(const ListPage& page) {
                                 {"reason", job.reason},
                                 {"created_ms", job.created.count()},
                                 {"attempts", job.attempts.size()},
-                                {"spec", json::parse(job.spec_json)}});
+                                {"spec", json::parse(job.spec_json, {}, api_parse_options())}});
   return json::serialize(json::object{
       {"jobs", std::move(jobs)},
       {"next_before", page.next_before ? json::value(page.next_before) : json::value(nullptr)}});
 }
 
-std::string render_workers(const std::vector<WorkerView>& workers, Time now) {
+std::string render_workers(const Service::WorkerPage& page, Time now) {
   json::array items;
-  for (const WorkerView& worker : workers)
+  for (const WorkerView& worker : page.workers)
     items.push_back(
         json::object{{"id", worker.id},
                      {"queues", json::array(worker.queues.begin(), worker.queues.end())},
@@ -348,7 +427,10 @@ std::string render_workers(const std::vector<WorkerView>& workers, Time now) {
                      {"free_slots", worker.free_slots},
                      {"last_seen_ms", worker.last_seen.count()},
                      {"seconds_since_seen", seconds_value(now - worker.last_seen)}});
-  return json::serialize(json::object{{"workers", std::move(items)}});
+  return json::serialize(
+      json::object{{"workers", std::move(items)},
+                   {"next_after", page.next_after.empty() ? json::value(nullptr)
+                                                          : json::value(page.next_after)}});
 }
 
 namespace {
@@ -377,7 +459,8 @@ std::string render_queues(const std::map<std::string, sched::Counts>& queues) {
 }
 
 std::string render_error(std::string_view code, std::string_view detail) {
-  return json::serialize(json::object{{"error", code}, {"detail", detail}});
+  // A detail may quote what a request held: JSON text must be UTF-8.
+  return json::serialize(json::object{{"error", code}, {"detail", output_text(detail)}});
 }
 
 }  // namespace ferry::server

@@ -19,7 +19,8 @@ std::string render_submitted(const std::vector<JobId>& ids);
 
 // POST /v1/lease.
 LeaseRequest parse_lease(std::string_view body, std::size_t max_completions);
-std::string render_lease(const LeaseReply& reply);
+// `lease_duration`: how long a lease lasts without a heartbeat.
+std::string render_lease(const LeaseReply& reply, std::chrono::milliseconds lease_duration);
 
 // POST /v1/cancel and /v1/retry: {"ids": [...]}.
 std::vector<JobId> parse_ids(std::string_view body, std::size_t max_ids);
@@ -32,24 +33,34 @@ std::string render_job(const JobView& job);
 // GET /v1/jobs?state=&queue=&text=&before=&limit= (the part after '?').
 ListQuery parse_list_query(std::string_view query);
 std::string render_job_list(const ListPage& page);
-std::string render_workers(const std::vector<WorkerView>& workers, Time now);
+// GET /v1/workers?after=NAME&limit=N
+struct WorkersQuery {
+  std::string after;
+  std::size_t limit = 1000;
+};
+WorkersQuery parse_workers_query(std::string_view query);
+std::string render_workers(const Service::WorkerPage& page, Time now);
 std::string render_stats(const sched::Counts& counts, std::size_t event_streams);
 std::string render_queues(const std::map<std::string, sched::Counts>& queues);
 
 // GET /v1/events?ids=1-100,107&queue=Q&results=true: which job events a
-// stream carries. `ids` takes ids and ranges, at most `max_ids` jobs in all.
+// stream carries. `ids` takes ids and ranges, at most `max_ids` jobs in all
+// up to `highest` (the highest id there is); the first named beyond it is
+// `missing`.
 struct EventFilter {
   std::optional<std::vector<JobId>> ids;  // sorted; none: every job
-  std::string queue;                      // empty: any
-  bool results = false;                   // final events carry the last attempt's output
+  std::optional<JobId> missing;
+  std::string queue;     // empty: any
+  bool results = false;  // final events carry the last attempt's output
   bool wants(const JobEvent& event) const;
 };
-EventFilter parse_event_query(std::string_view query, std::size_t max_ids);
+EventFilter parse_event_query(std::string_view query, std::size_t max_ids, JobId highest);
 // {"id", "state", "queue", "attempts", "reason"} and, with `results` and a
 // final state: "exit_code", "result", "stdout", "stderr".
 std::string render_event(const JobEvent& event, bool results);
 
-// "17" -> 17; nullopt for anything but a positive number.
+// "17" -> 17; nullopt for anything but a positive number written without
+// a leading zero.
 std::optional<JobId> parse_job_id(std::string_view text);
 
 // {"error": code, "detail": message}

@@ -2,12 +2,15 @@
 
 #include <fmt/format.h>
 #include <malloc.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/as_tuple.hpp>
 #include <boost/beast.hpp>
 #include <boost/beast/ssl.hpp>
-#include <charconv>
+#include <cerrno>
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -28,11 +31,15 @@ constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 struct Reply {
   http::status status = http::status::ok;
   std::string body;
+  std::string allow;              // for 405: the methods the path takes
+  std::vector<LeasedJob> leases;  // handed out by this answer: put back if it cannot be sent
 };
 
 Reply error(http::status status, std::string_view code, std::string_view detail) {
   return {status, render_error(code, detail)};
 }
+
+void log(std::string_view line) { std::cerr << "ferry server: " << line << std::endl; }
 
 Time wall_clock() {
   return std::chrono::duration_cast<Time>(std::chrono::system_clock::now().time_since_epoch());
@@ -46,6 +53,18 @@ bool same_secret(std::string_view given, std::string_view expected) {
     difference |= static_cast<unsigned char>(given[i]) ^
                   static_cast<unsigned char>(i < expected.size() ? expected[i] : 0);
   return difference == 0;
+}
+
+// The credentials of "Authorization: Bearer TOKEN" (the scheme is
+// case-insensitive, RFC 7235); empty for any other form.
+std::string_view bearer_token(std::string_view header) {
+  constexpr std::string_view scheme = "bearer";
+  if (header.size() <= scheme.size() || header[scheme.size()] != ' ') return {};
+  for (std::size_t i = 0; i < scheme.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(header[i])) != scheme[i]) return {};
+  header.remove_prefix(scheme.size());
+  while (!header.empty() && header.front() == ' ') header.remove_prefix(1);
+  return header;
 }
 
 // An awaitable for a Service call whose callback takes one value: `start`
@@ -65,9 +84,8 @@ asio::awaitable<Result> callback_result(asio::io_context& io, Start start) {
       asio::use_awaitable, std::move(start));
 }
 
-// A stream of events that nobody reads: dropped rather than held.
-constexpr std::size_t kMaxUnsentEvents = 16 << 20;
 constexpr std::size_t kEventSlice = 256 << 10;
+constexpr std::size_t kOffloadedParse = 1 << 20;  // bodies this large are parsed off the loop
 
 // Ends a connection: TLS says goodbye first (bounded, a peer may not answer).
 asio::awaitable<void> close(beast::tcp_stream& stream) {
@@ -80,6 +98,26 @@ asio::awaitable<void> close(TlsStream& stream) {
   auto goodbye = stream.async_shutdown(use_tuple);
   co_await std::move(goodbye);
 }
+
+asio::awaitable<std::vector<JobSpec>> parse_submit_elsewhere(std::string_view body,
+                                                             SpecLimits limits) {
+  co_return parse_submit(body, limits);
+}
+
+// Counts while it lives (connections, bytes of bodies being read).
+class Held {
+ public:
+  Held(std::size_t& total, std::size_t amount) : total_(total), amount_(amount) {
+    total_ += amount_;
+  }
+  ~Held() { total_ -= amount_; }
+  Held(const Held&) = delete;
+  Held& operator=(const Held&) = delete;
+
+ private:
+  std::size_t& total_;
+  std::size_t amount_;
+};
 
 class Server {
  public:
@@ -103,6 +141,7 @@ class Server {
         throw std::runtime_error(
             fmt::format("--tls-key {}: {}", config.tls_key, problem.message()));
     }
+    max_connections_ = within_descriptor_limit(config.max_connections);
   }
 
   void run() {
@@ -123,118 +162,255 @@ class Server {
       std::ofstream(config_.address_file + ".tmp") << address << "\n";
       std::rename((config_.address_file + ".tmp").c_str(), config_.address_file.c_str());
     }
-    std::cerr << "ferry server: listening on " << address << ", database " << config_.db
-              << (config_.token.empty() ? ", no token (loopback only)" : "") << std::endl;
+    log(fmt::format("listening on {}, database {}{}", address, config_.db,
+                    config_.token.empty() ? ", no token (loopback only)" : ""));
 
     asio::signal_set signals(io_, SIGINT, SIGTERM);
     signals.async_wait([&](boost::system::error_code, int) {
-      std::cerr << "ferry server: stopping" << std::endl;
+      log("stopping");
       acceptor.close();
       store_->flush();  // what was accepted is durable before we go
       io_.stop();
     });
     asio::co_spawn(io_, accept(acceptor), asio::detached);
     asio::co_spawn(io_, ticks(), asio::detached);
-    io_.run();
+    // Nothing that goes wrong in one request or callback may end the server:
+    // each handler catches what its request raises; this is the last net.
+    for (;;) {
+      try {
+        io_.run();
+        break;
+      } catch (const std::exception& problem) {
+        log(fmt::format("internal error, going on: {}", problem.what()));
+      }
+    }
     store_->flush();
   }
 
  private:
+  // Connections beyond the descriptors this process may open could not even
+  // be refused politely: the soft limit is raised to the hard one, and the
+  // cap kept under it.
+  static std::size_t within_descriptor_limit(std::size_t wanted) {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return wanted;
+    if (limit.rlim_cur < limit.rlim_max) {
+      limit.rlim_cur = limit.rlim_max;
+      ::setrlimit(RLIMIT_NOFILE, &limit);
+      ::getrlimit(RLIMIT_NOFILE, &limit);
+    }
+    constexpr rlim_t kSpare = 64;  // the database, its journal, the listening socket...
+    rlim_t usable = limit.rlim_cur > 2 * kSpare ? limit.rlim_cur - kSpare : limit.rlim_cur / 2;
+    if (usable >= wanted) return wanted;
+    log(fmt::format("at most {} connections at once (the descriptor limit is {})", usable,
+                    limit.rlim_cur));
+    return usable;
+  }
+
   asio::awaitable<void> accept(tcp::acceptor& acceptor) {
+    asio::steady_timer pause(io_);
     for (;;) {
-      auto accepted = co_await acceptor.async_accept(use_tuple);
-      if (std::get<0>(accepted) == asio::error::operation_aborted) co_return;
-      if (std::get<0>(accepted)) continue;  // e.g. out of descriptors: keep serving the others
-      beast::tcp_stream stream(std::move(std::get<1>(accepted)));
+      auto accepting = acceptor.async_accept(use_tuple);
+      auto [problem, socket] = co_await std::move(accepting);
+      if (problem == asio::error::operation_aborted) co_return;
+      if (problem) {
+        // Out of descriptors or memory: accepting again at once would spin.
+        if (!accept_paused_) log(fmt::format("cannot accept connections: {}", problem.message()));
+        accept_paused_ = true;
+        pause.expires_after(std::chrono::milliseconds(100));
+        auto waiting = pause.async_wait(use_tuple);
+        co_await std::move(waiting);
+        continue;
+      }
+      accept_paused_ = false;
+      if (connections_ >= max_connections_) {
+        refuse(socket);
+        continue;
+      }
+      beast::tcp_stream stream(std::move(socket));
       if (tls_)
-        asio::co_spawn(io_, tls_session(std::move(stream)), asio::detached);
+        asio::co_spawn(io_, tls_session(std::move(stream)), report_failure);
       else
-        asio::co_spawn(io_, session(std::move(stream)), asio::detached);
+        asio::co_spawn(io_, session(std::move(stream)), report_failure);
     }
   }
 
+  static void report_failure(std::exception_ptr failure) {
+    if (!failure) return;
+    try {
+      std::rethrow_exception(failure);
+    } catch (const std::exception& problem) {
+      log(fmt::format("a connection failed: {}", problem.what()));
+    }
+  }
+
+  // One short answer without waiting for the client: it may be one of many.
+  static void refuse(tcp::socket& socket) {
+    static const std::string refusal = [] {
+      std::string body = render_error("busy", "too many connections; try again later");
+      return fmt::format(
+          "HTTP/1.1 503 Service Unavailable\r\nServer: ferry\r\nContent-Type: application/json\r\n"
+          "Retry-After: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{}",
+          body.size(), body);
+    }();
+    boost::system::error_code ignored;
+    socket.non_blocking(true, ignored);
+    socket.write_some(asio::buffer(refusal), ignored);
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    socket.close(ignored);
+  }
+
   // Leases expire, delayed jobs come due, long polls time out: the service
-  // says when next, at least once a second.
+  // says when next, at least once a second. A request that brings the next
+  // time closer wakes this loop early (wake_ticks).
   asio::awaitable<void> ticks() {
-    asio::steady_timer timer(io_);
     for (;;) {
       auto wait = std::chrono::milliseconds(1000);
       if (auto next = service_.next_tick())
         wait = std::clamp(*next - wall_clock(), std::chrono::milliseconds(0), wait);
-      timer.expires_after(wait);
-      co_await timer.async_wait(use_tuple);
+      tick_timer_.expires_after(wait);
+      next_tick_ = wall_clock() + wait;
+      auto sleeping = tick_timer_.async_wait(use_tuple);
+      co_await std::move(sleeping);
       service_.tick();
     }
   }
 
+  void wake_ticks() {
+    if (auto next = service_.next_tick(); next && *next < next_tick_) tick_timer_.cancel();
+  }
+
   asio::awaitable<void> tls_session(beast::tcp_stream plain) {
+    Held connection(connections_, 1);
     TlsStream stream(std::move(plain), *tls_);
-    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
+    beast::get_lowest_layer(stream).expires_after(config_.header_timeout);
     auto handshake = stream.async_handshake(ssl::stream_base::server, use_tuple);
     auto shaken = co_await std::move(handshake);
     if (std::get<0>(shaken)) co_return;  // not TLS, or a certificate the client refused
-    auto serving = session(std::move(stream));
+    auto serving = serve_requests(stream);
     co_await std::move(serving);
   }
 
+  asio::awaitable<void> session(beast::tcp_stream stream) {
+    Held connection(connections_, 1);
+    auto serving = serve_requests(stream);
+    co_await std::move(serving);
+  }
+
+  // One connection's requests, one after another. Each phase has its
+  // deadline: the first byte within the idle timeout, the header within the
+  // header timeout, the body at the minimum rate. The token is checked, and
+  // the body's size and memory admitted, before any byte of the body is read.
   template <class Stream>
-  asio::awaitable<void> session(Stream stream) {
+  asio::awaitable<void> serve_requests(Stream& stream) {
+    beast::tcp_stream& lowest = beast::get_lowest_layer(stream);
+    int fd = lowest.socket().native_handle();
+    // Still there? A closed connection reads as end-of-file; nothing read is consumed.
+    auto connected = [fd] {
+      char byte;
+      ssize_t got = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      return got > 0 || (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
+    };
     beast::flat_buffer buffer;
     for (;;) {
+      if (buffer.size() == 0) {
+        lowest.expires_after(config_.idle_timeout);
+        auto waiting = stream.async_read_some(buffer.prepare(16 * 1024), use_tuple);
+        auto [problem, got] = co_await std::move(waiting);
+        if (problem) break;
+        buffer.commit(got);
+      }
       http::request_parser<http::string_body> parser;
-      parser.body_limit(config_.max_body_bytes);
       parser.header_limit(16 * 1024);
-      // an idle keep-alive connection
-      beast::get_lowest_layer(stream).expires_after(std::chrono::minutes(5));
-      auto read = co_await http::async_read(stream, buffer, parser, use_tuple);
-      beast::error_code problem = std::get<0>(read);
-      if (problem == http::error::body_limit) {
-        Reply too_large =
-            error(http::status::payload_too_large, "too_large",
-                  fmt::format("the body is larger than {} bytes", config_.max_body_bytes));
-        auto sending = send(stream, 11, false, std::move(too_large));
+      parser.body_limit(boost::none);  // checked below, once the token is
+      lowest.expires_after(config_.header_timeout);
+      auto reading = http::async_read_header(stream, buffer, parser, use_tuple);
+      if (std::get<0>(co_await std::move(reading))) break;  // closed, too slow, or not HTTP
+
+      const auto& header = parser.get();
+      bool head = header.method() == http::verb::head;
+      std::string_view path(header.target().data(), header.target().size());
+      path = path.substr(0, path.find('?'));
+      std::uint64_t length =
+          parser.content_length().value_or(parser.chunked() ? config_.max_body_bytes : 0);
+      std::optional<Reply> early = path == "/healthz" ? std::nullopt : unauthorized(header);
+      if (!early && length > config_.max_body_bytes)
+        early = error(http::status::payload_too_large, "too_large",
+                      fmt::format("the body is larger than {} bytes", config_.max_body_bytes));
+      if (!early && bodies_in_flight_ + length > config_.max_bodies_in_flight)
+        early = error(http::status::service_unavailable, "busy",
+                      "too many request bodies in flight; try again");
+      if (early) {
+        auto sending = send(stream, header.version(), false, head, std::move(*early));
         co_await std::move(sending);
         break;
       }
-      if (problem) break;  // closed, timed out, or not HTTP
-      beast::get_lowest_layer(stream).expires_never();
+      Held body_memory(bodies_in_flight_, length);
+      if (!parser.is_done()) {
+        parser.body_limit(config_.max_body_bytes);
+        lowest.expires_after(
+            config_.header_timeout +
+            std::chrono::seconds(length / std::max<std::size_t>(config_.min_body_rate, 1)));
+        auto receiving = http::async_read(stream, buffer, parser, use_tuple);
+        beast::error_code problem = std::get<0>(co_await std::move(receiving));
+        if (problem == http::error::body_limit) {
+          Reply too_large =
+              error(http::status::payload_too_large, "too_large",
+                    fmt::format("the body is larger than {} bytes", config_.max_body_bytes));
+          auto sending = send(stream, parser.get().version(), false, head, std::move(too_large));
+          co_await std::move(sending);
+          break;
+        }
+        if (problem) break;
+      }
+      lowest.expires_never();
       http::request<http::string_body> request = parser.release();
-      std::string_view target(request.target().data(), request.target().size());
-      if (target.substr(0, target.find('?')) == "/v1/events") {
+      if (path == "/v1/events") {
         auto streaming = events(stream, request);
         co_await std::move(streaming);
         break;  // an event stream ends with its connection
       }
-      auto handling = handle(request);
+      auto handling = handle(request, connected);
       Reply reply = co_await std::move(handling);
-      auto sending = send(stream, request.version(), request.keep_alive(), std::move(reply));
-      if (!co_await std::move(sending)) break;
-      if (!request.keep_alive()) break;
+      wake_ticks();
+      std::vector<LeasedJob> leases = std::move(reply.leases);
+      auto sending = send(stream, request.version(), request.keep_alive(), head, std::move(reply));
+      bool sent = co_await std::move(sending);
+      if (!sent && !leases.empty()) service_.release(leases);  // never received: run elsewhere
+      if (!sent || !request.keep_alive()) break;
     }
     auto closing = close(stream);
     co_await std::move(closing);
   }
 
   template <class Stream>
-  asio::awaitable<bool> send(Stream& stream, unsigned version, bool keep_alive, Reply reply) {
+  asio::awaitable<bool> send(Stream& stream, unsigned version, bool keep_alive, bool head,
+                             Reply reply) {
     http::response<http::string_body> response{reply.status, version};
     response.set(http::field::server, "ferry");
     response.set(http::field::content_type, "application/json");
+    if (!reply.allow.empty()) response.set(http::field::allow, reply.allow);
+    if (reply.status == http::status::service_unavailable)
+      response.set(http::field::retry_after, "1");
     response.keep_alive(keep_alive);
     response.body() = std::move(reply.body);
     response.prepare_payload();
     beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(60));
-    auto written = co_await http::async_write(stream, response, use_tuple);
+    http::response_serializer<http::string_body> serializer(response);
+    // HEAD: the answer GET would give, without its body.
+    auto writing = head ? http::async_write_header(stream, serializer, use_tuple)
+                        : http::async_write(stream, serializer, use_tuple);
+    auto written = co_await std::move(writing);
     co_return !std::get<0>(written);
   }
 
   // The refusal of a request without the server's token, if it is one.
-  std::optional<Reply> unauthorized(const http::request<http::string_body>& request) const {
+  template <class Header>
+  std::optional<Reply> unauthorized(const Header& request) const {
     if (config_.token.empty()) return std::nullopt;
     auto header = request[http::field::authorization];
-    std::string_view given(header.data(), header.size());
-    if (given.substr(0, 7) == "Bearer " && same_secret(given.substr(7), config_.token))
-      return std::nullopt;
+    std::string_view given = bearer_token(std::string_view(header.data(), header.size()));
+    if (!given.empty() && same_secret(given, config_.token)) return std::nullopt;
     return error(http::status::unauthorized, "unauthorized",
                  "send the server's token as 'Authorization: Bearer TOKEN'");
   }
@@ -242,27 +418,37 @@ class Server {
   // GET /v1/events: Server-Sent Events of job state changes. With ids, each
   // named job's current state comes first, so a client that subscribes and
   // then waits misses nothing. Writes are bounded in time; a reader that
-  // falls 16 MiB behind is dropped (it reconnects and starts afresh).
+  // falls too far behind is dropped (it reconnects and starts afresh).
   template <class Stream>
   asio::awaitable<void> events(Stream& stream, const http::request<http::string_body>& request) {
     std::string_view target(request.target().data(), request.target().size());
     std::string_view query =
         target.find('?') == std::string_view::npos ? "" : target.substr(target.find('?') + 1);
-    std::optional<Reply> refused = unauthorized(request);
+    std::optional<Reply> refused;
     std::optional<EventFilter> filter;
-    if (!refused && request.method() != http::verb::get)
-      refused = wrong_method(request.method(), "/v1/events");
+    if (request.method() != http::verb::get)
+      refused = wrong_method(request.method(), "/v1/events", "GET");
+    else if (!request.body().empty())
+      refused = error(http::status::bad_request, "invalid_request", "/v1/events takes no body");
+    else if (service_.subscribers() >= config_.max_event_streams)
+      refused = error(http::status::service_unavailable, "busy",
+                      fmt::format("{} event streams are open, the most this server allows; try "
+                                  "again later",
+                                  service_.subscribers()));
     if (!refused) try {
-        filter = parse_event_query(query, config_.max_event_ids);
+        filter = parse_event_query(query, config_.max_event_ids, service_.highest_id());
       } catch (const SpecError& problem) {
         refused = error(http::status::bad_request, "invalid_request", problem.what());
       }
+    if (!refused && filter->missing)
+      refused =
+          error(http::status::not_found, "not_found", fmt::format("no job {}", *filter->missing));
     for (std::size_t i = 0; !refused && filter->ids && i < filter->ids->size(); ++i)
       if (!service_.exists((*filter->ids)[i]))
         refused = error(http::status::not_found, "not_found",
                         fmt::format("no job {}", (*filter->ids)[i]));
     if (refused) {
-      auto sending = send(stream, request.version(), false, std::move(*refused));
+      auto sending = send(stream, request.version(), false, false, std::move(*refused));
       co_await std::move(sending);
       co_return;
     }
@@ -270,16 +456,28 @@ class Server {
     struct Feed {
       std::string unsent;
       asio::steady_timer wake;
+      bool overflowed = false;
+      beast::tcp_stream* connection = nullptr;  // cut at once when overflowed, even mid-write
     };
     auto feed = std::make_shared<Feed>(
         Feed{"HTTP/1.1 200 OK\r\nServer: ferry\r\nContent-Type: text/event-stream\r\n"
              "Cache-Control: no-cache\r\nConnection: close\r\n\r\n",
              asio::steady_timer(io_)});
-    auto take = [feed, filter = *filter](const JobEvent& event) {
-      if (!filter.wants(event) || feed->unsent.size() > kMaxUnsentEvents) return;
-      feed->unsent += "event: job\ndata: ";
-      feed->unsent += render_event(event, filter.results);
-      feed->unsent += "\n\n";
+    feed->connection = &beast::get_lowest_layer(stream);
+    unsent_events_ += feed->unsent.size();  // every byte in `unsent` is counted there
+    auto take = [this, feed, filter = *filter](const JobEvent& event) {
+      if (!filter.wants(event) || feed->overflowed) return;
+      if (feed->unsent.size() > config_.max_unsent_per_stream ||
+          unsent_events_ > config_.max_unsent_events) {
+        feed->overflowed = true;  // too far behind: dropped
+        feed->connection->cancel();
+      } else {
+        std::size_t before = feed->unsent.size();
+        feed->unsent += "event: job\ndata: ";
+        feed->unsent += render_event(event, filter.results);
+        feed->unsent += "\n\n";
+        unsent_events_ += feed->unsent.size() - before;
+      }
       feed->wake.cancel();
     };
     std::uint64_t subscription = service_.subscribe(take);
@@ -288,7 +486,7 @@ class Server {
     std::vector<JobId> named = filter->ids.value_or(std::vector<JobId>());
     std::size_t sent = 0;
     for (;;) {
-      if (feed->unsent.size() > kMaxUnsentEvents) break;
+      if (feed->overflowed) break;
       while (sent < named.size() && feed->unsent.size() < kEventSlice)
         service_.current(named[sent++], take);
       if (feed->unsent.empty()) {
@@ -296,79 +494,114 @@ class Server {
         auto waiting = feed->wake.async_wait(use_tuple);
         auto woken = co_await std::move(waiting);
         // Expired with nothing to send: a line that also checks the reader is there.
-        if (!std::get<0>(woken) && feed->unsent.empty()) feed->unsent = ": keep-alive\n\n";
+        if (!std::get<0>(woken) && feed->unsent.empty()) {
+          feed->unsent = ": keep-alive\n\n";
+          unsent_events_ += feed->unsent.size();
+        }
         continue;
       }
       std::string sending;
       sending.swap(feed->unsent);
-      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(60));
+      unsent_events_ -= sending.size();
+      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
       auto writing = asio::async_write(stream, asio::buffer(sending), use_tuple);
       auto written = co_await std::move(writing);
       if (std::get<0>(written)) break;
     }
     service_.unsubscribe(subscription);
+    unsent_events_ -= feed->unsent.size();
   }
 
-  asio::awaitable<Reply> handle(const http::request<http::string_body>& request) {
+  // Turns what a request raises into its answer: a request that fails is
+  // answered (400 for what was wrong with it, 500 for a fault of ours) and
+  // the server goes on.
+  asio::awaitable<Reply> handle(const http::request<http::string_body>& request,
+                                std::function<bool()> connected) {
     std::string_view target(request.target().data(), request.target().size());
     std::string_view query = target.find('?') == std::string_view::npos
                                  ? std::string_view()
                                  : target.substr(target.find('?') + 1);
     target = target.substr(0, target.find('?'));
+    http::verb method = request.method() == http::verb::head ? http::verb::get : request.method();
     if (target == "/healthz") co_return Reply{http::status::ok, R"({"ok":true})"};
-    if (auto refused = unauthorized(request)) co_return std::move(*refused);
-    std::optional<Reply> rejected;
+    std::optional<Reply> failed;
     try {
-      auto routing = route(request.method(), target, query, request.body());
+      auto routing = route(method, target, query, request.body(), std::move(connected));
       Reply reply = co_await std::move(routing);
       co_return reply;
     } catch (const SpecError& problem) {
-      rejected = error(http::status::bad_request, "invalid_request", problem.what());
+      failed = error(http::status::bad_request, "invalid_request", problem.what());
+    } catch (const std::exception& problem) {
+      log(fmt::format("internal error in {} {}: {}", std::string(http::to_string(method)), target,
+                      problem.what()));
+      failed = error(http::status::internal_server_error, "internal", problem.what());
     }
-    co_return std::move(*rejected);
+    co_return std::move(*failed);
   }
 
-  static Reply wrong_method(http::verb method, std::string_view target) {
-    return error(http::status::method_not_allowed, "method_not_allowed",
-                 fmt::format("{} does not take {}", target, std::string(http::to_string(method))));
+  static Reply wrong_method(http::verb method, std::string_view target, std::string_view allow) {
+    Reply reply = error(
+        http::status::method_not_allowed, "method_not_allowed",
+        fmt::format("{} takes {}, not {}", target, allow, std::string(http::to_string(method))));
+    reply.allow = allow;
+    return reply;
   }
 
   // GCC 12 destroys temporaries inside a co_await expression twice, and cannot
   // keep initializer lists in a coroutine frame: in these coroutines, every
   // awaited operand is a named local, moved into the co_await.
   asio::awaitable<Reply> route(http::verb method, std::string_view target, std::string_view query,
-                               const std::string& body) {
-    if (target == "/v1/jobs" && method == http::verb::get)
+                               const std::string& body, std::function<bool()> connected) {
+    static constexpr std::string_view kRead = "GET, HEAD";
+    auto no_body = [&] {
+      if (!body.empty()) throw SpecError(fmt::format("{} takes no body", target));
+    };
+    if (target == "/v1/jobs" && method == http::verb::get) {
+      no_body();
       co_return Reply{http::status::ok, render_job_list(service_.list(parse_list_query(query)))};
+    }
     if (target == "/v1/jobs") {
-      if (method != http::verb::post) co_return wrong_method(method, target);
-      std::vector<JobSpec> specs = parse_submit(body, config_.limits);
+      if (method != http::verb::post) co_return wrong_method(method, target, "GET, HEAD, POST");
+      std::vector<JobSpec> specs;
+      if (body.size() < kOffloadedParse) {
+        specs = parse_submit(body, config_.limits);
+      } else {  // a big batch would stall every other client while parsed
+        auto parsing = asio::co_spawn(parsers_, parse_submit_elsewhere(body, config_.limits),
+                                      asio::use_awaitable);
+        specs = co_await std::move(parsing);
+      }
       auto submitting = submit(std::move(specs));
       co_return co_await std::move(submitting);
     }
     if (target == "/v1/lease") {
-      if (method != http::verb::post) co_return wrong_method(method, target);
+      if (method != http::verb::post) co_return wrong_method(method, target, "POST");
       LeaseRequest request = parse_lease(body, config_.max_completions);
+      request.connected = std::move(connected);
       auto leasing = lease(std::move(request));
       co_return co_await std::move(leasing);
     }
     if (target == "/v1/cancel" || target == "/v1/retry") {
-      if (method != http::verb::post) co_return wrong_method(method, target);
+      if (method != http::verb::post) co_return wrong_method(method, target, "POST");
       std::vector<JobId> ids = parse_ids(body, 10'000);
       auto acting =
           per_job(target == "/v1/cancel" ? &Service::cancel : &Service::retry, std::move(ids));
       co_return co_await std::move(acting);
     }
     if (target == "/v1/workers") {
-      if (method != http::verb::get) co_return wrong_method(method, target);
-      co_return Reply{http::status::ok, render_workers(service_.workers(), wall_clock())};
+      if (method != http::verb::get) co_return wrong_method(method, target, kRead);
+      no_body();
+      WorkersQuery workers = parse_workers_query(query);
+      co_return Reply{http::status::ok,
+                      render_workers(service_.workers(workers.after, workers.limit), wall_clock())};
     }
     if (target == "/v1/queues") {
-      if (method != http::verb::get) co_return wrong_method(method, target);
+      if (method != http::verb::get) co_return wrong_method(method, target, kRead);
+      no_body();
       co_return Reply{http::status::ok, render_queues(service_.queues())};
     }
     if (target == "/v1/stats") {
-      if (method != http::verb::get) co_return wrong_method(method, target);
+      if (method != http::verb::get) co_return wrong_method(method, target, kRead);
+      no_body();
       co_return Reply{http::status::ok, render_stats(service_.counts(), service_.subscribers())};
     }
     if (target.rfind("/v1/jobs/", 0) == 0) {
@@ -385,12 +618,16 @@ class Server {
         co_return error(http::status::not_found, "not_found",
                         fmt::format("no such path: {}", target));
       if (action) {
-        if (method != http::verb::post) co_return wrong_method(method, target);
+        if (method != http::verb::post) co_return wrong_method(method, target, "POST");
+        no_body();
+        if (!service_.exists(*id))
+          co_return error(http::status::not_found, "not_found", fmt::format("no job {}", *id));
         std::vector<JobId> ids(1, *id);
         auto acting = per_job(action, std::move(ids));
         co_return co_await std::move(acting);
       }
-      if (method != http::verb::get) co_return wrong_method(method, target);
+      if (method != http::verb::get) co_return wrong_method(method, target, kRead);
+      no_body();
       auto job = service_.job(*id);
       if (!job)
         co_return error(http::status::not_found, "not_found", fmt::format("no job {}", *id));
@@ -430,7 +667,8 @@ class Server {
     LeaseReply reply = co_await std::move(waiting);
     if (!reply.error.empty())
       co_return error(http::status::service_unavailable, "store_failed", reply.error);
-    co_return Reply{http::status::ok, render_lease(reply)};
+    co_return Reply{http::status::ok, render_lease(reply, config_.service.lease_duration), "",
+                    std::move(reply.jobs)};
   }
   struct StartLease {
     Service& service;
@@ -472,9 +710,17 @@ class Server {
 
   const ServerConfig& config_;
   asio::io_context io_{1};
+  asio::thread_pool parsers_{1};
   std::optional<ssl::context> tls_;
   std::unique_ptr<store::Store> store_;
   Service service_;
+  asio::steady_timer tick_timer_{io_};
+  Time next_tick_{0};
+  std::size_t max_connections_ = 0;
+  std::size_t connections_ = 0;
+  std::size_t bodies_in_flight_ = 0;  // bytes
+  std::size_t unsent_events_ = 0;     // bytes, over every event stream
+  bool accept_paused_ = false;
 };
 
 }  // namespace
@@ -492,6 +738,9 @@ void serve(const ServerConfig& config) {
   // threshold after the first one and carve them from the heap, where they
   // leave holes between the long-lived job records: RSS grows by a tenth.
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  // A write past the file size limit then fails with EFBIG, which the store
+  // reports like a full disk, instead of killing the server.
+  ::signal(SIGXFSZ, SIG_IGN);
   Server server(config);
   server.run();
 }

@@ -2,6 +2,7 @@
 // on Boost.Beast with one coroutine per connection, in front of a Service.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include "server/job_spec.hpp"
@@ -18,7 +19,21 @@ struct ServerConfig {
   std::size_t max_body_bytes = 32 << 20;
   std::size_t max_completions = 4096;
   std::size_t max_event_ids = 1'000'000;  // jobs one event stream may name
-  std::string tls_cert;                   // PEM files; when set, the server speaks only HTTPS
+  // What a client may hold. Past max_connections a new connection gets a 503
+  // and is closed (it is also kept under the descriptor limit); bodies are
+  // read only after the token was checked, and at most max_bodies_in_flight
+  // bytes of them at once (else 503: try again).
+  std::size_t max_connections = 4096;
+  std::size_t max_event_streams = 1024;
+  std::size_t max_bodies_in_flight = 256 << 20;
+  std::chrono::milliseconds idle_timeout{60'000};    // a kept-alive connection with no request
+  std::chrono::milliseconds header_timeout{10'000};  // from a request's first byte to its body
+  std::size_t min_body_rate = 256 << 10;  // bytes/s a body must arrive at (after header_timeout)
+  // An event stream's unsent events: a stream past the first, or one that
+  // would take all streams past the second, is closed (its client reconnects).
+  std::size_t max_unsent_per_stream = 8 << 20;
+  std::size_t max_unsent_events = 256 << 20;
+  std::string tls_cert;  // PEM files; when set, the server speaks only HTTPS
   std::string tls_key;
   SpecLimits limits;
   Service::Options service;

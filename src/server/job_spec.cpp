@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 
+#include "server/api_limits.hpp"
 #include "server/json_fields.hpp"
 
 namespace ferry::server {
@@ -57,6 +58,7 @@ CallSpec call_of(const json::value& value, const Path& path, const SpecLimits& l
   if (!function) fail(fields.path("function"), "is required");
   call.function = name_of(*function, fields.path("function"));
   if (const json::value* args = fields.take("args")) {
+    check_depth(*args, fields.path("args"));
     call.args_json = json::serialize(*args);
     if (call.args_json.size() > limits.max_args_json_bytes)
       fail(fields.path("args"),
@@ -143,8 +145,8 @@ std::string to_json(const JobSpec& spec) {
     object["command"] = std::move(work);
   } else {
     const auto& call = std::get<CallSpec>(spec.work);
-    object["call"] =
-        json::object{{"function", call.function}, {"args", json::parse(call.args_json)}};
+    object["call"] = json::object{{"function", call.function},
+                                  {"args", json::parse(call.args_json, {}, api_parse_options())}};
   }
   // Defaults are left out: a million queued specs are held in memory.
   const JobSpec defaults;

@@ -106,6 +106,11 @@ TEST(JobSpec, BadInputNamesTheField) {
             "timeout: must be a number of seconds");
   EXPECT_EQ(error_of(R"({"command": {"shell": "x"}, "delay": -1})"),
             "delay: must be from 0 seconds to a year");
+  // Durations count in milliseconds: a smaller one would silently become 0.
+  EXPECT_EQ(error_of(R"({"command": {"shell": "x"}, "timeout": 0.0004})"),
+            "timeout: must be 0 or at least 0.001 seconds");
+  EXPECT_EQ(parse_job_spec(R"({"command": {"shell": "x"}, "retry_delay": 0.05})").retry_delay,
+            std::chrono::milliseconds(50));
   EXPECT_EQ(error_of(R"({"command": {"shell": "x"}, "queue": ""})"), "queue: must not be empty");
   EXPECT_EQ(error_of(R"({"command": {"shell": "x"}, "labels": ["ok", "not ok"]})"),
             "labels[1]: may hold only letters, digits and _ - . :");

@@ -1,13 +1,18 @@
 #include "server/json_fields.hpp"
 
-#include <boost/json/monotonic_resource.hpp>
-
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
+#include <boost/json/monotonic_resource.hpp>
 #include <cctype>
 #include <cmath>
+#include <limits>
+#include <optional>
+#include <unordered_set>
+
+#include "server/api_limits.hpp"
 
 namespace ferry::server::json_fields {
 
@@ -43,16 +48,133 @@ void fail(const Path& path, std::string_view problem) {
   throw SpecError(fmt::format("{}: {}", where.empty() ? "the body" : where, problem));
 }
 
-json::value parse_document(std::string_view text) {
-  boost::system::error_code error;
-  json::parse_options options;
-  options.max_depth = 64;
+namespace {
+
+// Builds the value as Boost.JSON's own parser does, and refuses an object
+// that holds a key twice: "last one wins" would let `{"command": A,
+// "command": B}` run B while a reader that keeps the first sees A.
+class StrictHandler {
+ public:
+  static constexpr std::size_t max_object_size = json::object::max_size();
+  static constexpr std::size_t max_array_size = json::array::max_size();
+  static constexpr std::size_t max_key_size = json::string::max_size();
+  static constexpr std::size_t max_string_size = json::string::max_size();
+
+  explicit StrictHandler(json::storage_ptr storage) : values(std::move(storage)) {}
+
+  json::value_stack values;
+  std::string duplicate;  // the key found twice, once parsing stopped for it
+
+  bool on_document_begin(json::error_code&) { return true; }
+  bool on_document_end(json::error_code&) { return true; }
+  bool on_object_begin(json::error_code&) {
+    objects_.emplace_back();
+    return true;
+  }
+  bool on_object_end(std::size_t n, json::error_code&) {
+    objects_.pop_back();
+    values.push_object(n);
+    return true;
+  }
+  bool on_array_begin(json::error_code&) { return true; }
+  bool on_array_end(std::size_t n, json::error_code&) {
+    values.push_array(n);
+    return true;
+  }
+  bool on_key_part(json::string_view part, std::size_t, json::error_code&) {
+    key_.append(part.data(), part.size());
+    values.push_chars(part);
+    return true;
+  }
+  bool on_key(json::string_view part, std::size_t, json::error_code& error) {
+    key_.append(part.data(), part.size());
+    if (!objects_.back().add(key_)) {
+      duplicate = key_;
+      error = json::error::syntax;
+      return false;
+    }
+    key_.clear();
+    values.push_key(part);
+    return true;
+  }
+  bool on_string_part(json::string_view part, std::size_t, json::error_code&) {
+    values.push_chars(part);
+    return true;
+  }
+  bool on_string(json::string_view part, std::size_t, json::error_code&) {
+    values.push_string(part);
+    return true;
+  }
+  bool on_number_part(json::string_view, json::error_code&) { return true; }
+  bool on_int64(std::int64_t number, json::string_view, json::error_code&) {
+    values.push_int64(number);
+    return true;
+  }
+  bool on_uint64(std::uint64_t number, json::string_view, json::error_code&) {
+    values.push_uint64(number);
+    return true;
+  }
+  bool on_double(double number, json::string_view, json::error_code&) {
+    values.push_double(number);
+    return true;
+  }
+  bool on_bool(bool value, json::error_code&) {
+    values.push_bool(value);
+    return true;
+  }
+  bool on_null(json::error_code&) {
+    values.push_null();
+    return true;
+  }
+  bool on_comment_part(json::string_view, json::error_code&) { return true; }
+  bool on_comment(json::string_view, json::error_code&) { return true; }
+
+ private:
+  // The keys of one open object: a short list, a set once it grows (so an
+  // object of a million keys is not a quadratic scan).
+  class Keys {
+   public:
+    bool add(const std::string& key) {
+      if (many_) return many_->insert(key).second;
+      if (std::find(few_.begin(), few_.end(), key) != few_.end()) return false;
+      few_.push_back(key);
+      if (few_.size() > 16) many_.emplace(few_.begin(), few_.end());
+      return true;
+    }
+
+   private:
+    boost::container::small_vector<std::string, 4> few_;
+    std::optional<std::unordered_set<std::string>> many_;
+  };
+  std::vector<Keys> objects_;
+  std::string key_;
+};
+
+}  // namespace
+
+json::value parse_document(std::string_view text, Utf8 utf8) {
+  json::parse_options options = api_parse_options();
+  options.allow_invalid_utf8 = utf8 == Utf8::replace_invalid;
   // One arena for the whole document: a batch of thousands of jobs is one
   // allocation pattern instead of thousands of small ones.
-  json::value value =
-      json::parse(text, error, json::make_shared_resource<json::monotonic_resource>(), options);
+  json::basic_parser<StrictHandler> parser(options,
+                                           json::make_shared_resource<json::monotonic_resource>());
+  json::error_code error;
+  std::size_t used = parser.write_some(false, text.data(), text.size(), error);
+  if (!error && used < text.size()) error = json::error::extra_data;
+  if (!parser.handler().duplicate.empty())
+    throw SpecError(fmt::format("the body is not valid: an object has the key '{}' twice",
+                                parser.handler().duplicate));
+  if (error == json::error::too_deep)
+    throw SpecError(fmt::format("the body is not valid JSON: it nests deeper than {} levels",
+                                kMaxDocumentDepth));
   if (error) throw SpecError(fmt::format("the body is not valid JSON: {}", error.message()));
-  return value;
+  return parser.handler().values.release();
+}
+
+void check_depth(const json::value& value, const Path& path) {
+  if (value_depth(value) > kMaxValueDepth)
+    fail(path, fmt::format("must not nest deeper than {} levels", kMaxValueDepth));
 }
 
 Fields::Fields(const json::value& value, Path path) : path_(std::move(path)) {
@@ -111,6 +233,13 @@ std::uint64_t id_of(const json::value& value, const Path& path) {
   fail(path, "must be a positive whole number");
 }
 
+std::int64_t count_of(const json::value& value, const Path& path) {
+  if (value.is_int64() && value.as_int64() >= 0) return value.as_int64();
+  if (value.is_uint64() && value.as_uint64() <= std::numeric_limits<std::int64_t>::max())
+    return static_cast<std::int64_t>(value.as_uint64());
+  fail(path, "must be a whole number from 0 up");
+}
+
 bool bool_of(const json::value& value, const Path& path) {
   if (!value.is_bool()) fail(path, "must be true or false");
   return value.as_bool();
@@ -128,6 +257,7 @@ std::chrono::milliseconds seconds_of(const json::value& value, const Path& path)
     fail(path, "must be a number of seconds");
   if (!std::isfinite(seconds) || seconds < 0 || seconds > kMaxSeconds)
     fail(path, "must be from 0 seconds to a year");
+  if (seconds > 0 && seconds < 0.001) fail(path, "must be 0 or at least 0.001 seconds");
   return std::chrono::milliseconds(std::llround(seconds * 1000));
 }
 

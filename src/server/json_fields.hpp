@@ -44,8 +44,15 @@ class Path {
 Path join(const Path& path, std::string_view key);
 Path at(const Path& path, std::size_t index);
 
-// The body as JSON, or a SpecError saying why not.
-json::value parse_document(std::string_view text);
+// The body as JSON, or a SpecError saying why not: not JSON, nested deeper
+// than kMaxDocumentDepth, or an object with the same key twice. Invalid
+// UTF-8 in strings is an error, or with `replace_invalid` is kept for the
+// caller to replace (workers' reports of what programs printed).
+enum class Utf8 { strict, replace_invalid };
+json::value parse_document(std::string_view text, Utf8 utf8 = Utf8::strict);
+
+// A SpecError when `value` nests deeper than kMaxValueDepth.
+void check_depth(const json::value& value, const Path& path);
 
 // The fields of one JSON object: taken one by one, and any left unknown is
 // an error, so a typo ("retires") is never silently ignored.
@@ -69,6 +76,8 @@ std::string string_of(const json::value& value, const Path& path, std::size_t ma
 std::string name_of(const json::value& value, const Path& path);
 int integer_of(const json::value& value, const Path& path, int low, int high);
 std::uint64_t id_of(const json::value& value, const Path& path);
+// A whole number from 0 up (a count, a duration in microseconds, ...).
+std::int64_t count_of(const json::value& value, const Path& path);
 bool bool_of(const json::value& value, const Path& path);
 // A number of seconds from 0 to a year.
 std::chrono::milliseconds seconds_of(const json::value& value, const Path& path);

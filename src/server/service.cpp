@@ -34,23 +34,25 @@ bool contains_all(const std::vector<std::string>& have, const std::vector<std::s
 Service::Service(store::Store& store, Post post, Now now, Options options)
     : store_(store), post_(std::move(post)), now_(std::move(now)), options_(options) {}
 
-std::string Service::queue_key(const std::string& queue, std::vector<std::string> labels) {
+std::string Service::queue_key(const std::string& queue, std::vector<std::string> labels,
+                               bool call) {
   std::sort(labels.begin(), labels.end());
   labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
-  std::string key = queue;
-  // '#' cannot occur in a queue name, so keys of different queues never meet.
+  // '#' and '!' cannot occur in a queue name or label, so keys of different
+  // queues, labels or kinds never meet.
+  std::string key = call ? queue + "!" : queue;
   for (std::size_t i = 0; i < labels.size(); ++i) key += (i ? "," : "#") + labels[i];
-  queue_keys_.try_emplace(key, queue, std::move(labels));
+  queue_keys_.try_emplace(key, QueueKey{queue, std::move(labels), call});
   return key;
 }
 
 std::vector<std::string> Service::eligible_queues(const LeaseRequest& request) const {
   std::vector<std::string> keys;
-  for (const auto& [key, queue_and_labels] : queue_keys_) {
-    const auto& [queue, labels] = queue_and_labels;
+  for (const auto& [key, kind] : queue_keys_) {
     bool wanted = request.queues.empty() || std::find(request.queues.begin(), request.queues.end(),
-                                                      queue) != request.queues.end();
-    if (wanted && contains_all(request.labels, labels)) keys.push_back(key);
+                                                      kind.queue) != request.queues.end();
+    if (wanted && (kind.call || request.commands) && contains_all(request.labels, kind.labels))
+      keys.push_back(key);
   }
   return keys;
 }
@@ -63,9 +65,9 @@ void Service::admit(JobId id, const JobSpec& spec, std::string_view spec_json, s
   // A call can only run where its function is registered: workers announce
   // theirs as labels "function:NAME", and the call requires that label.
   std::vector<std::string> labels = spec.labels;
-  if (const auto* call = std::get_if<CallSpec>(&spec.work))
-    labels.push_back("function:" + call->function);
-  job.options.queue = queue_key(spec.queue, std::move(labels));
+  const auto* call = std::get_if<CallSpec>(&spec.work);
+  if (call) labels.push_back("function:" + call->function);
+  job.options.queue = queue_key(spec.queue, std::move(labels), call != nullptr);
   job.options.priority = spec.priority;
   job.options.retry = {spec.retries, spec.retry_delay, options_.max_backoff};
   job.options.not_before = created + spec.delay;
@@ -75,13 +77,19 @@ void Service::admit(JobId id, const JobSpec& spec, std::string_view spec_json, s
   job.reason = std::move(reason);
   job.retry_base = static_cast<std::uint32_t>(retry_base);
   if (records_.size() < id) records_.resize(id);
-  records_[id - 1] = Record{specs_.add(spec_json), created, nullptr};
+  Record& record = records_[id - 1];
+  if (record.spec.empty()) record.spec = specs_.add(spec_json);
+  record.created = created;
   scheduler_.admit(std::move(job), now_());
   next_id_ = std::max(next_id_, id + 1);
 }
 
-void Service::start() {
+std::uint64_t Service::rebuild() {
   store::Snapshot snapshot = store_.load();
+  // Specs never change: those already held are kept (lease answers on their
+  // way out point into them); what the store says replaces everything else.
+  scheduler_ = sched::Scheduler();
+  for (Record& record : records_) record.reports.reset();
   std::size_t next_attempt = 0;
   for (const store::JobRow& row : snapshot.jobs) {
     std::vector<sched::Attempt> attempts;
@@ -109,14 +117,48 @@ void Service::start() {
   // Rebuilding is not news: the store has it all. (It holds no running jobs:
   // leases are not stored, so what ran when the server stopped is queued.)
   scheduler_.take_changes();
+  return snapshot.epoch;
+}
+
+void Service::start() {
+  std::uint64_t last_epoch = rebuild();
   // A new epoch of lease tokens, durable before any lease goes out.
   store::Batch epoch;
-  epoch.epoch = snapshot.epoch + 1;
+  epoch.epoch = last_epoch + 1;
   scheduler_.reserve_tokens_from(*epoch.epoch << kTokenBits);
   std::string failed = "not committed";
   store_.write(std::move(epoch), [&failed](const std::string& error) { failed = error; });
   store_.flush();
   if (!failed.empty()) throw std::runtime_error("cannot start: " + failed);
+}
+
+void Service::recover() {
+  // The leases out there stay valid, so that their workers' reports (the
+  // refused ones, sent again) still count: for each job running, or whose
+  // change the store refused, the first attempt the store does not have.
+  std::map<JobId, std::pair<std::vector<sched::Attempt>, std::optional<Time>>> leased;
+  for (JobId id = 1; id < next_id_; ++id)
+    if (const sched::Job* job = scheduler_.find(id);
+        job && (job->state == sched::State::running || refused_.contains(id)))
+      leased[id] = {job->attempts, job->lease_expires};
+  refused_.clear();
+  std::uint64_t next_token = scheduler_.next_token();
+  JobId next_id = next_id_;
+  rebuild();
+  scheduler_.reserve_tokens_from(next_token);
+  next_id_ = std::max(next_id_, next_id);
+  Time now = now_();
+  for (auto& [id, held] : leased) {
+    auto& [attempts, expires] = held;
+    const sched::Job* job = scheduler_.find(id);
+    std::size_t stored = job ? job->attempts.size() : attempts.size();
+    if (stored >= attempts.size() || attempts[stored].lease == 0) continue;
+    bool still_running = attempts[stored].end == sched::AttemptEnd::running;
+    scheduler_.resume_lease(id, std::move(attempts[stored]),
+                            still_running ? expires : now + options_.lease_duration);
+  }
+  scheduler_.take_changes();  // as the store has them, and as they were
+  diverged_ = false;
 }
 
 Service::Outgoing& Service::enqueue_changes() {
@@ -142,8 +184,16 @@ void Service::write(store::Batch batch, std::function<void(const std::string& er
   auto committed = [this, &outgoing, then = std::move(then)](const std::string& error) {
     outgoing.settled = true;
     outgoing.failed = !error.empty();
+    // Memory went ahead of the store: once nothing else is being written,
+    // memory is rebuilt from the store (keeping live leases), so what was
+    // refused leaves no trace and can be sent again.
+    if (outgoing.failed) {
+      diverged_ = true;
+      for (const Changed& change : outgoing.changes) refused_.insert(change.id);
+    }
     send_settled();
     then(error);
+    if (diverged_ && outbox_.empty()) recover();
   };
   store_.write(std::move(batch),
                [post = post_, committed = std::move(committed)](const std::string& error) {
@@ -283,17 +333,22 @@ void Service::lease(LeaseRequest request, Leased done) {
   Time now = now_();
   WorkerView& worker = workers_[request.worker];
   worker = {request.worker, request.queues, request.labels, request.free_slots, now};
+  if (workers_.size() > kMaxWorkers) forget_workers(now);
 
   LeaseReply reply;
   store::Batch batch;
   for (const Heartbeat& heartbeat : request.heartbeats)
     if (!scheduler_.renew(heartbeat.job, heartbeat.token, now, options_.lease_duration))
       reply.stop.push_back(heartbeat.job);
+  // A refused report of a current attempt still ends it: as failed, saying why.
+  for (const RejectedCompletion& rejected : request.rejected)
+    if (rejected.job && rejected.token && current_lease(rejected.job, rejected.token))
+      request.completions.push_back(
+          {.job = rejected.job,
+           .token = rejected.token,
+           .reason = "the worker's report was refused: " + rejected.error});
   for (Completion& completion : request.completions) {
-    const sched::Job* job = scheduler_.find(completion.job);
-    bool current = job && job->state == sched::State::running &&
-                   job->attempts.back().lease == completion.token;
-    if (current) {
+    if (const sched::Job* job = current_lease(completion.job, completion.token)) {
       auto& reports = records_[completion.job - 1].reports;
       if (!reports) reports = std::make_unique<std::map<int, Completion>>();
       (*reports)[job->attempts.back().number] = completion;
@@ -302,10 +357,12 @@ void Service::lease(LeaseRequest request, Leased done) {
                         now);  // counts it when stale
     reply.acknowledged.push_back(completion.token);
   }
+  reply.rejected = std::move(request.rejected);
   collect_changes(batch);
   grant(request, reply, batch);
 
-  bool idle = reply.jobs.empty() && reply.acknowledged.empty() && reply.stop.empty();
+  bool idle = reply.jobs.empty() && reply.acknowledged.empty() && reply.stop.empty() &&
+              reply.rejected.empty();
   if (idle && request.wait.count() > 0) {
     Time deadline = now + std::min(request.wait, options_.max_wait);
     parked_.push_back({std::move(request), std::move(done), deadline});
@@ -322,6 +379,12 @@ void Service::lease(LeaseRequest request, Leased done) {
 void Service::serve_parked() {
   for (auto it = parked_.begin();
        it != parked_.end() && scheduler_.counts()[sched::State::queued];) {
+    if (it->request.connected && !it->request.connected()) {
+      Leased done = std::move(it->done);
+      it = parked_.erase(it);
+      done(LeaseReply{});  // nobody reads it
+      continue;
+    }
     LeaseReply reply;
     store::Batch batch;
     grant(it->request, reply, batch);
@@ -337,6 +400,16 @@ void Service::serve_parked() {
              done(std::move(reply));
            });
   }
+}
+
+void Service::release(const std::vector<LeasedJob>& jobs) {
+  Time now = now_();
+  for (const LeasedJob& job : jobs)
+    scheduler_.release(job.id, job.token, now, "not delivered: the worker's connection was gone");
+  store::Batch batch;
+  collect_changes(batch);
+  commit(std::move(batch), [](const std::string&) {});
+  serve_parked();
 }
 
 void Service::for_each_job(std::vector<JobId> ids,
@@ -384,6 +457,7 @@ void Service::retry(std::vector<JobId> ids, PerJob done) {
 void Service::tick() {
   Time now = now_();
   scheduler_.advance(now);
+  forget_workers(now);
   store::Batch batch;
   collect_changes(batch);
   // Queued again or at last: durable soon, and harmless if not (a job runs
@@ -425,6 +499,12 @@ std::string_view TextArena::add(std::string_view text) {
   return {at, text.size()};
 }
 
+const sched::Job* Service::current_lease(JobId id, std::uint64_t token) const {
+  const sched::Job* job = scheduler_.find(id);
+  bool current = job && job->state == sched::State::running && job->attempts.back().lease == token;
+  return current ? job : nullptr;
+}
+
 const Service::Record* Service::record(JobId id) const {
   if (id == 0 || id > records_.size() || records_[id - 1].spec.empty()) return nullptr;
   return &records_[id - 1];
@@ -432,7 +512,7 @@ const Service::Record* Service::record(JobId id) const {
 
 std::string_view Service::queue_of(const sched::Job& job) {
   std::string_view key = job.options.queue;
-  return key.substr(0, key.find('#'));  // see queue_key()
+  return key.substr(0, key.find_first_of("#!"));  // see queue_key()
 }
 
 const Completion* Service::report(const Record& record, int attempt) {
@@ -490,10 +570,29 @@ std::map<std::string, sched::Counts> Service::queues() const {
   return queues;
 }
 
-std::vector<WorkerView> Service::workers() const {
-  std::vector<WorkerView> views;
-  for (const auto& [id, worker] : workers_) views.push_back(worker);
-  return views;
+Service::WorkerPage Service::workers(const std::string& after, std::size_t limit) const {
+  WorkerPage page;
+  for (auto it = workers_.upper_bound(after); it != workers_.end(); ++it) {
+    if (page.workers.size() == limit) {
+      page.next_after = page.workers.back().id;
+      break;
+    }
+    page.workers.push_back(it->second);
+  }
+  return page;
+}
+
+void Service::forget_workers(Time now) {
+  std::erase_if(workers_, [&](const auto& worker) {
+    return now - worker.second.last_seen > kForgetWorkersAfter;
+  });
+  if (workers_.size() <= kMaxWorkers) return;
+  // The longest silent go, a tenth at a time, so this runs rarely.
+  std::vector<Time> seen;
+  for (const auto& [id, worker] : workers_) seen.push_back(worker.last_seen);
+  auto cut = seen.begin() + static_cast<std::ptrdiff_t>(seen.size() - kMaxWorkers * 9 / 10);
+  std::nth_element(seen.begin(), cut, seen.end());
+  std::erase_if(workers_, [&](const auto& worker) { return worker.second.last_seen < *cut; });
 }
 
 }  // namespace ferry::server

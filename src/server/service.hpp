@@ -60,6 +60,18 @@ struct Completion {
   std::int64_t max_rss_kb = 0;
 };
 
+// A completion the server could not accept as sent (docs/api.md says why
+// one may be refused). It is refused alone: the rest of its request goes on.
+// When it names the job and token of a current lease, that attempt is
+// recorded as failed, with the refusal as its reason, and the token is
+// acknowledged like any other.
+struct RejectedCompletion {
+  std::size_t index = 0;  // in the request's completions
+  JobId job = 0;          // 0: not readable
+  std::uint64_t token = 0;
+  std::string error;
+};
+
 struct Heartbeat {
   JobId job = 0;
   std::uint64_t token = 0;
@@ -72,9 +84,14 @@ struct LeaseRequest {
   // The worker's labels: a job's labels must all be among them. A worker that
   // serves function F has "function:F"; call jobs of F require it.
   std::vector<std::string> labels;
+  bool commands = true;  // false: it runs only calls, and gets no command job
   std::vector<Completion> completions;
+  std::vector<RejectedCompletion> rejected;
   std::vector<Heartbeat> heartbeats;
   std::chrono::milliseconds wait{0};  // with nothing to do, wait this long for work
+  // While the request waits: false once its worker can no longer receive an
+  // answer (its connection closed). Unset: always connected.
+  std::function<bool()> connected;
 };
 
 struct LeasedJob {
@@ -89,7 +106,8 @@ struct LeaseReply {
   std::vector<LeasedJob> jobs;
   std::vector<std::uint64_t> acknowledged;  // tokens of completions the worker may forget
   std::vector<JobId> stop;  // heartbeats for jobs no longer the worker's: stop running them
-  std::string error;        // the store failed: nothing was acknowledged
+  std::vector<RejectedCompletion> rejected;  // the worker drops these too
+  std::string error;                         // the store failed: nothing was acknowledged
 };
 
 struct AttemptView {
@@ -176,6 +194,10 @@ class Service {
   using Leased = std::function<void(LeaseReply reply)>;
   void lease(LeaseRequest request, Leased done);
 
+  // Puts back the jobs of a lease answer that could not be delivered: they
+  // are queued again at once, without spending a retry.
+  void release(const std::vector<LeasedJob>& jobs);
+
   // Operations on many jobs answer, for each id, "" when done, else why not.
   using PerJob = std::function<void(std::vector<std::string> results, std::string error)>;
 
@@ -193,11 +215,22 @@ class Service {
 
   std::optional<JobView> job(JobId id) const;
   bool exists(JobId id) const { return scheduler_.find(id) != nullptr; }
+  // No job has a higher id (one may be being submitted).
+  JobId highest_id() const { return next_id_ - 1; }
   // One page of jobs, newest first. Scans at most `kMaxScan` ids per call, so
   // a rare filter answers with fewer jobs and a cursor to continue from.
   ListPage list(const ListQuery& query) const;
   static constexpr std::size_t kMaxScan = 100'000;
-  std::vector<WorkerView> workers() const;
+  // Workers seen within kForgetWorkersAfter, by id: at most `limit`, with
+  // ids after `after` (a cursor; "" from the first). The Service keeps at
+  // most kMaxWorkers: past that, the longest silent are forgotten first.
+  struct WorkerPage {
+    std::vector<WorkerView> workers;
+    std::string next_after;  // "": no more
+  };
+  WorkerPage workers(const std::string& after, std::size_t limit) const;
+  static constexpr std::chrono::hours kForgetWorkersAfter{1};
+  static constexpr std::size_t kMaxWorkers = 10'000;
   // Every queue that has jobs, with its jobs counted by state.
   std::map<std::string, sched::Counts> queues() const;
   const sched::Counts& counts() const { return scheduler_.counts(); }
@@ -223,6 +256,8 @@ class Service {
     std::unique_ptr<std::map<int, Completion>> reports;  // by attempt number, once any
   };
   const Record* record(JobId id) const;
+  // The job, when `token` is its running attempt's lease.
+  const sched::Job* current_lease(JobId id, std::uint64_t token) const;
   // The queue it was submitted to (the scheduler's queue adds the labels).
   static std::string_view queue_of(const sched::Job& job);
   static const Completion* report(const Record& record, int attempt);
@@ -233,8 +268,16 @@ class Service {
     Time deadline;
   };
 
+  // Memory as the store has it (the last start's epoch is returned).
+  std::uint64_t rebuild();
+  // After a write the store refused: memory as the store has it, plus the
+  // leases held now.
+  void recover();
+  bool diverged_ = false;
+  std::set<JobId> refused_;  // jobs whose changes the store refused, until recover()
+
   // The scheduler queue of a job: its queue, and its labels when it has some.
-  std::string queue_key(const std::string& queue, std::vector<std::string> labels);
+  std::string queue_key(const std::string& queue, std::vector<std::string> labels, bool call);
   std::vector<std::string> eligible_queues(const LeaseRequest& request) const;
   void admit(JobId id, const JobSpec& spec, std::string_view spec_json, sched::State state,
              Time created, Time ready_at, std::vector<sched::Attempt> attempts, std::string reason,
@@ -248,6 +291,8 @@ class Service {
   void for_each_job(std::vector<JobId> ids,
                     const std::function<std::string(const sched::Job&, Time)>& act, PerJob done);
   void serve_parked();
+  // Forgets workers silent too long, and the longest silent past kMaxWorkers.
+  void forget_workers(Time now);
   struct Changed {
     JobId id;
     sched::State to;
@@ -276,7 +321,12 @@ class Service {
   sched::Scheduler scheduler_;
   std::deque<Record> records_;  // records_[id - 1]
   TextArena specs_;
-  std::map<std::string, std::pair<std::string, std::vector<std::string>>> queue_keys_;
+  struct QueueKey {
+    std::string queue;
+    std::vector<std::string> labels;
+    bool call = false;
+  };
+  std::map<std::string, QueueKey> queue_keys_;
   JobId next_id_ = 1;  // ids are reserved at submit, admitted at commit
   std::map<std::string, WorkerView> workers_;
   std::deque<Parked> parked_;

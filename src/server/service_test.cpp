@@ -192,7 +192,8 @@ TEST_F(ServiceTest, StaleAndRepeatedCompletionsAreAcknowledgedAndIgnored) {
   LeaseReply answer = lease(report);
   EXPECT_EQ(answer.acknowledged.size(), 3u);       // all of them: the worker may forget them
   EXPECT_EQ(state(job.id), sched::State::failed);  // only the one current report counted
-  EXPECT_EQ(service->counts().stale_completions, 2u);
+  // Counted: the repeated one; not the token never handed out.
+  EXPECT_EQ(service->counts().stale_completions, 1u);
 }
 
 TEST_F(ServiceTest, RetriesAfterItsBackoff) {
@@ -269,7 +270,49 @@ TEST_F(ServiceTest, QueuesAndLabelsChooseTheWorker) {
   LeaseReply rest = lease(poll("any", 2));
   ASSERT_EQ(rest.jobs.size(), 1u);
   EXPECT_EQ(rest.jobs[0].id, ids[1]);
-  EXPECT_EQ(service->workers().size(), 3u);
+  EXPECT_EQ(service->workers("", 100).workers.size(), 3u);
+}
+
+TEST_F(ServiceTest, AWorkerThatRunsOnlyCallsGetsNoCommand) {
+  auto ids = submit({R"({"command": {"argv": ["a"]}})",
+                     R"({"command": {"argv": ["b"]}, "labels": ["function:f"]})",
+                     R"({"call": {"function": "f"}})"});
+  LeaseRequest calls_only = poll("library", 5);
+  calls_only.labels = {"function:f"};
+  calls_only.commands = false;
+  LeaseReply got = lease(calls_only);
+  ASSERT_EQ(got.jobs.size(), 1u);
+  EXPECT_EQ(got.jobs[0].id, ids[2]);
+  LeaseRequest commands = poll("daemon", 5);
+  commands.labels = {"function:f"};
+  EXPECT_EQ(lease(commands).jobs.size(), 2u);
+}
+
+TEST_F(ServiceTest, WorkersArePagedAndForgottenWhenSilent) {
+  for (std::string name : {"a", "b", "c"}) lease(poll(name, 0));
+  Service::WorkerPage first = service->workers("", 2);
+  ASSERT_EQ(first.workers.size(), 2u);
+  EXPECT_EQ(first.workers[1].id, "b");
+  EXPECT_EQ(first.next_after, "b");
+  Service::WorkerPage rest = service->workers(first.next_after, 2);
+  ASSERT_EQ(rest.workers.size(), 1u);
+  EXPECT_EQ(rest.workers[0].id, "c");
+  EXPECT_EQ(rest.next_after, "");
+
+  clock += Service::kForgetWorkersAfter;
+  lease(poll("c", 0));
+  clock += 1s;
+  service->tick();
+  Service::WorkerPage left = service->workers("", 10);
+  ASSERT_EQ(left.workers.size(), 1u);
+  EXPECT_EQ(left.workers[0].id, "c");
+
+  for (std::size_t i = 0; i <= Service::kMaxWorkers; ++i) {
+    clock += 1ms;
+    lease(poll(fmt::format("w{:05}", i), 0));
+  }
+  EXPECT_LE(service->workers("", 100'000).workers.size(), Service::kMaxWorkers);
+  EXPECT_EQ(service->workers("w09999", 1).workers.at(0).id, "w10000");  // the newest is kept
 }
 
 TEST_F(ServiceTest, CallsGoOnlyToWorkersThatServeTheFunction) {
@@ -303,6 +346,36 @@ TEST_F(ServiceTest, ALongPollIsAnsweredByWorkOrByItsDeadline) {
   service->tick();
   ASSERT_TRUE(empty);
   EXPECT_TRUE(empty->jobs.empty());
+}
+
+// A long poll whose worker has gone gets no job; a lease its worker never
+// received goes back to the queue at once.
+TEST_F(ServiceTest, JobsGoOnlyToWorkersStillConnected) {
+  LeaseRequest gone = poll("gone");
+  gone.wait = 5s;
+  gone.connected = [] { return false; };
+  std::optional<LeaseReply> to_gone;
+  lease_async(gone, to_gone);
+  LeaseRequest here = poll("here");
+  here.wait = 5s;
+  here.connected = [] { return true; };
+  std::optional<LeaseReply> to_here;
+  lease_async(here, to_here);
+  EXPECT_FALSE(to_gone);
+  EXPECT_FALSE(to_here);
+  JobId id = submit({R"({"command": {"argv": ["true"]}})"}).at(0);
+  ASSERT_TRUE(to_gone);
+  EXPECT_TRUE(to_gone->jobs.empty());
+  ASSERT_TRUE(to_here);
+  ASSERT_EQ(to_here->jobs.size(), 1u);
+
+  service->release(to_here->jobs);
+  settle();
+  EXPECT_EQ(state(id), sched::State::queued);
+  LeasedJob again = lease(poll("other")).jobs.at(0);
+  EXPECT_EQ(again.attempt, 2);
+  EXPECT_EQ(service->job(id)->attempts.at(0).attempt.reason,
+            "not delivered: the worker's connection was gone");
 }
 
 TEST_F(ServiceTest, CancelStopsARunningJobThroughItsWorker) {

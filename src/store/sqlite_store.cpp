@@ -1,8 +1,13 @@
 // The durable store: SQLite in WAL mode, synchronous=FULL, one writer thread.
 // Schema and migrations: docs/store.md.
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 
 #include "store/group_commit.hpp"
@@ -83,8 +88,10 @@ class Database {
     if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &statement, nullptr) != SQLITE_OK)
       throw std::runtime_error(sqlite3_errmsg(db_));
     std::int64_t value = 0;
-    if (sqlite3_step(statement) == SQLITE_ROW) value = sqlite3_column_int64(statement, 0);
+    int rc = sqlite3_step(statement);
+    if (rc == SQLITE_ROW) value = sqlite3_column_int64(statement, 0);
     sqlite3_finalize(statement);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db_));
     return value;
   }
 
@@ -131,7 +138,14 @@ class Statement {
     return sqlite3_changes(db_);
   }
 
-  bool next_row() { return sqlite3_step(statement_) == SQLITE_ROW; }
+  // True with a row to read, false at the end; throws for anything else
+  // (a damaged page must never pass for the end of the rows).
+  bool next_row() {
+    int rc = sqlite3_step(statement_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw std::runtime_error(sqlite3_errmsg(db_));
+  }
   std::int64_t integer(int column) { return sqlite3_column_int64(statement_, column); }
   std::optional<int> optional_integer(int column) {
     if (sqlite3_column_type(statement_, column) == SQLITE_NULL) return std::nullopt;
@@ -148,6 +162,41 @@ class Statement {
   sqlite3* db_;
   sqlite3_stmt* statement_ = nullptr;
 };
+
+// Holds an exclusive lock on the database file for the store's life, so a
+// second server on the same file is refused instead of running every job
+// twice. flock() locks are separate from the fcntl() locks SQLite takes on
+// the same file, and go with the process: a killed server leaves none.
+class ExclusiveUse {
+ public:
+  explicit ExclusiveUse(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0)
+      throw std::runtime_error(
+          fmt::format("cannot open database '{}': {}", path, std::strerror(errno)));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      int error = errno;
+      ::close(fd_);
+      throw std::runtime_error(
+          error == EWOULDBLOCK
+              ? fmt::format("database '{}' is in use by another ferry server", path)
+              : fmt::format("cannot lock database '{}': {}", path, std::strerror(error)));
+    }
+  }
+  ~ExclusiveUse() { ::close(fd_); }
+  ExclusiveUse(const ExclusiveUse&) = delete;
+  ExclusiveUse& operator=(const ExclusiveUse&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+// What a damaged database's error says, and what to do about it.
+std::string damaged(const std::string& path, const std::string& what) {
+  return fmt::format(
+      "database '{}' is damaged ({}): see `ferry check --db {}`, and restore it from a backup",
+      path, what, path);
+}
 
 void migrate(Database& db, const std::string& path) {
   auto version = static_cast<int>(db.single_integer("PRAGMA user_version"));
@@ -174,7 +223,9 @@ void migrate(Database& db, const std::string& path) {
 class SqliteStore final : public GroupCommitStore {
  public:
   explicit SqliteStore(const std::string& path)
-      : path_(path), db_(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX) {
+      : path_(path),
+        exclusive_(path),
+        db_(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX) {
     try {
       db_.execute("PRAGMA journal_mode = WAL");
     } catch (const std::exception& error) {
@@ -212,6 +263,15 @@ class SqliteStore final : public GroupCommitStore {
 
   Snapshot load() override {
     flush();
+    try {
+      return read_everything();
+    } catch (const std::runtime_error& error) {
+      throw std::runtime_error(damaged(path_, error.what()));
+    }
+  }
+
+ private:
+  Snapshot read_everything() {
     // A connection of its own: WAL lets it read while the writer writes.
     Database reader(path_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
     Snapshot snapshot;
@@ -329,6 +389,7 @@ class SqliteStore final : public GroupCommitStore {
   }
 
   std::string path_;
+  ExclusiveUse exclusive_;
   Database db_;  // used by the writer thread only, after construction
   std::optional<Statement> insert_job_, change_state_, put_attempt_, set_epoch_;
   // Prepared once: a transaction holds a savepoint per batch, often hundreds.
@@ -338,6 +399,24 @@ class SqliteStore final : public GroupCommitStore {
 }  // namespace
 
 int schema_version() { return kSchemaVersion; }
+
+std::vector<std::string> check_sqlite_database(const std::string& path) {
+  std::vector<std::string> problems;
+  try {
+    Database db(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
+    auto version = db.single_integer("PRAGMA user_version");
+    if (version == 0) return {fmt::format("'{}' is not a ferry database", path)};
+    if (version > kSchemaVersion)
+      return {
+          fmt::format("schema version {} is newer than this ferry's {}", version, kSchemaVersion)};
+    Statement check(db, "PRAGMA integrity_check(100)");
+    while (check.next_row())
+      if (std::string line = check.text(0); line != "ok") problems.push_back(line);
+  } catch (const std::runtime_error& error) {
+    problems.push_back(error.what());
+  }
+  return problems;
+}
 
 std::unique_ptr<Store> open_sqlite_store(const std::string& path) {
   return std::make_unique<SqliteStore>(path);

@@ -116,12 +116,19 @@ class Store {
 
 std::unique_ptr<Store> open_memory_store();
 
-// Opens (creating or migrating) the database at `path`. Throws
-// std::runtime_error with a clear message when it cannot: unreadable file,
-// not a ferry database, or one written by a newer ferry.
+// Opens (creating or migrating) the database at `path`, and keeps others
+// from using it while the store lives. Throws std::runtime_error with a
+// clear message when it cannot: unreadable file, not a ferry database, one
+// written by a newer ferry, or one in use by another store. load() throws
+// for a damaged database rather than return part of it.
 std::unique_ptr<Store> open_sqlite_store(const std::string& path);
 
 // The schema version this build writes.
 int schema_version();
+
+// Verifies the database at `path` without changing it (SQLite's
+// integrity_check, and that it is a ferry database this build can read):
+// empty when sound, else one line per problem found.
+std::vector<std::string> check_sqlite_database(const std::string& path);
 
 }  // namespace ferry::store

@@ -219,6 +219,53 @@ TEST(SqliteStore, RefusesWhatItCannotUse) {
   EXPECT_THROW(open_sqlite_store(file.path("no/such/dir/ferry.db")), std::runtime_error);
 }
 
+// The message of the runtime_error `action` throws; "" when none.
+template <class Action>
+std::string error_of(Action action) {
+  try {
+    action();
+  } catch (const std::runtime_error& error) {
+    return error.what();
+  }
+  return "";
+}
+
+TEST(SqliteStore, ADamagedDatabaseIsRefusedNeverHalfLoaded) {
+  TempFile file;
+  {
+    auto store = open_sqlite_store(file.path());
+    Batch batch;
+    for (std::uint64_t id = 1; id <= 5000; ++id) {
+      batch.new_jobs.push_back(job(id));
+      batch.new_jobs.back().spec += std::string(200, ' ');
+    }
+    ASSERT_EQ(write_and_wait(*store, std::move(batch)), "");
+  }
+  EXPECT_EQ(check_sqlite_database(file.path()), std::vector<std::string>{});
+  {
+    // A page in the middle of the jobs table becomes garbage.
+    auto size = std::filesystem::file_size(file.path());
+    std::fstream damage(file.path(), std::ios::in | std::ios::out | std::ios::binary);
+    damage.seekp(static_cast<std::streamoff>(size / 2 / 4096 * 4096));
+    std::string garbage(4096, '\x55');
+    damage.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  std::string refused = error_of([&] { open_sqlite_store(file.path())->load(); });
+  EXPECT_NE(refused.find("is damaged"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("ferry check"), std::string::npos) << refused;
+  std::vector<std::string> problems = check_sqlite_database(file.path());
+  EXPECT_FALSE(problems.empty());
+}
+
+TEST(SqliteStore, OneStoreAtATimeOnADatabase) {
+  TempFile file;
+  auto first = open_sqlite_store(file.path());
+  std::string refused = error_of([&] { open_sqlite_store(file.path()); });
+  EXPECT_NE(refused.find("is in use by another ferry server"), std::string::npos) << refused;
+  first.reset();
+  EXPECT_NE(open_sqlite_store(file.path()), nullptr);
+}
+
 TEST(SqliteStore, NewDatabasesGetTheCurrentSchemaVersion) {
   TempFile file;
   { auto store = open_sqlite_store(file.path()); }

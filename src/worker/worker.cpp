@@ -11,7 +11,9 @@
 #include "client/http_client.hpp"
 #include "exec/process_set.hpp"
 #include "exec/signal_watch.hpp"
+#include "server/api_limits.hpp"
 #include "server/job_spec.hpp"
+#include "server/output_text.hpp"
 
 namespace ferry::worker {
 namespace {
@@ -22,33 +24,9 @@ using std::chrono::milliseconds;
 
 void log(const std::string& line) { std::cerr << "ferry worker: " << line << std::endl; }
 
-// Output is bytes; JSON strings are UTF-8. Invalid sequences become U+FFFD,
-// and the tail is cut back to at most `limit` bytes on a character boundary.
-std::string utf8_tail(const std::string& bytes, std::size_t limit) {
-  std::string text;
-  text.reserve(bytes.size());
-  for (std::size_t i = 0; i < bytes.size();) {
-    auto byte = static_cast<unsigned char>(bytes[i]);
-    std::size_t length = byte < 0x80           ? 1
-                         : (byte >> 5) == 0x6  ? 2
-                         : (byte >> 4) == 0xE  ? 3
-                         : (byte >> 3) == 0x1E ? 4
-                                               : 0;
-    bool valid = length > 0 && i + length <= bytes.size();
-    for (std::size_t k = 1; valid && k < length; ++k)
-      valid = (static_cast<unsigned char>(bytes[i + k]) >> 6) == 0x2;
-    if (valid) {
-      text.append(bytes, i, length);
-      i += length;
-    } else {
-      text += "\xEF\xBF\xBD";
-      ++i;
-    }
-  }
-  if (text.size() <= limit) return text;
-  std::size_t start = text.size() - limit;
-  while (start < text.size() && (static_cast<unsigned char>(text[start]) >> 6) == 0x2) ++start;
-  return text.substr(start);
+// Output as the API's text: the rule of server/output_text.hpp, then the tail.
+std::string output_tail(const std::string& bytes, std::size_t limit) {
+  return std::string(server::text_tail(server::output_text(bytes), limit));
 }
 
 exec::Command command_for(const server::JobSpec& spec, const WorkerConfig& config) {
@@ -71,8 +49,8 @@ json::object completion(std::uint64_t job, std::uint64_t token, const exec::Resu
                       {"token", token},
                       {"succeeded", result.succeeded()},
                       {"reason", exec::describe(result)},
-                      {"stdout", utf8_tail(result.out, tail)},
-                      {"stderr", utf8_tail(result.err, tail)},
+                      {"stdout", output_tail(result.out, tail)},
+                      {"stderr", output_tail(result.err, tail)},
                       {"cpu_us", (result.user_cpu + result.system_cpu).count()},
                       {"max_rss_kb", result.max_rss_kb}};
   if (result.end == exec::End::exited || result.end == exec::End::failed_to_start)
@@ -100,18 +78,30 @@ class Worker {
 
   int run() {
     log(fmt::format("{} serving {} with {} slots", id_, http_.url(), slots_));
+    http_.interrupt_on(signals_.fd());
     milliseconds backoff{100};
     bool unreachable = false;
     for (;;) {
       for (int signal : signals_.take()) on_signal(signal);
-      if (stops_ > 0 && running_.empty() && undelivered_.empty()) {
-        log("all results delivered; exiting");
-        return 0;
+      if (draining() && running_.empty()) {
+        if (undelivered_.empty()) {
+          log("all results delivered; exiting");
+          return 0;
+        }
+        if (Clock::now() >= give_up_) {
+          log(
+              fmt::format("{} results could not be delivered; their jobs will run again when "
+                          "their leases expire; exiting",
+                          undelivered_.size()));
+          return 1;
+        }
       }
       client::Response response;
       try {
         response = http_.request("POST", "/v1/lease", lease_request(),
                                  wait_for_work() + std::chrono::seconds(15));
+      } catch (const client::Interrupted&) {
+        continue;  // a signal: seen at the top of the loop
       } catch (const client::ConnectionError& problem) {
         if (!unreachable) log(fmt::format("{}; retrying", problem.what()));
         unreachable = true;
@@ -121,17 +111,28 @@ class Worker {
       }
       if (unreachable) log("the server answers again");
       unreachable = false;
-      backoff = milliseconds(100);
       if (response.status == 401) {
         log("the server refused the token; give the right one with --token or FERRY_TOKEN");
         return 1;
       }
-      if (response.status != 200) {
-        log(fmt::format("the server answered {}: {}", response.status, response.body));
-        supervise(Clock::now() + milliseconds(1000));
+      if (response.status == 400 && !undelivered_.empty()) {
+        // The server will never take this request: sending it again would
+        // stop every heartbeat and every new job with it.
+        log(
+            fmt::format("the server refused our report ({}); dropping {} results, whose jobs will "
+                        "run again when their leases expire",
+                        response.body, undelivered_.size()));
+        undelivered_.clear();
         continue;
       }
-      handle(json::parse(response.body).as_object());
+      if (response.status != 200 || !handle(response.body)) {
+        if (response.status != 200)
+          log(fmt::format("the server answered {}: {}", response.status, response.body));
+        supervise(Clock::now() + backoff);
+        backoff = std::min(backoff * 2, milliseconds(5000));
+        continue;
+      }
+      backoff = milliseconds(100);
       if (!running_.empty()) supervise(Clock::now() + config_.heartbeat);
     }
   }
@@ -165,15 +166,53 @@ class Worker {
                      {"heartbeats", std::move(heartbeats)}});
   }
 
-  void handle(const json::object& reply) {
+  // Acts on a lease answer; false (and a line in the log) when it is not one
+  // (a proxy's page, say): the request is then tried again.
+  bool handle(const std::string& body) {
+    json::object reply;
+    try {
+      boost::system::error_code bad_json;
+      json::value value = json::parse(body, bad_json, {}, server::api_parse_options());
+      if (bad_json || !value.is_object()) throw std::runtime_error("not a JSON object");
+      reply = std::move(value.as_object());
+      for (const char* key : {"jobs", "acknowledged", "stop"})
+        if (!reply.contains(key) || !reply.at(key).is_array())
+          throw std::runtime_error(fmt::format("no array '{}'", key));
+    } catch (const std::exception& problem) {
+      log(fmt::format("the server's answer is not a lease answer ({}): {}", problem.what(),
+                      body.substr(0, 200)));
+      return false;
+    }
+    // Refused reports are dropped, not sent again: they never would be taken.
+    if (const json::value* rejected = reply.if_contains("rejected");
+        rejected && rejected->is_array()) {
+      std::vector<bool> drop(undelivered_.size());
+      for (const json::value& item : rejected->as_array()) {
+        const json::value* index =
+            item.is_object() ? item.as_object().if_contains("index") : nullptr;
+        if (!index || !index->is_number()) continue;
+        auto at = index->to_number<std::size_t>();
+        if (at >= drop.size()) continue;
+        drop[at] = true;
+        log(fmt::format(
+            "the server refused the result of job {}: {}",
+            json::serialize(undelivered_[at].at("job")),
+            json::serialize(item.as_object().if_contains("error") ? item.at("error")
+                                                                  : json::value(nullptr))));
+      }
+      std::size_t next = 0;
+      std::erase_if(undelivered_, [&](const json::value&) { return drop[next++]; });
+    }
     for (const json::value& token : reply.at("acknowledged").as_array()) {
-      std::uint64_t acknowledged = token.to_number<std::uint64_t>();
+      if (!token.is_number()) continue;
+      auto acknowledged = token.to_number<std::uint64_t>();
       std::erase_if(undelivered_, [&](const json::value& report) {
         return report.at("token").to_number<std::uint64_t>() == acknowledged;
       });
     }
     for (const json::value& stopped : reply.at("stop").as_array()) {
-      std::uint64_t job = stopped.to_number<std::uint64_t>();
+      if (!stopped.is_number()) continue;
+      auto job = stopped.to_number<std::uint64_t>();
       for (const auto& [id, running] : running_)
         if (running.job == job) {
           log(fmt::format("job {} was taken back by the server; stopping it", job));
@@ -181,10 +220,11 @@ class Worker {
         }
     }
     for (const json::value& item : reply.at("jobs").as_array()) {
-      const json::object& job = item.as_object();
-      auto id = job.at("id").to_number<std::uint64_t>();
-      auto token = job.at("token").to_number<std::uint64_t>();
+      std::uint64_t id = 0, token = 0;
       try {
+        const json::object& job = item.as_object();
+        id = job.at("id").to_number<std::uint64_t>();
+        token = job.at("token").to_number<std::uint64_t>();
         server::JobSpec spec = server::parse_job_spec(json::serialize(job.at("spec")));
         if (!std::holds_alternative<server::CommandSpec>(spec.work)) {
           undelivered_.push_back(refusal(id, token, "this worker runs commands, not calls"));
@@ -192,10 +232,14 @@ class Worker {
         }
         running_[processes_.start(command_for(spec, config_))] = {id, token};
       } catch (const std::exception& problem) {
-        undelivered_.push_back(
-            refusal(id, token, fmt::format("cannot run it: {}", problem.what())));
+        if (id && token)
+          undelivered_.push_back(
+              refusal(id, token, fmt::format("cannot run it: {}", problem.what())));
+        else
+          log(fmt::format("the server sent a job we cannot read: {}", problem.what()));
       }
     }
+    return true;
   }
 
   // Waits for processes until `deadline` (or a signal), collecting results.
@@ -208,17 +252,24 @@ class Worker {
     }
   }
 
+  // The first signal drains: no new jobs, the running ones finish and their
+  // results are delivered (trying for at most kDeliveryPatience once nothing
+  // runs). A second one terminates the running jobs at once (SIGTERM, then
+  // SIGKILL after the grace) and gives their results one last chance.
   void on_signal(int) {
     if (++stops_ == 1) {
       log(
           fmt::format("stopping: taking no new jobs; {} running will finish (signal again to "
                       "terminate them)",
                       running_.size()));
+      give_up_ = Clock::now() + kDeliveryPatience;
     } else {
       log("terminating the running jobs");
       processes_.terminate_all(config_.kill_grace);
+      give_up_ = Clock::now() + config_.kill_grace + std::chrono::seconds(2);
     }
   }
+  static constexpr std::chrono::seconds kDeliveryPatience{30};
 
   const WorkerConfig& config_;
   client::HttpClient http_;
@@ -229,6 +280,7 @@ class Worker {
   std::unordered_map<exec::ProcessSet::Id, Running> running_;
   std::vector<json::value> undelivered_;  // completions the server has not acknowledged
   int stops_ = 0;
+  Clock::time_point give_up_;  // draining: when undelivered results are given up
 };
 
 }  // namespace

@@ -12,40 +12,6 @@
 namespace ferry::e2e {
 namespace {
 
-using Strings = std::vector<std::string>;
-
-class WorkerProcess {
- public:
-  WorkerProcess(const TempDir& dir, const Server& server, const std::string& id, int slots,
-                std::vector<std::string> env = {}) {
-    exec::Command command = ferry_command({"worker", "--server", server.url(), "--token", "sekrit",
-                                           "--slots", std::to_string(slots), "--id", id},
-                                          dir);
-    command.env = std::move(env);
-    command.argv.insert(command.argv.begin(),
-                        {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>> worker-" + id + ".log"});
-    id_ = processes_.start(command);
-  }
-  ~WorkerProcess() {
-    if (processes_.pid(id_) > 0) stop(SIGKILL);
-  }
-  exec::Result stop(int signal) {
-    ::kill(processes_.pid(id_), signal);
-    for (;;)
-      for (auto& finished : processes_.wait(std::nullopt)) return finished.result;
-  }
-
- private:
-  exec::ProcessSet processes_;
-  exec::ProcessSet::Id id_ = 0;
-};
-
-int count_of(const Server& server, const std::string& state) {
-  std::string stats = server.request("GET", "/v1/stats").body;
-  auto at = stats.find("\"" + state + "\":");
-  return at == std::string::npos ? -1 : std::atoi(stats.c_str() + at + state.size() + 3);
-}
-
 TEST(FerryCluster, CommandsSubmittedFromTheCliRunOnAWorker) {
   TempDir dir;
   Server server(dir);

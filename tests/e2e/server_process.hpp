@@ -21,8 +21,10 @@ struct Response {
 // `listen` names one (to restart a server where its workers expect it).
 class Server {
  public:
+  // `shell` runs before the server in the same shell (e.g. "ulimit -n 96;").
   explicit Server(const TempDir& dir, std::string token = "sekrit",
-                  std::vector<std::string> extra = {}, std::string listen = "127.0.0.1:0")
+                  std::vector<std::string> extra = {}, std::string listen = "127.0.0.1:0",
+                  std::string shell = "")
       : dir_(dir), token_(token) {
     std::filesystem::remove(dir / "address");
     std::vector<std::string> args = {"server",         "--listen",       listen,         "--db",
@@ -33,7 +35,7 @@ class Server {
       if (extra[i] == "--tls-cert") ca_file_ = extra[i + 1];  // self-signed: its own authority
     exec::Command command = ferry_command(args, dir);
     command.argv.insert(command.argv.begin(),
-                        {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>> server.log"});
+                        {"/bin/sh", "-c", shell + "exec \"$0\" \"$@\" 2>> server.log"});
     id_ = processes_.start(command);
     EXPECT_TRUE(eventually([&] { return std::filesystem::exists(dir / "address"); }))
         << read_file(dir / "server.log");
@@ -110,6 +112,42 @@ inline std::string jobs_body(int count, const std::string& job) {
   std::string body = R"({"jobs":[)";
   for (int i = 0; i < count; ++i) body += (i ? "," : "") + job;
   return body + "]}";
+}
+
+using Strings = std::vector<std::string>;
+
+// A `ferry worker` process serving `server`, its stderr in worker-ID.log.
+class WorkerProcess {
+ public:
+  WorkerProcess(const TempDir& dir, const Server& server, const std::string& id, int slots,
+                std::vector<std::string> env = {}) {
+    exec::Command command = ferry_command({"worker", "--server", server.url(), "--token", "sekrit",
+                                           "--slots", std::to_string(slots), "--id", id},
+                                          dir);
+    command.env = std::move(env);
+    command.timeout = {};  // it runs as long as the test needs it
+    command.argv.insert(command.argv.begin(),
+                        {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>> worker-" + id + ".log"});
+    id_ = processes_.start(command);
+  }
+  ~WorkerProcess() {
+    if (processes_.pid(id_) > 0) stop(SIGKILL);
+  }
+  exec::Result stop(int signal) {
+    ::kill(processes_.pid(id_), signal);
+    for (;;)
+      for (auto& finished : processes_.wait(std::nullopt)) return finished.result;
+  }
+
+ private:
+  exec::ProcessSet processes_;
+  exec::ProcessSet::Id id_ = 0;
+};
+
+inline int count_of(const Server& server, const std::string& state) {
+  std::string stats = server.request("GET", "/v1/stats").body;
+  auto at = stats.find("\"" + state + "\":");
+  return at == std::string::npos ? -1 : std::atoi(stats.c_str() + at + state.size() + 3);
 }
 
 }  // namespace ferry::e2e
