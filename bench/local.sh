@@ -9,7 +9,9 @@
 #     wall time against the ideal 10,000 x 0.01 s / 64 = 1.5625 s.
 #
 # Each measurement is the best of $RUNS runs (default 3): the machine is
-# shared, and the best run is the one least disturbed.
+# shared, and the best run is the one least disturbed. The runs take turns
+# (every runner once, then every runner again), so that a burst of load from
+# elsewhere falls on all of them rather than on one runner's three runs.
 # Usage: bench/local.sh [path/to/ferry]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,29 +35,43 @@ cc -O2 -o "$work/spawn_limit" bench/spawn_limit.c
 seq "$jobs" > "$work/numbers"
 awk -v n="$slow_jobs" 'BEGIN { for (i = 0; i < n; i++) print 0 }' > "$work/zeros"  # `sleep 0.01 0` sleeps 0.01 s
 
-# best_of CMD...: prints the best wall time in seconds over $runs runs.
-best_of() {
-  local best="" start end elapsed
-  for ((i = 0; i < runs; i++)); do
-    start=$(date +%s.%N)
-    "$@" >/dev/null 2>&1 || { echo "bench: failed: $*" >&2; return 1; }
-    end=$(date +%s.%N)
-    elapsed=$(echo "$end - $start" | bc -l)
-    if [[ -z $best ]] || (($(echo "$elapsed < $best" | bc -l))); then best=$elapsed; fi
+# time_once CMD...: the wall time of one run, in seconds.
+time_once() {
+  local start end
+  start=$(date +%s.%N)
+  "$@" >/dev/null 2>&1 || { echo "bench: failed: $*" >&2; return 1; }
+  end=$(date +%s.%N)
+  echo "$end - $start" | bc -l
+}
+
+# best_of_turns NAME=CMD... : runs every command once per turn, $runs turns,
+# and sets seconds[NAME] to each one's best time.
+declare -A seconds
+best_of_turns() {
+  local name elapsed
+  for ((turn = 0; turn < runs; turn++)); do
+    for name in "${order[@]}"; do
+      elapsed=$(time_once ${commands[$name]})
+      if [[ -z ${seconds[$name]:-} ]] || (($(echo "$elapsed < ${seconds[$name]}" | bc -l))); then
+        seconds[$name]=$elapsed
+      fi
+    done
   done
-  printf '%.3f\n' "$best"
 }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
-echo "ferry: $("$ferry" --version); best of $runs runs"
+echo "ferry: $("$ferry" --version); best of $runs runs, taking turns; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "1. $jobs x /bin/true N, 2 in flight"
-declare -A seconds
-seconds[ferry]=$(best_of "$ferry" run -j 2 /bin/true :::: "$work/numbers")
-seconds[spawn_limit]=$(best_of "$work/spawn_limit" "$jobs" 2 /bin/true {})
-seconds[xargs]=$(best_of xargs -P 2 -n 1 -a "$work/numbers" /bin/true)
-seconds[parallel]=$(best_of parallel -j 2 /bin/true :::: "$work/numbers")
-seconds[python]=$(best_of python3 bench/pool_true.py 2 "$work/numbers" /bin/true)
+declare -A commands=(
+  [ferry]="$ferry run -j 2 /bin/true :::: $work/numbers"
+  [spawn_limit]="$work/spawn_limit $jobs 2 /bin/true {}"
+  [xargs]="xargs -P 2 -n 1 -a $work/numbers /bin/true"
+  [parallel]="parallel -j 2 /bin/true :::: $work/numbers"
+  [python]="python3 bench/pool_true.py 2 $work/numbers /bin/true"
+)
+order=(spawn_limit ferry xargs parallel python)
+best_of_turns
 
 printf '| %-42s | %8s | %8s | %12s |\n' runner seconds jobs/s "ferry is ×"
 printf '|%s|%s|%s|%s|\n' "--------------------------------------------" ---------- ---------- --------------
@@ -78,9 +94,16 @@ printf 'ferry reaches %.2f of the spawn limit.\n' "$limit_share"
 echo
 echo "2. $slow_jobs x sleep 0.01, 64 in flight"
 ideal=$(echo "$slow_jobs * 0.01 / 64" | bc -l)
-slow_ferry=$(best_of "$ferry" run -j 64 sleep 0.01 :::: "$work/zeros")
-slow_limit=$(best_of "$work/spawn_limit" "$slow_jobs" 64 sleep 0.01)
-slow_xargs=$(best_of xargs -P 64 -n 1 -a "$work/zeros" sleep 0.01)
+commands=(
+  [slow_ferry]="$ferry run -j 64 sleep 0.01 :::: $work/zeros"
+  [slow_limit]="$work/spawn_limit $slow_jobs 64 sleep 0.01"
+  [slow_xargs]="xargs -P 64 -n 1 -a $work/zeros sleep 0.01"
+)
+order=(slow_limit slow_ferry slow_xargs)
+best_of_turns
+slow_ferry=${seconds[slow_ferry]}
+slow_limit=${seconds[slow_limit]}
+slow_xargs=${seconds[slow_xargs]}
 printf '| %-32s | %8s | %10s |\n' runner seconds "× ideal"
 printf '|%s|%s|%s|\n' "----------------------------------" ---------- ------------
 printf '| %-32s | %8.3f | %10.2f |\n' "ideal (jobs × 0.01 s / 64)" "$ideal" 1

@@ -15,6 +15,8 @@ struct Subcommand {
 };
 
 Subcommand add_run(CLI::App& app);
+// `ferry run ARGS...`, which parses its own command line (GNU parallel's).
+int run_command(const std::vector<std::string>& args);
 Subcommand add_demo(CLI::App& app);
 Subcommand add_server(CLI::App& app);
 Subcommand add_worker(CLI::App& app);

@@ -5,7 +5,6 @@
 
 #include <filesystem>
 #include <iostream>
-#include <sstream>
 
 #include "cli/commands.hpp"
 #include "run/runner.hpp"
@@ -40,16 +39,15 @@ Subcommand add_demo(CLI::App& app) {
             options.command_line.sources = {numbers};
             options.shell = true;
             options.jobs = *jobs;
-            options.retries = 1;
+            options.attempts = 2;  // the first, and one retry
             options.bar = true;
             options.joblog = joblog;
             std::cerr << fmt::format(
                 "ferry demo: {} jobs, {} at once, each failing job retried once.\n"
-                "Same as: ferry run -j {} --retries 1 --bar --joblog {} --shell '<script>' ::: "
+                "Same as: ferry run -j {} --retries 2 --bar --joblog {} --shell '<script>' ::: "
                 "$(seq {})\n\n",
                 *count, *jobs, *jobs, joblog, *count);
-            std::istringstream no_stdin;
-            int status = run::run(options, no_stdin);
+            int status = run::run(options, -1);  // inputs given: stdin is not read
             std::filesystem::remove_all(scratch);
             std::cerr << fmt::format("\nferry demo: exit status {}; the joblog is {}\n", status,
                                      joblog);

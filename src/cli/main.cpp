@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
       cli::add_retry(app), cli::add_logs(app),   cli::add_workers(app), cli::add_queues(app),
       cli::add_check(app), cli::add_backup(app), cli::add_demo(app)};
   std::vector<std::string> args(argv + 1, argv + argc);
+  // `ferry run` takes GNU parallel's command line as it is (`--` included).
+  if (!args.empty() && args[0] == "run") return cli::run_command({args.begin() + 1, args.end()});
   std::vector<std::string> trailing;
   if (auto dashes = std::find(args.begin(), args.end(), "--"); dashes != args.end()) {
     trailing.assign(dashes + 1, args.end());

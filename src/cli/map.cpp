@@ -51,10 +51,10 @@ Subcommand add_map(CLI::App& app) {
             if (line.sources.empty() && ::isatty(STDIN_FILENO))
               throw run::UsageError(
                   "no inputs: give them after ::: or :::: FILE, or pipe them to stdin");
-            run::InputTable table = run::load_inputs(line.sources, std::cin);
+            run::InputRows rows(line.sources, {}, STDIN_FILENO);
             run::CommandTemplate command_template(line.command, flags->shell);
-            if (table.size() > 0)
-              command_template.render(table.row(0), 1, 0);  // bad placeholders now
+            // Bad replacement strings are reported before anything is submitted.
+            command_template.render(std::vector<std::string>(rows.group_count()), 1, 0);
 
             std::vector<std::uint64_t> ids;
             json::array batch;
@@ -70,8 +70,16 @@ Subcommand add_map(CLI::App& app) {
               }
               batch = json::array();
             };
-            for (std::uint64_t seq = 1; seq <= table.size(); ++seq) {
-              auto rendered = command_template.render(table.row(seq - 1), seq, 0);
+            // Inputs are read as they come and submitted a batch at a time.
+            std::uint64_t seq = 0;
+            for (run::Row row;;) {
+              auto status = rows.next(row);
+              if (status == run::InputRows::Status::end) break;
+              if (status == run::InputRows::Status::need_input) {
+                rows.fill();
+                continue;
+              }
+              auto rendered = command_template.render(row.args, ++seq, 0);
               json::object job = flags->job.job(
                   json::object{{"argv", json::array(rendered.argv.begin(), rendered.argv.end())}});
               if (!flags->key_prefix.empty()) job["key"] = flags->key_prefix + std::to_string(seq);

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <string_view>
 #include <system_error>
 #include <unordered_map>
@@ -25,6 +26,7 @@ namespace {
 // epoll data: the child's id in the high bits, what the fd is in the low two.
 enum FdKind : std::uint64_t { kStdout = 0, kStderr = 1, kStdin = 2, kPidfd = 3 };
 constexpr std::uint64_t kWakeTag = ~std::uint64_t{0};
+constexpr int kReadsPerEvent = 16;  // 1 MiB of one child's output per round of events
 
 std::uint64_t tag(ProcessSet::Id id, FdKind kind) { return id << 2 | kind; }
 
@@ -103,6 +105,7 @@ struct ProcessSet::Child {
   std::string stdin_data;
   std::size_t stdin_written = 0;
   std::size_t output_limit = 0;
+  OutputHandler on_output;
   milliseconds kill_grace{0};
   Clock::time_point started;
   std::optional<Clock::time_point> terminate_at;  // the timeout
@@ -166,16 +169,31 @@ struct ProcessSet::Impl {
     if (::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &event) < 0) fail("epoll_ctl");
   }
 
-  // Reads everything the pipe holds now. Closes it at end of file.
-  static void drain(int& fd, std::string& buffer, std::uint64_t& dropped, std::size_t limit) {
+  // Reads what the pipe holds now, at most `max_reads` chunks: one child's
+  // flood of output must not starve the others (epoll is level-triggered,
+  // so the rest is read on the next round). Closes it at end of file.
+  static void drain(Child& child, Stream stream, int max_reads) {
+    bool is_out = stream == Stream::out;
+    int& fd = is_out ? child.out_fd : child.err_fd;
+    Result& result = child.result;
+    std::string& buffer = is_out ? result.out : result.err;
+    std::uint64_t& dropped = is_out ? result.out_dropped : result.err_dropped;
+    std::uint64_t& total = is_out ? result.out_bytes : result.err_bytes;
     char chunk[65536];
-    while (fd >= 0) {
+    for (int reads = 0; fd >= 0 && reads < max_reads;) {
       ssize_t n = ::read(fd, chunk, sizeof chunk);
       if (n > 0) {
-        buffer.append(chunk, static_cast<std::size_t>(n));
+        ++reads;
+        auto size = static_cast<std::size_t>(n);
+        total += size;
+        if (child.on_output) {
+          child.on_output(stream, std::string_view(chunk, size));
+          continue;
+        }
+        buffer.append(chunk, size);
         // Trim only when twice over the limit, so trimming stays amortized O(1).
-        if (buffer.size() > 2 * limit) {
-          std::size_t excess = buffer.size() - limit;
+        if (buffer.size() > 2 * child.output_limit) {
+          std::size_t excess = buffer.size() - child.output_limit;
           buffer.erase(0, excess);
           dropped += excess;
         }
@@ -217,8 +235,8 @@ struct ProcessSet::Impl {
   // The child exited: collect what its pipes still hold, reap it, report it.
   void reap(Child& child) {
     Result& result = child.result;
-    drain(child.out_fd, result.out, result.out_dropped, child.output_limit);
-    drain(child.err_fd, result.err, result.err_dropped, child.output_limit);
+    drain(child, Stream::out, std::numeric_limits<int>::max());
+    drain(child, Stream::err, std::numeric_limits<int>::max());
     // The group leader is a zombie until reaped, so its group id cannot be
     // reused yet: finishing off the rest of a group we were killing is safe.
     if (child.killing) ::kill(-child.pid, SIGKILL);
@@ -252,10 +270,10 @@ struct ProcessSet::Impl {
     Child& child = *it->second;
     switch (static_cast<FdKind>(data & 3)) {
       case kStdout:
-        drain(child.out_fd, child.result.out, child.result.out_dropped, child.output_limit);
+        drain(child, Stream::out, kReadsPerEvent);
         break;
       case kStderr:
-        drain(child.err_fd, child.result.err, child.result.err_dropped, child.output_limit);
+        drain(child, Stream::err, kReadsPerEvent);
         break;
       case kStdin:
         feed_stdin(child);
@@ -305,6 +323,7 @@ ProcessSet::Id ProcessSet::start(const Command& command) {
   auto child = std::make_unique<Child>();
   child->id = impl_->next_id++;
   child->output_limit = command.output_limit;
+  child->on_output = command.on_output;
   child->started = Clock::now();
   Id id = child->id;
 
@@ -318,16 +337,19 @@ ProcessSet::Id ProcessSet::start(const Command& command) {
   if (command.argv.empty() || command.argv[0].empty())
     return fail_to_start(127, "cannot run an empty command");
 
-  int out[2], err[2], in[2] = {-1, -1};
-  if (::pipe2(out, O_CLOEXEC) < 0) fail("pipe2");
-  if (::pipe2(err, O_CLOEXEC) < 0) {
-    ::close(out[0]);
-    ::close(out[1]);
-    fail("pipe2");
-  }
+  // A stream the caller redirects to one of its descriptors gets no pipe.
+  int out[2] = {-1, -1}, err[2] = {-1, -1}, in[2] = {-1, -1};
+  auto close_pipes = [&] {
+    for (int fd : {out[0], out[1], err[0], err[1], in[0], in[1]})
+      if (fd >= 0) ::close(fd);
+  };
   bool has_stdin = command.stdin_data.has_value();
-  if (has_stdin && ::pipe2(in, O_CLOEXEC) < 0) {
-    for (int fd : {out[0], out[1], err[0], err[1]}) ::close(fd);
+  if ((command.stdout_fd < 0 && ::pipe2(out, O_CLOEXEC) < 0) ||
+      (command.stderr_fd < 0 && ::pipe2(err, O_CLOEXEC) < 0) ||
+      (has_stdin && ::pipe2(in, O_CLOEXEC) < 0)) {
+    int error = errno;
+    close_pipes();
+    errno = error;
     fail("pipe2");
   }
 
@@ -337,8 +359,10 @@ ProcessSet::Id ProcessSet::start(const Command& command) {
     posix_spawn_file_actions_adddup2(&actions, in[0], 0);
   else
     posix_spawn_file_actions_adddup2(&actions, impl_->dev_null, 0);
-  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+  posix_spawn_file_actions_adddup2(&actions, command.stdout_fd >= 0 ? command.stdout_fd : out[1],
+                                   1);
+  posix_spawn_file_actions_adddup2(&actions, command.stderr_fd >= 0 ? command.stderr_fd : err[1],
+                                   2);
   if (!command.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, command.cwd.c_str());
 
   std::vector<char*> argv;
@@ -352,13 +376,10 @@ ProcessSet::Id ProcessSet::start(const Command& command) {
   int rc = ::posix_spawnp(&pid, argv[0], &actions, &impl_->attributes, argv.data(),
                           envp.empty() ? environ : envp.data());
   posix_spawn_file_actions_destroy(&actions);
-  ::close(out[1]);
-  ::close(err[1]);
-  if (has_stdin) ::close(in[0]);
+  for (int* fd : {&out[1], &err[1], &in[0]}) close_fd(*fd);
 
   if (rc != 0) {
-    for (int fd : {out[0], err[0], in[1]})
-      if (fd >= 0) ::close(fd);
+    close_pipes();
     std::string where = command.cwd.empty() ? "" : " in '" + command.cwd + "'";
     return fail_to_start(rc == ENOENT ? 127 : 126,
                          "cannot run '" + command.argv[0] + "'" + where + ": " + std::strerror(rc));
@@ -375,10 +396,11 @@ ProcessSet::Id ProcessSet::start(const Command& command) {
     Impl::close_all(*child);
     fail("pidfd_open");
   }
-  set_nonblocking(child->out_fd, O_RDONLY);
-  set_nonblocking(child->err_fd, O_RDONLY);
-  impl_->watch(child->out_fd, EPOLLIN, tag(id, kStdout));
-  impl_->watch(child->err_fd, EPOLLIN, tag(id, kStderr));
+  for (auto [fd, kind] : {std::pair{child->out_fd, kStdout}, std::pair{child->err_fd, kStderr}}) {
+    if (fd < 0) continue;
+    set_nonblocking(fd, O_RDONLY);
+    impl_->watch(fd, EPOLLIN, tag(id, kind));
+  }
   impl_->watch(child->pidfd, EPOLLIN, tag(id, kPidfd));
   if (has_stdin) {
     set_nonblocking(child->in_fd, O_WRONLY);

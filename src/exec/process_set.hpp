@@ -18,15 +18,22 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ferry::exec {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+
+enum class Stream { out, err };
+
+// Receives a child's output as it arrives (see Command::on_output).
+using OutputHandler = std::function<void(Stream stream, std::string_view data)>;
 
 struct Command {
   std::vector<std::string> argv;          // argv[0] is searched in PATH unless it has a '/'
@@ -36,6 +43,14 @@ struct Command {
   milliseconds timeout{0};                // 0: no timeout
   milliseconds kill_grace{2000};          // time between SIGTERM and SIGKILL
   std::size_t output_limit = 16 << 20;    // bytes kept per stream; older bytes are dropped
+  // When set, stdout and stderr are handed to it as they arrive, in pieces,
+  // and Result::out/err stay empty: nothing is kept or dropped here. It runs
+  // inside wait() and must not call back into the ProcessSet.
+  OutputHandler on_output;
+  // >= 0: the child writes that stream straight to this descriptor of ours
+  // (no pipe, nothing captured or counted).
+  int stdout_fd = -1;
+  int stderr_fd = -1;
 };
 
 // `/bin/sh -c script`.
@@ -61,6 +76,8 @@ struct Result {
   std::string err;
   std::uint64_t out_dropped = 0;  // bytes of stdout dropped from the front past output_limit
   std::uint64_t err_dropped = 0;
+  std::uint64_t out_bytes = 0;  // bytes the child wrote to the stdout pipe, dropped ones included
+  std::uint64_t err_bytes = 0;
 
   bool succeeded() const { return end == End::exited && exit_code == 0; }
 };

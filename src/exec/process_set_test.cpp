@@ -1,5 +1,6 @@
 #include "exec/process_set.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -249,6 +250,55 @@ TEST(ProcessSet, MeasuresCpuTimeAndMemory) {
   EXPECT_GT(r.user_cpu + r.system_cpu, 0us);
   EXPECT_GT(r.max_rss_kb, 0);
   EXPECT_GE(r.wall, r.user_cpu);
+}
+
+}  // namespace
+}  // namespace ferry::exec
+
+namespace ferry::exec {
+namespace {
+
+TEST(ProcessSet, OutputHandlerSeesEveryByteAndNothingIsKept) {
+  std::string out, err;
+  Command command = shell_command("head -c 3000000 /dev/zero; echo e >&2");
+  command.output_limit = 1000;  // does not apply to handed-over output
+  command.on_output = [&](Stream stream, std::string_view data) {
+    (stream == Stream::out ? out : err).append(data);
+  };
+  ProcessSet set;
+  set.start(command);
+  Result result;
+  while (set.size() > 0)
+    for (auto& finished : set.wait(std::nullopt)) result = finished.result;
+  EXPECT_TRUE(result.succeeded());
+  EXPECT_EQ(out, std::string(3000000, '\0'));
+  EXPECT_EQ(err, "e\n");
+  EXPECT_EQ(result.out, "");
+  EXPECT_EQ(result.out_dropped, 0u);
+  EXPECT_EQ(result.out_bytes, 3000000u);
+  EXPECT_EQ(result.err_bytes, 2u);
+}
+
+TEST(ProcessSet, AStreamCanGoStraightToADescriptor) {
+  auto dir = std::filesystem::temp_directory_path() / ("ferry-exec-fd-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  int fd = ::open((dir / "out").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  Command command = shell_command("echo direct; echo captured >&2");
+  command.stdout_fd = fd;
+  ProcessSet set;
+  set.start(command);
+  Result result;
+  while (set.size() > 0)
+    for (auto& finished : set.wait(std::nullopt)) result = finished.result;
+  ::close(fd);
+  EXPECT_EQ(result.out, "");
+  EXPECT_EQ(result.err, "captured\n");
+  std::ifstream in(dir / "out");
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "direct");
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

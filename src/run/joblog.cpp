@@ -5,11 +5,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 #include <vector>
 
 #include "run/inputs.hpp"
@@ -36,39 +38,46 @@ bool parse_number(const std::string& text, Number& value) {
 
 }  // namespace
 
-std::string escape_command(const std::string& command) {
-  std::string out;
-  out.reserve(command.size());
-  for (char c : command) {
-    if (c == '\\')
-      out += "\\\\";
-    else if (c == '\t')
-      out += "\\t";
-    else if (c == '\n')
-      out += "\\n";
-    else
-      out += c;
-  }
-  return out;
-}
-
 std::string format_row(const JoblogRow& row) {
   return fmt::format("{}\t{}\t{:.3f}\t{:.3f}\t{}\t{}\t{}\t{}\t{}\n", row.seq, row.host, row.start,
-                     row.runtime, row.sent, row.received, row.exit_code, row.signal,
-                     escape_command(row.command));
+                     row.runtime, row.sent, row.received, row.exit_code, row.signal, row.command);
 }
 
 Joblog::Joblog(const std::string& path, bool keep) : path_(path) {
-  fd_ =
-      ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (keep ? 0 : O_TRUNC), 0644);
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | (keep ? 0 : O_TRUNC), 0644);
   if (fd_ < 0)
     throw UsageError(fmt::format("cannot open joblog '{}': {}", path, std::strerror(errno)));
   struct stat info {};
+  if (keep && ::fstat(fd_, &info) == 0 && info.st_size > 0) cut_torn_line(info.st_size);
   if (::fstat(fd_, &info) == 0 && info.st_size == 0) {
     std::string header = std::string(kJoblogHeader) + "\n";
     if (::write(fd_, header.data(), header.size()) != static_cast<ssize_t>(header.size()))
       throw UsageError(fmt::format("cannot write joblog '{}': {}", path, std::strerror(errno)));
   }
+}
+
+// The file ends in a line without its newline: a row whose write a crash
+// interrupted. It is cut back to the last newline.
+void Joblog::cut_torn_line(off_t size) {
+  char last = 0;
+  if (::pread(fd_, &last, 1, size - 1) != 1 || last == '\n') return;
+  constexpr off_t kChunk = 4096;
+  std::string chunk(kChunk, '\0');
+  for (off_t end = size; end > 0;) {
+    off_t start = std::max<off_t>(0, end - kChunk);
+    ssize_t n = ::pread(fd_, chunk.data(), static_cast<std::size_t>(end - start), start);
+    if (n != end - start) return;
+    auto newline = std::string_view(chunk.data(), static_cast<std::size_t>(n)).rfind('\n');
+    if (newline != std::string_view::npos) {
+      if (::ftruncate(fd_, start + static_cast<off_t>(newline) + 1) < 0)
+        throw UsageError(fmt::format("cannot repair joblog '{}': {}", path_, std::strerror(errno)));
+      return;
+    }
+    end = start;
+  }
+  // Not one whole line, not even the header: start the file over.
+  if (::ftruncate(fd_, 0) < 0)
+    throw UsageError(fmt::format("cannot repair joblog '{}': {}", path_, std::strerror(errno)));
 }
 
 Joblog::~Joblog() {
@@ -83,14 +92,14 @@ void Joblog::append(const JoblogRow& row) {
         fmt::format("cannot write joblog '{}': {}", path_, std::strerror(errno)));
 }
 
-std::set<std::uint64_t> succeeded_jobs(const std::string& path) {
-  std::set<std::uint64_t> succeeded;
+JoblogSummary read_joblog(const std::string& path) {
+  JoblogSummary summary;
   std::ifstream file(path, std::ios::binary);
-  if (!file) return succeeded;
+  if (!file) return summary;
   std::stringstream content;
   content << file.rdbuf();
   std::string text = content.str();
-  if (text.empty()) return succeeded;
+  if (text.empty()) return summary;
   std::size_t header_end = text.find('\n');
   if (text.substr(0, header_end) != kJoblogHeader)
     throw UsageError(fmt::format("'{}' is not a joblog (its first line is not the header)", path));
@@ -108,9 +117,10 @@ std::set<std::uint64_t> succeeded_jobs(const std::string& path) {
     if (fields.size() != 9 || !parse_number(fields[0], seq) ||
         !parse_number(fields[6], exit_code) || !parse_number(fields[7], signal))
       throw UsageError(fmt::format("joblog '{}' line {} is malformed", path, line_number));
-    if (exit_code == 0 && signal == 0) succeeded.insert(seq);
+    summary.recorded.insert(seq);
+    if (exit_code == 0 && signal == 0) summary.succeeded.insert(seq);
   }
-  return succeeded;
+  return summary;
 }
 
 }  // namespace ferry::run

@@ -5,6 +5,8 @@
 // docs/joblog.md.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <set>
 #include <string>
@@ -23,18 +25,17 @@ struct JoblogRow {
   std::uint64_t received = 0;  // bytes of output
   int exit_code = 0;
   int signal = 0;
-  std::string command;
+  std::string command;  // one line of sh (see command_line_for_sh): no tab, no newline
 };
-
-// Tabs, newlines and backslashes in a command are written as \t \n \\.
-std::string escape_command(const std::string& command);
 
 std::string format_row(const JoblogRow& row);
 
 class Joblog {
  public:
   // Opens `path` for appending; truncates it first unless `keep` (resume).
-  // Writes the header when the file is empty. Throws UsageError on failure.
+  // Writes the header when the file is empty. A torn last line (a crash
+  // while writing it) is cut off first, so the next row starts a line of its
+  // own. Throws UsageError on failure.
   Joblog(const std::string& path, bool keep);
   ~Joblog();
   Joblog(const Joblog&) = delete;
@@ -43,14 +44,21 @@ class Joblog {
   void append(const JoblogRow& row);
 
  private:
+  void cut_torn_line(off_t size);
+
   int fd_ = -1;
   std::string path_;
 };
 
-// The Seq numbers that succeeded (exit 0, no signal) in the joblog at `path`;
-// empty when it does not exist. Like GNU parallel, --resume matches by Seq.
-// A torn last line (a crash while writing it) is ignored. Throws UsageError
-// when the file is not a joblog or a complete row is malformed.
-std::set<std::uint64_t> succeeded_jobs(const std::string& path);
+struct JoblogSummary {
+  std::set<std::uint64_t> recorded;   // every Seq with a row
+  std::set<std::uint64_t> succeeded;  // Seqs with a row that succeeded (exit 0, no signal)
+};
+
+// Reads the joblog at `path`; empty when it does not exist. Like GNU
+// parallel, --resume matches jobs by Seq. A torn last line is ignored.
+// Throws UsageError when the file is not a joblog or a complete row is
+// malformed.
+JoblogSummary read_joblog(const std::string& path);
 
 }  // namespace ferry::run

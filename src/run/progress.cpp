@@ -16,7 +16,7 @@ std::string format_duration(double seconds) {
 
 double eta_seconds(const Progress& p) {
   std::uint64_t done = p.succeeded + p.failed;
-  if (done == 0 || p.elapsed <= 0) return -1;
+  if (done == 0 || p.elapsed <= 0 || !p.total_known) return -1;
   return p.elapsed / static_cast<double>(done) * static_cast<double>(p.total - done);
 }
 
@@ -25,7 +25,7 @@ std::string render_progress(const Progress& p, int width) {
   double fraction = p.total ? static_cast<double>(done) / static_cast<double>(p.total) : 1.0;
   double eta = eta_seconds(p);
   double rate = p.elapsed > 0 ? static_cast<double>(done) / p.elapsed : 0;
-  std::string counts = fmt::format(" {}/{}", done, p.total);
+  std::string counts = fmt::format(" {}/{}{}", done, p.total, p.total_known ? "" : "+");
   if (p.failed) counts += fmt::format(" failed {}", p.failed);
   counts += fmt::format(" running {} {:.1f}/s ETA {}", p.running, rate,
                         eta < 0 ? "?" : format_duration(eta));

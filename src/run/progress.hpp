@@ -8,7 +8,8 @@
 namespace ferry::run {
 
 struct Progress {
-  std::uint64_t total = 0;  // jobs in this run
+  std::uint64_t total = 0;  // jobs in this run (read so far, until the input ended)
+  bool total_known = true;  // the input ended: no more jobs will come
   std::uint64_t succeeded = 0;
   std::uint64_t failed = 0;  // finished without success (failed or cancelled)
   std::uint64_t running = 0;

@@ -39,3 +39,15 @@ TEST(Progress, NarrowTerminalGetsNumbersOnly) {
 
 }  // namespace
 }  // namespace ferry::run
+
+namespace ferry::run {
+namespace {
+
+TEST(Progress, AnUnfinishedInputHasNoEta) {
+  Progress p{.total = 50, .total_known = false, .succeeded = 10, .running = 2, .elapsed = 5};
+  EXPECT_LT(eta_seconds(p), 0);
+  EXPECT_NE(render_progress(p, 100).find(" 10/50+ "), std::string::npos) << render_progress(p, 100);
+}
+
+}  // namespace
+}  // namespace ferry::run

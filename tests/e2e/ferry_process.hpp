@@ -37,6 +37,17 @@ exec::Result run_ferry(std::vector<std::string> args, const TempDir& cwd,
 std::string read_file(const std::string& path);
 std::vector<std::string> lines_of(const std::string& text);
 
+// Built with AddressSanitizer: its shadow memory and quarantine make a
+// process's RSS say nothing about its own use, and big data slow. Memory
+// bounds are checked by the release build's run of the same tests.
+constexpr bool under_address_sanitizer() {
+#if defined(__SANITIZE_ADDRESS__)
+  return true;
+#else
+  return false;
+#endif
+}
+
 // Polls `condition` every 10 ms for at most `seconds`.
 bool eventually(const std::function<bool()>& condition, double seconds = 20);
 
