@@ -1,0 +1,119 @@
+// ferry's process primitives timed for bench/primitives.sh; prints
+// "name seconds" lines, the same work as bench/primitives_python.py:
+//   lock_pair:        2 processes each lock and unlock one Lock 1,000,000 times;
+//                     seconds per lock+unlock (wall time / all pairs)
+//   pipe_round_trip:  a small message (an int) sent to a child and echoed back,
+//                     20,000 times in a row; seconds per round trip
+//   value_increment:  2 processes each add 1 to a Value<long> 1,000,000 times
+//                     under its get_lock(); seconds per increment
+//   socket_round_trip: the kernel's floor under any pipe round trip: 8 bytes
+//                     written and echoed over a bare Unix socket pair, no
+//                     encoding, no library (what the other two wait on)
+// Processes start at a Barrier, so process start-up is not counted.
+#include <sys/socket.h>
+#include <unistd.h>
+#include <ferry/barrier.hpp>
+#include <ferry/lock.hpp>
+#include <ferry/pipe.hpp>
+#include <ferry/process.hpp>
+#include <ferry/shared_value.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Runs `body` in `count` processes started together; returns the wall time
+// from the start to the last one's end.
+template <class Body>
+double in_processes(int count, Body body) {
+  ferry::Barrier start(static_cast<unsigned>(count + 1));
+  std::vector<ferry::Process> processes;
+  for (int i = 0; i < count; ++i)
+    processes.emplace_back([&] {
+      start.wait();
+      body();
+    });
+  for (auto& process : processes) process.start();
+  start.wait();
+  auto began = Clock::now();
+  for (auto& process : processes) process.join();
+  return since(began);
+}
+
+}  // namespace
+
+int main() {
+  constexpr int kPairs = 1'000'000, kTrips = 20'000, kWarmUp = 1'000;
+
+  ferry::Lock lock;
+  double lock_seconds = in_processes(2, [&] {
+    for (int i = 0; i < kPairs; ++i) {
+      lock.lock();
+      lock.unlock();
+    }
+  });
+
+  ferry::Value<long> counter(0);
+  double value_seconds = in_processes(2, [&] {
+    for (int i = 0; i < kPairs; ++i) {
+      std::lock_guard guard(counter.get_lock());
+      counter.value() += 1;
+    }
+  });
+  if (counter.load() != 2L * kPairs) return 1;
+
+  auto [here, there] = ferry::Pipe<int>();
+  ferry::Process echo([&] {
+    here.close();
+    for (int i = 0; i < kWarmUp + kTrips; ++i) there.send(there.recv());
+  });
+  echo.start();
+  there.close();
+  for (int i = 0; i < kWarmUp; ++i) {
+    here.send(i);
+    here.recv();
+  }
+  auto began = Clock::now();
+  for (int i = 0; i < kTrips; ++i) {
+    here.send(i);
+    if (here.recv() != i) return 1;
+  }
+  double pipe_seconds = since(began);
+  echo.join();
+
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, fds) < 0) return 1;
+  ferry::Process raw_echo([&] {
+    long word = 0;
+    for (int i = 0; i < kWarmUp + kTrips; ++i) {
+      if (::read(fds[1], &word, sizeof word) != sizeof word) std::_Exit(1);
+      if (::write(fds[1], &word, sizeof word) != sizeof word) std::_Exit(1);
+    }
+  });
+  raw_echo.start();
+  long word = 0;
+  Clock::time_point raw_began;
+  for (int i = 0; i < kWarmUp + kTrips; ++i) {
+    if (i == kWarmUp) raw_began = Clock::now();
+    if (::write(fds[0], &word, sizeof word) != sizeof word) return 1;
+    if (::read(fds[0], &word, sizeof word) != sizeof word) return 1;
+  }
+  double raw_seconds = since(raw_began);
+  raw_echo.join();
+
+  std::printf(
+      "lock_pair %.12f\nvalue_increment %.12f\npipe_round_trip %.12f\n"
+      "socket_round_trip %.12f\n",
+      lock_seconds / (2.0 * kPairs), value_seconds / (2.0 * kPairs), pipe_seconds / kTrips,
+      raw_seconds / kTrips);
+  return 0;
+}
