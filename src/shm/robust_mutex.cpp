@@ -62,7 +62,9 @@ void RobustMutex::initialize() {
 
 RobustMutex::Outcome RobustMutex::lock(const Deadline& deadline) {
   int result = ::pthread_mutex_trylock(&mutex);
-  for (int spin = 0; result == EBUSY && spin < kSpins; ++spin) {
+  // try_lock() is one try: no spinning for a deadline that has passed.
+  bool one_try = deadline && *deadline <= std::chrono::steady_clock::now();
+  for (int spin = 0; result == EBUSY && !one_try && spin < kSpins; ++spin) {
     _mm_pause();
     result = ::pthread_mutex_trylock(&mutex);
   }
