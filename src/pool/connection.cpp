@@ -146,6 +146,9 @@ std::pair<ByteConnection, ByteConnection> connected_pair(bool duplex) {
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0)
     throw Error(fmt::format("cannot create a pipe: {}", std::strerror(errno)));
+  // Room for a few whole packets, wherever the system default is lower.
+  int room = 4 * static_cast<int>(kPacket);
+  for (int fd : fds) ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &room, sizeof room);
   if (!duplex) {
     // As in Python: the first end receives, the second sends.
     ::shutdown(fds[0], SHUT_WR);
