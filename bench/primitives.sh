@@ -4,6 +4,7 @@
 #   - Lock acquire+release, 2 processes contending for it
 #   - Value increments under its lock, 2 processes
 #   - Pipe round trip of a small message between 2 processes
+#   - one call of a Manager's dict from another process
 # and the kernel's floor under any round trip: a bare Unix socket pair.
 # Each figure is the best of $RUNS runs (default 3), ferry and Python
 # alternating so that both see the same machine.
@@ -34,12 +35,13 @@ echo "load average (1, 5, 15 min): $load_before before, $(cut -d' ' -f1-3 /proc/
 printf '| %-52s | %10s | %10s | %10s |\n' "2 processes" "ferry" "Python" "ferry is ×"
 printf '|%s|%s|%s|%s|\n' ------------------------------------------------------ ------------ ------------ ------------
 for pair in "lock_pair:Lock acquire + release (ns)" "value_increment:Value += 1 under get_lock() (ns)" \
-            "pipe_round_trip:Pipe round trip, one int (µs)"; do
+            "pipe_round_trip:Pipe round trip, one int (µs)" \
+            "manager_call:Manager dict set from another process (µs)"; do
   name=${pair%%:*}
   ferry=$(best "$name" "$work"/ferry.*)
   python=$(best "$name" "$work"/python.*)
   scale=1000000000
-  [[ $name == pipe_round_trip ]] && scale=1000000
+  [[ $name == pipe_round_trip || $name == manager_call ]] && scale=1000000
   printf '| %-52s | %10.1f | %10.1f | %10.1f |\n' "${pair#*:}" "$(echo "$ferry * $scale" | bc -l)" \
     "$(echo "$python * $scale" | bc -l)" "$(echo "$python / $ferry" | bc -l)"
 done

@@ -6,6 +6,8 @@
 //                     20,000 times in a row; seconds per round trip
 //   value_increment:  2 processes each add 1 to a Value<long> 1,000,000 times
 //                     under its get_lock(); seconds per increment
+//   manager_call:     one call of a Manager's dict (set), from a child process,
+//                     20,000 in a row; seconds per call
 //   socket_round_trip: the kernel's floor under any pipe round trip: 8 bytes
 //                     written and echoed over a bare Unix socket pair, no
 //                     encoding, no library (what the other two wait on)
@@ -14,6 +16,7 @@
 #include <unistd.h>
 #include <ferry/barrier.hpp>
 #include <ferry/lock.hpp>
+#include <ferry/manager.hpp>
 #include <ferry/pipe.hpp>
 #include <ferry/process.hpp>
 #include <ferry/shared_value.hpp>
@@ -90,6 +93,18 @@ int main() {
   double pipe_seconds = since(began);
   echo.join();
 
+  ferry::Manager manager;
+  auto entries = manager.dict<int, int>("entries");
+  ferry::Value<double> manager_seconds(0);
+  ferry::Process caller([&] {
+    for (int i = 0; i < kWarmUp; ++i) entries.set(i, i);
+    auto start = Clock::now();
+    for (int i = 0; i < kTrips; ++i) entries.set(i, i);
+    manager_seconds.store(since(start));
+  });
+  caller.start();
+  caller.join();
+
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, fds) < 0) return 1;
   ferry::Process raw_echo([&] {
@@ -111,9 +126,9 @@ int main() {
   raw_echo.join();
 
   std::printf(
-      "lock_pair %.12f\nvalue_increment %.12f\npipe_round_trip %.12f\n"
+      "lock_pair %.12f\nvalue_increment %.12f\npipe_round_trip %.12f\nmanager_call %.12f\n"
       "socket_round_trip %.12f\n",
       lock_seconds / (2.0 * kPairs), value_seconds / (2.0 * kPairs), pipe_seconds / kTrips,
-      raw_seconds / kTrips);
+      manager_seconds.load() / kTrips, raw_seconds / kTrips);
   return 0;
 }

@@ -1,7 +1,7 @@
 """Python's multiprocessing primitives timed for bench/primitives.sh, the same
 work as bench/primitives_bench.cpp; prints "name seconds" lines."""
 import time
-from multiprocessing import Barrier, Lock, Pipe, Process, Value, set_start_method
+from multiprocessing import Barrier, Lock, Manager, Pipe, Process, Value, set_start_method
 
 PAIRS = 1_000_000
 TRIPS = 20_000
@@ -26,6 +26,15 @@ def echo(end, other):
     other.close()
     for _ in range(WARM_UP + TRIPS):
         end.send(end.recv())
+
+
+def manager_calls(entries, seconds):
+    for i in range(WARM_UP):
+        entries[i] = i
+    began = time.perf_counter()
+    for i in range(TRIPS):
+        entries[i] = i
+    seconds.value = time.perf_counter() - began
 
 
 def in_processes(target, *args):
@@ -62,6 +71,15 @@ if __name__ == "__main__":
     pipe_seconds = time.perf_counter() - began
     child.join()
 
+    with Manager() as manager:
+        seconds = Value("d", 0)
+        entries = manager.dict()  # kept here: the server drops a dict nobody refers to
+        caller = Process(target=manager_calls, args=(entries, seconds))
+        caller.start()
+        caller.join()
+        manager_seconds = seconds.value
+
     print("lock_pair %.12f" % (lock_seconds / (2 * PAIRS)))
     print("value_increment %.12f" % (value_seconds / (2 * PAIRS)))
     print("pipe_round_trip %.12f" % (pipe_seconds / TRIPS))
+    print("manager_call %.12f" % (manager_seconds / TRIPS))
