@@ -21,8 +21,9 @@
 // instead of deadlocking. For a lock that one process takes and another
 // gives back, as Python's Lock allows, use a BoundedSemaphore(1).
 //
-// A waiting thread tries for about a microsecond before it sleeps in the
-// kernel, so a lock held briefly changes hands without system calls.
+// A waiting thread tries again a hundred times (a few microseconds at most)
+// before it sleeps in the kernel, so a lock held briefly changes hands
+// without system calls.
 #pragma once
 
 #include <sys/types.h>

@@ -24,7 +24,8 @@
 //   - load() / store() take the lock for one read or write, as Python's
 //     .value does: never torn, whatever the size of T.
 //   - atomic() (atomic(i) for an Array) is a std::atomic_ref, for types the
-//     hardware updates atomically (integers, pointers-sized structs): no lock.
+//     processor updates atomically (integers, enums, structs of up to 8
+//     bytes): no lock.
 //
 // Types that cannot live in shared memory (std::string, std::vector: they
 // point into one process's heap) are refused at compile time. A raw pointer

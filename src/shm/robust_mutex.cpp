@@ -62,6 +62,9 @@ void RobustMutex::initialize() {
 
 RobustMutex::Outcome RobustMutex::lock(const Deadline& deadline) {
   int result = ::pthread_mutex_trylock(&mutex);
+  // Asked here rather than of pthread_mutex_lock, which would answer
+  // EDEADLK only after sanitizers reported a double lock.
+  if (result == EBUSY && owner() == thread_id()) result = EDEADLK;
   // try_lock() is one try: no spinning for a deadline that has passed.
   bool one_try = deadline && *deadline <= std::chrono::steady_clock::now();
   for (int spin = 0; result == EBUSY && !one_try && spin < kSpins; ++spin) {
@@ -96,6 +99,9 @@ RobustMutex::Outcome RobustMutex::lock(const Deadline& deadline) {
 }
 
 void RobustMutex::unlock() {
+  // Checked before, not left to pthread_mutex_unlock's EPERM: unlocking what
+  // another thread holds is a mistake to report, not to attempt.
+  if (owner() != thread_id()) throw Error("cannot release a lock this thread does not hold");
   int result = ::pthread_mutex_unlock(&mutex);
   if (result == EPERM) throw Error("cannot release a lock this thread does not hold");
   if (result != 0) throw Error(fmt::format("cannot release a lock: {}", std::strerror(result)));
