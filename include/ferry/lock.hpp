@@ -97,7 +97,7 @@ class Lock : public detail::SharedHandle {
   Lock(Lock&&) noexcept = default;
   Lock& operator=(Lock&&) noexcept = default;
 
-  void lock() { lock_until(std::nullopt); }
+  void lock();
   bool try_lock() { return lock_until(detail::Clock::now()); }
   template <class Rep, class Period>
   bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) {
@@ -123,6 +123,7 @@ class Lock : public detail::SharedHandle {
       : SharedHandle(std::move(region)), state_(reinterpret_cast<State*>(state)) {}
   static Lock open(detail::OpenMode mode, const std::string& name);
   bool lock_until(std::optional<detail::Clock::time_point> deadline);
+  [[noreturn]] void owner_died();
   State* state_ = nullptr;
 };
 

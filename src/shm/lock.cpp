@@ -59,6 +59,16 @@ Lock::Lock() : Lock(open(detail::OpenMode::anonymous, {})) {}
 Lock Lock::create(const std::string& name) { return open(detail::OpenMode::create, name); }
 Lock Lock::attach(const std::string& name) { return open(detail::OpenMode::attach, name); }
 
+// The uncontended case in few instructions (no frame for what follows):
+// the first try is the whole of it.
+void Lock::lock() {
+  int first_try = ::pthread_mutex_trylock(&state_->mutex.mutex);
+  if (first_try == 0) return;
+  if (state_->mutex.lock_slowly(first_try, std::nullopt) ==
+      detail::RobustMutex::Outcome::owner_died)
+    owner_died();
+}
+
 bool Lock::lock_until(std::optional<detail::Clock::time_point> deadline) {
   switch (state_->mutex.lock(deadline)) {
     case detail::RobustMutex::Outcome::acquired:
@@ -68,8 +78,13 @@ bool Lock::lock_until(std::optional<detail::Clock::time_point> deadline) {
     case detail::RobustMutex::Outcome::owner_died:
       break;
   }
-  // The exception keeps the memory mapped (a copy of the region) while it
-  // holds the lock, even if this handle goes away first.
+  owner_died();
+}
+
+// This thread holds the lock its last owner died holding. The exception
+// keeps the memory mapped (a copy of the region) while it holds the lock,
+// even if this handle goes away first.
+void Lock::owner_died() {
   auto held = std::make_shared<detail::HeldLock>();
   held->release = [region = region_, state = state_] { state->mutex.unlock(); };
   throw OwnerDiedError(detail::owner_died_message(name()), std::move(held));

@@ -45,8 +45,6 @@ RobustMutex::Outcome outcome_of(int result) {
   }
 }
 
-thread_local pid_t cached_thread_id = 0;
-
 }  // namespace
 
 void RobustMutex::initialize() {
@@ -60,8 +58,8 @@ void RobustMutex::initialize() {
   if (result != 0) throw Error(fmt::format("cannot make a lock: {}", std::strerror(result)));
 }
 
-RobustMutex::Outcome RobustMutex::lock(const Deadline& deadline) {
-  int result = ::pthread_mutex_trylock(&mutex);
+RobustMutex::Outcome RobustMutex::lock_slowly(int first_try, const Deadline& deadline) {
+  int result = first_try;
   // Asked here rather than of pthread_mutex_lock, which would answer
   // EDEADLK only after sanitizers reported a double lock.
   if (result == EBUSY && owner() == thread_id()) result = EDEADLK;
@@ -98,30 +96,15 @@ RobustMutex::Outcome RobustMutex::lock(const Deadline& deadline) {
   return outcome;
 }
 
-void RobustMutex::unlock() {
-  // Checked before, not left to pthread_mutex_unlock's EPERM: unlocking what
-  // another thread holds is a mistake to report, not to attempt.
-  if (owner() != thread_id()) throw Error("cannot release a lock this thread does not hold");
-  int result = ::pthread_mutex_unlock(&mutex);
-  if (result == EPERM) throw Error("cannot release a lock this thread does not hold");
-  if (result != 0) throw Error(fmt::format("cannot release a lock: {}", std::strerror(result)));
+void RobustMutex::not_held() { throw Error("cannot release a lock this thread does not hold"); }
+
+void RobustMutex::unlock_failed(int result) {
+  throw Error(fmt::format("cannot release a lock: {}", std::strerror(result)));
 }
 
-pid_t RobustMutex::owner() const {
-  // glibc keeps the owner's id in the low bits of __data.__lock, the futex
-  // word of a robust mutex (the kernel's robust-futex contract).
-  auto word = std::atomic_ref<const int>(mutex.__data.__lock).load(std::memory_order_relaxed);
-  return static_cast<pid_t>(static_cast<unsigned>(word) & FUTEX_TID_MASK);
-}
-
-pid_t thread_id() {
-  // A forked child's only thread keeps the cache of the thread that forked:
-  // forget it there.
-  static const bool registered =
-      ::pthread_atfork(nullptr, nullptr, [] { cached_thread_id = 0; }) == 0;
-  (void)registered;
-  if (cached_thread_id == 0) cached_thread_id = ::gettid();
-  return cached_thread_id;
-}
+// A forked child's only thread keeps the cached id of the thread that forked:
+// forget it there. Registered once, when the library is loaded.
+const bool kForgetsThreadIdInChildren =
+    ::pthread_atfork(nullptr, nullptr, [] { cached_thread_id = 0; }) == 0;
 
 }  // namespace ferry::detail
