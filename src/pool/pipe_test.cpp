@@ -33,7 +33,7 @@ TEST_F(PipeTest, BothWaysBetweenTwoProcesses) {
   EXPECT_TRUE(parent_end.readable() && parent_end.writable());
   Process child([&] {
     parent_end.close();
-    for (;;) {
+    for (int received = 0; received <= 100; ++received) {
       Order order = child_end.recv();
       if (order.id < 0) break;
       order.item += " (priced)";
@@ -175,7 +175,7 @@ TEST_F(PipeTest, SmallMessagesOfManySendersStayWhole) {
   for (auto& sender : senders) sender.start();
   writer.close();
   std::map<char, int> per_sender;
-  for (;;) {
+  for (int received = 0; received <= 2000; ++received) {  // 2000 messages, then the end
     std::string message;
     try {
       message = reader.recv();

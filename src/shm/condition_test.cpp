@@ -213,7 +213,7 @@ TEST_F(ConditionTest, AWaiterIsToldWhenTheLockHolderDied) {
     lock.lock();
     condition.notify();
     holding.set();
-    for (;;) ::pause();
+    std::this_thread::sleep_for(60s);  // until killed (bounded, should the test go wrong)
   });
   victim.start();
   ASSERT_TRUE(holding.wait(30s));

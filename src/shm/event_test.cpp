@@ -55,7 +55,9 @@ TEST_F(EventTest, ASetFollowedByAClearStillWakesTheWaiter) {
     std::exit(event.wait(60s) ? 0 : 1);
   });
   waiter.start();
-  while (waiting.atomic().load() == 0) std::this_thread::yield();
+  for (int attempt = 0; attempt < 10'000 && waiting.atomic().load() == 0; ++attempt)
+    std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(waiting.atomic().load(), 1);
   ASSERT_TRUE(testing::wait_until_asleep(waiter.pid()));
   event.set();
   event.clear();
