@@ -111,17 +111,17 @@ struct ManagerReply {
 // One process's connection to a manager's server: calls from this process
 // (any thread) go through it, one at a time; a forked child makes its own
 // on its first call.
-class ManagerSession {
+class ManagerConnection {
  public:
-  explicit ManagerSession(std::string address) : address_(std::move(address)) {}
+  explicit ManagerConnection(std::string address) : address_(std::move(address)) {}
   ManagerReply call(const ManagerRequest& request);
   const std::string& address() const { return address_; }
 
  private:
   std::string address_;
   std::mutex mutex_;
-  ByteConnection connection_;
-  pid_t owner_ = 0;  // the process that opened connection_
+  ByteConnection socket_;
+  pid_t owner_ = 0;  // the process that opened socket_ (a child opens its own)
 };
 
 template <class... Types>
@@ -137,16 +137,15 @@ class Proxy {
   const std::string& name() const { return name_; }
 
  protected:
-  Proxy(std::shared_ptr<ManagerSession> session, std::string name, std::uint64_t types)
-      : session_(std::move(session)), name_(std::move(name)), types_(types) {}
+  Proxy(std::shared_ptr<ManagerConnection> link, std::string name, std::uint64_t types)
+      : link_(std::move(link)), name_(std::move(name)), types_(types) {}
   ManagerReply call(ManagerOp op, std::string key = {}, std::string value = {},
                     std::int64_t number = 0, std::int64_t timeout_ms = 0) const {
-    return session_->call(
-        {op, name_, types_, std::move(key), std::move(value), number, timeout_ms});
+    return link_->call({op, name_, types_, std::move(key), std::move(value), number, timeout_ms});
   }
 
  private:
-  std::shared_ptr<ManagerSession> session_;
+  std::shared_ptr<ManagerConnection> link_;
   std::string name_;
   std::uint64_t types_;
 };
@@ -261,28 +260,27 @@ class Manager {
 
   // Where processes connect: "@" and a name in the abstract Unix socket
   // namespace (nothing in the file system to clean up).
-  const std::string& address() const { return session_->address(); }
+  const std::string& address() const { return link_->address(); }
 
   template <class K, class V>
   DictProxy<K, V> dict(const std::string& name) {
-    return DictProxy<K, V>(session_, name, detail::hash_types<K, V>());
+    return DictProxy<K, V>(link_, name, detail::hash_types<K, V>());
   }
   template <class T>
   ListProxy<T> list(const std::string& name) {
-    return ListProxy<T>(session_, name, detail::hash_types<T>());
+    return ListProxy<T>(link_, name, detail::hash_types<T>());
   }
   template <class T>
   QueueProxy<T> queue(const std::string& name) {
-    return QueueProxy<T>(session_, name, detail::hash_types<T>());
+    return QueueProxy<T>(link_, name, detail::hash_types<T>());
   }
 
   // Stops the server now (Python's shutdown()); proxies then throw ferry::Error.
   void shutdown();
 
  private:
-  explicit Manager(std::shared_ptr<detail::ManagerSession> session)
-      : session_(std::move(session)) {}
-  std::shared_ptr<detail::ManagerSession> session_;
+  explicit Manager(std::shared_ptr<detail::ManagerConnection> link) : link_(std::move(link)) {}
+  std::shared_ptr<detail::ManagerConnection> link_;
   std::unique_ptr<Process> server_;  // when this object started it
 };
 

@@ -265,21 +265,21 @@ int connect_to(const std::string& address) {
 
 }  // namespace
 
-ManagerReply ManagerSession::call(const ManagerRequest& request) {
+ManagerReply ManagerConnection::call(const ManagerRequest& request) {
   std::lock_guard guard(mutex_);
   pid_t self = ::getpid();
-  if (!connection_.closed() && owner_ != self)
-    connection_.close();  // the parent's connection: a forked child speaks on its own
-  if (connection_.closed()) {
-    connection_ = ByteConnection(connect_to(address_), true, true);
+  if (!socket_.closed() && owner_ != self)
+    socket_.close();  // the parent's connection: a forked child speaks on its own
+  if (socket_.closed()) {
+    socket_ = ByteConnection(connect_to(address_), true, true);
     owner_ = self;
   }
   ManagerReply reply;
   try {
-    connection_.send(to_bytes(request));
-    reply = from_bytes<ManagerReply>(*connection_.receive(std::nullopt));
+    socket_.send(to_bytes(request));
+    reply = from_bytes<ManagerReply>(*socket_.receive(std::nullopt));
   } catch (const EOFError&) {
-    connection_.close();
+    socket_.close();
     throw Error(fmt::format("the manager at '{}' is gone", address_));
   }
   if (reply.status == ManagerReply::error) throw Error(reply.value);
@@ -308,13 +308,13 @@ Manager::Manager() {
     throw;
   }
   ::close(listener);  // the server has it
-  session_ = std::make_shared<detail::ManagerSession>(address);
+  link_ = std::make_shared<detail::ManagerConnection>(address);
 }
 
 Manager Manager::connect(const std::string& address) {
-  auto session = std::make_shared<detail::ManagerSession>(address);
+  auto link = std::make_shared<detail::ManagerConnection>(address);
   ::close(detail::connect_to(address));  // reachable now, or an error now
-  return Manager(std::move(session));
+  return Manager(std::move(link));
 }
 
 void Manager::shutdown() {

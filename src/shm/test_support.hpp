@@ -1,4 +1,4 @@
-// Test helpers for shared objects: names a test process gives its objects,
+// Test support for shared objects: names a test process gives its objects,
 // a check that none is left in /dev/shm, and processes run to completion.
 #pragma once
 
