@@ -5,7 +5,8 @@
 #   - Value increments under its lock, 2 processes
 #   - Pipe round trip of a small message between 2 processes
 #   - one call of a Manager's dict from another process
-# and the kernel's floor under any round trip: a bare Unix socket pair.
+# and the kernel's floor under any round trip: a bare Unix socket pair, also
+# with each side polling for 5 µs before it sleeps (what spinning would buy).
 # Each figure is the best of $RUNS runs (default 3), ferry and Python
 # alternating so that both see the same machine.
 # Usage: bench/primitives.sh [build directory, default build/release]
@@ -48,3 +49,6 @@ done
 floor=$(best socket_round_trip "$work"/ferry.*)
 printf '| %-52s | %10.1f | %10s | %10s |\n' "bare socket pair round trip, 8 bytes, no library (µs)" \
   "$(echo "$floor * 1000000" | bc -l)" "" ""
+polling=$(best polling_round_trip "$work"/ferry.*)
+printf '| %-52s | %10.1f | %10s | %10s |\n' "the same, polling 5 µs before sleeping (µs)" \
+  "$(echo "$polling * 1000000" | bc -l)" "" ""
