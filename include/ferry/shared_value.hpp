@@ -11,7 +11,7 @@
 //     std::lock_guard guard(counter.get_lock());
 //     counter.value() += 1;                 // Python: with v.get_lock(): v.value += 1
 //   });
-//   counter.atomic().fetch_add(1);          // the same, lock-free
+//   counter.atomic().fetch_add(1);          // or, for a value kept lock-free, this
 //
 //   ferry::Array<double> samples(1000);     // zeros; samples[i] is a double&
 //   auto shared = ferry::Array<int>::create("scores", {1, 2, 3});  // by name in /dev/shm
