@@ -35,6 +35,13 @@ class TaskError : public Error {
   Reason reason_;
 };
 
+// The other end of a connection (a Pipe's) is closed in every process:
+// nothing more will come, and nothing sent would be read.
+class EOFError : public Error {
+ public:
+  using Error::Error;
+};
+
 // Bytes that do not decode as the expected type.
 class DecodeError : public Error {
  public:

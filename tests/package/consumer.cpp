@@ -1,5 +1,17 @@
+#include <ferry/barrier.hpp>
 #include <ferry/client.hpp>
+#include <ferry/condition.hpp>
+#include <ferry/event.hpp>
+#include <ferry/lock.hpp>
+#include <ferry/manager.hpp>
+#include <ferry/pipe.hpp>
 #include <ferry/pool.hpp>
+#include <ferry/process.hpp>
+#include <ferry/semaphore.hpp>
+#include <ferry/shared_memory.hpp>
+#include <ferry/shared_value.hpp>
+
+#include <mutex>
 
 #include <string>
 
@@ -22,5 +34,23 @@ int main() {
   } catch (const ferry::Error&) {
     refused = true;
   }
-  return mapped && referenced && streamed == 9 && spawned_ran && refused ? 0 : 1;
+  // The primitives between processes, from the installed headers and libraries.
+  auto [here, there] = ferry::Pipe<std::string>();
+  ferry::Lock lock;
+  ferry::Value<long> counter(0);
+  ferry::Manager manager;
+  auto log = manager.list<int>("log");
+  ferry::Process child([&] {
+    std::lock_guard guard(lock);
+    ++counter.value();
+    log.append(7);
+    there.send("shared");
+  });
+  child.start();
+  child.join();
+  bool shared =
+      here.recv() == "shared" && counter.load() == 1 && log.items() == std::vector<int>{7};
+  auto block = ferry::SharedMemory::create(64);
+  bool named = ferry::SharedMemory::attach(block.name()).size() == 64;
+  return mapped && referenced && streamed == 9 && spawned_ran && refused && shared && named ? 0 : 1;
 }
