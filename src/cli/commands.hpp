@@ -7,6 +7,8 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 
+#include "flowfile/flowfile.hpp"
+
 namespace ferry::cli {
 
 struct Subcommand {
@@ -32,6 +34,12 @@ Subcommand add_queues(CLI::App& app);
 Subcommand add_check(CLI::App& app);
 Subcommand add_backup(CLI::App& app);
 Subcommand add_flow(CLI::App& app);
+Subcommand add_schedule(CLI::App& app);
+
+// The flows of flow files, in order (docs/flows.md), with `params` as
+// NAME=VALUE; a file that is no flow is a run::UsageError.
+std::vector<flowfile::FlowDocument> load_flow_files(const std::vector<std::string>& files,
+                                                    const std::vector<std::string>& params);
 
 // The token from --token, --token-file or FERRY_TOKEN, in that order.
 std::string resolve_token(const std::string& token, const std::string& token_file);

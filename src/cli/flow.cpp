@@ -23,18 +23,6 @@ std::string text(const json::value& value) {
   return value.is_string() ? std::string(value.as_string()) : json::serialize(value);
 }
 
-// "k=v" pairs of --param.
-std::map<std::string, std::string> params_of(const std::vector<std::string>& given) {
-  std::map<std::string, std::string> params;
-  for (const std::string& pair : given) {
-    std::size_t equals = pair.find('=');
-    if (equals == std::string::npos || equals == 0)
-      throw run::UsageError(fmt::format("--param {}: must be NAME=VALUE", pair));
-    params[pair.substr(0, equals)] = pair.substr(equals + 1);
-  }
-  return params;
-}
-
 void add_params(CLI::App& command, std::vector<std::string>& params) {
   command.add_option("--param,-p", params,
                      "NAME=VALUE: a flow parameter (${NAME} in the file), over the file's own");
@@ -100,10 +88,30 @@ int wait_flows(Connection& connection, const std::vector<std::uint64_t>& flows, 
   return all ? 0 : 1;
 }
 
+std::optional<std::chrono::steady_clock::time_point> deadline_of(double seconds) {
+  if (seconds <= 0) return std::nullopt;
+  return std::chrono::steady_clock::now() +
+         std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
+}
+
+}  // namespace
+
+// "k=v" pairs of --param.
+static std::map<std::string, std::string> params_of(const std::vector<std::string>& given) {
+  std::map<std::string, std::string> params;
+  for (const std::string& pair : given) {
+    std::size_t equals = pair.find('=');
+    if (equals == std::string::npos || equals == 0)
+      throw run::UsageError(fmt::format("--param {}: must be NAME=VALUE", pair));
+    params[pair.substr(0, equals)] = pair.substr(equals + 1);
+  }
+  return params;
+}
+
 // The flows of the files, in order; a file that is not a flow is a usage
 // error (exit 2), and nothing is submitted or run.
-std::vector<flowfile::FlowDocument> load(const std::vector<std::string>& files,
-                                         const std::vector<std::string>& params) {
+std::vector<flowfile::FlowDocument> load_flow_files(const std::vector<std::string>& files,
+                                                    const std::vector<std::string>& params) {
   std::vector<flowfile::FlowDocument> documents;
   try {
     for (const std::string& file : files)
@@ -114,14 +122,6 @@ std::vector<flowfile::FlowDocument> load(const std::vector<std::string>& files,
   }
   return documents;
 }
-
-std::optional<std::chrono::steady_clock::time_point> deadline_of(double seconds) {
-  if (seconds <= 0) return std::nullopt;
-  return std::chrono::steady_clock::now() +
-         std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
-}
-
-}  // namespace
 
 Subcommand add_flow(CLI::App& app) {
   struct Flags {
@@ -190,12 +190,14 @@ Subcommand add_flow(CLI::App& app) {
         Connection& connection = flags->connection;
         if (run->parsed()) {
           int worst = 0;
-          for (const flowfile::FlowDocument& document : load(flags->files, flags->params))
+          for (const flowfile::FlowDocument& document :
+               load_flow_files(flags->files, flags->params))
             if (worst < 128) worst = std::max(worst, run_flow_here(document, flags->jobs));
           return worst;
         }
         if (submit->parsed()) {
-          std::vector<flowfile::FlowDocument> documents = load(flags->files, flags->params);
+          std::vector<flowfile::FlowDocument> documents =
+              load_flow_files(flags->files, flags->params);
           std::vector<std::uint64_t> made;
           for (const flowfile::FlowDocument& document : documents) {
             json::object batch = json::parse(document.batch_json).as_object();

@@ -522,6 +522,32 @@ std::string render_flow(const FlowView& flow) {
   return json::serialize(answer);
 }
 
+namespace {
+
+json::object schedule_object(const ScheduleView& schedule) {
+  json::object out = json::parse(to_json(schedule.spec)).as_object();
+  out["paused"] = schedule.paused;
+  out["next_ms"] = schedule.next_ms ? json::value(schedule.next_ms) : json::value(nullptr);
+  out["created_ms"] = schedule.created_ms;
+  return out;
+}
+
+}  // namespace
+
+std::string render_schedule(const ScheduleView& schedule) {
+  return json::serialize(schedule_object(schedule));
+}
+
+std::string render_schedules(const std::vector<ScheduleView>& schedules) {
+  json::array items;
+  for (const ScheduleView& schedule : schedules) items.push_back(schedule_object(schedule));
+  return json::serialize(json::object{{"schedules", std::move(items)}});
+}
+
+std::string render_removed_schedule(const std::string& name) {
+  return json::serialize(json::object{{"removed", name}});
+}
+
 std::string render_flows(const std::vector<FlowView>& flows) {
   std::string out = R"({"flows":[)";
   for (const FlowView& flow : flows)

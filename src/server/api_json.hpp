@@ -21,6 +21,10 @@ std::string render_submitted(const Service::Submitted& submitted);
 
 // GET /v1/flows/{id}, and GET /v1/flows?before=&limit= (the part after '?').
 std::string render_flow(const FlowView& flow);
+// A schedule: its spec's fields, and paused, next_ms (null: never), created_ms.
+std::string render_schedule(const ScheduleView& schedule);
+std::string render_schedules(const std::vector<ScheduleView>& schedules);
+std::string render_removed_schedule(const std::string& name);
 std::string render_flows(const std::vector<FlowView>& flows);
 struct FlowsQuery {
   std::uint64_t before = 0;

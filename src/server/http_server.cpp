@@ -740,6 +740,64 @@ class Server {
       auto acting = per_job(cancel ? &Service::cancel_together : &Service::retry, std::move(ids));
       co_return co_await std::move(acting);
     }
+    if (target == "/v1/schedules") {
+      if (method == http::verb::get) {
+        no_body();
+        co_return Reply{http::status::ok, render_schedules(service_.schedules())};
+      }
+      if (method != http::verb::post) co_return wrong_method(method, target, "GET, HEAD, POST");
+      ScheduleSpec spec = parse_schedule_spec(body, config_.limits);
+      std::string name = spec.name;
+      auto adding = schedule_operation(
+          [this, spec = std::move(spec)](Service::ScheduleDone done) mutable {
+            service_.add_schedule(std::move(spec), std::move(done));
+          },
+          name, http::status::created);
+      co_return co_await std::move(adding);
+    }
+    if (target.rfind("/v1/schedules/", 0) == 0) {
+      std::string name(target.substr(14));
+      std::string action;
+      for (std::string suffix : {"/pause", "/resume", "/run"})
+        if (name.size() > suffix.size() && name.ends_with(suffix)) {
+          name.resize(name.size() - suffix.size());
+          action = suffix;
+        }
+      if (!service_.schedule(name))
+        co_return error(http::status::not_found, "not_found", fmt::format("no schedule {}", name));
+      if (action.empty()) {
+        no_body();
+        if (method == http::verb::get)
+          co_return Reply{http::status::ok, render_schedule(*service_.schedule(name))};
+        if (method != http::verb::delete_)
+          co_return wrong_method(method, target, "GET, HEAD, DELETE");
+        auto removing = schedule_operation(
+            [this, name](Service::ScheduleDone done) {
+              service_.remove_schedule(name, std::move(done));
+            },
+            name, http::status::ok, true);
+        co_return co_await std::move(removing);
+      }
+      if (method != http::verb::post) co_return wrong_method(method, target, "POST");
+      no_body();
+      if (action == "/run") {
+        StartRun start{service_, name};
+        auto waiting = callback_result<std::optional<Service::Submitted>>(io_, std::move(start));
+        std::optional<Service::Submitted> made = co_await std::move(waiting);
+        if (!made)
+          co_return error(http::status::not_found, "not_found",
+                          fmt::format("no schedule {}", name));
+        if (!made->error.empty())
+          co_return error(http::status::service_unavailable, "store_failed", made->error);
+        co_return Reply{http::status::created, render_submitted(*made)};
+      }
+      auto pausing = schedule_operation(
+          [this, name, paused = action == "/pause"](Service::ScheduleDone done) {
+            service_.pause_schedule(name, paused, std::move(done));
+          },
+          name, http::status::ok);
+      co_return co_await std::move(pausing);
+    }
     if (target.rfind("/v1/jobs/", 0) == 0) {
       std::string_view rest = target.substr(9);
       PerJobOperation action = nullptr;
@@ -791,6 +849,51 @@ class Server {
     void operator()(Resume resume) {
       service.submit(std::move(submission),
                      [resume](Service::Submitted result) { resume(std::move(result)); });
+    }
+  };
+
+  // A change to a schedule; the answer is the schedule as it is then (or,
+  // once removed, its name).
+  struct ScheduleResult {
+    Service::Refusal refusal = Service::Refusal::none;
+    std::string error;
+  };
+  asio::awaitable<Reply> schedule_operation(std::function<void(Service::ScheduleDone)> operation,
+                                            std::string name, http::status made,
+                                            bool removing = false) {
+    StartScheduleOperation start{std::move(operation)};
+    auto waiting = callback_result<ScheduleResult>(io_, std::move(start));
+    ScheduleResult result = co_await std::move(waiting);
+    switch (result.refusal) {
+      case Service::Refusal::none:
+        break;
+      case Service::Refusal::not_found:
+        co_return error(http::status::not_found, "not_found", result.error);
+      case Service::Refusal::exists:
+        co_return error(http::status::conflict, "conflict", result.error);
+      case Service::Refusal::store_failed:
+        co_return error(http::status::service_unavailable, "store_failed", result.error);
+    }
+    std::optional<ScheduleView> view = service_.schedule(name);
+    if (removing || !view) co_return Reply{made, render_removed_schedule(name)};
+    co_return Reply{made, render_schedule(*view)};
+  }
+  struct StartScheduleOperation {
+    std::function<void(Service::ScheduleDone)> operation;
+    template <class Resume>
+    void operator()(Resume resume) {
+      operation([resume](Service::Refusal refusal, std::string why) {
+        resume(ScheduleResult{refusal, std::move(why)});
+      });
+    }
+  };
+  struct StartRun {
+    Service& service;
+    std::string name;
+    template <class Resume>
+    void operator()(Resume resume) {
+      service.run_schedule(
+          name, [resume](std::optional<Service::Submitted> made) { resume(std::move(made)); });
     }
   };
 

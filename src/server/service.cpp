@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <stdexcept>
 #include <unordered_set>
 #include <utility>
@@ -204,6 +205,17 @@ std::uint64_t Service::rebuild() {
     counts_[count.queue].by_state[static_cast<int>(state_named(count.state))] += count.jobs;
   next_id_ = std::max(next_id_, snapshot.next_id);
   next_flow_ = std::max(next_flow_, snapshot.next_flow);
+  schedules_.clear();
+  for (store::ScheduleRow& row : snapshot.schedules) {
+    try {
+      ScheduleSpec spec = parse_schedule_spec(row.spec);
+      std::string name = row.name;
+      schedules_[name] = {std::move(spec), std::move(row)};
+    } catch (const std::exception& error) {  // e.g. its time zone is gone from this machine
+      std::fprintf(stderr, "ferry server: schedule %s is not loaded: %s\n", row.name.c_str(),
+                   error.what());
+    }
+  }
   // Rebuilding is not news: the store has it all. (It holds no running jobs:
   // leases are not stored, so what ran when the server stopped is queued.)
   scheduler_.take_changes();
@@ -454,6 +466,11 @@ std::string Service::check(const Submission& submission) const {
 }
 
 void Service::submit(Submission submission, std::function<void(Submitted)> done) {
+  submit_with(std::move(submission), {}, std::move(done));
+}
+
+void Service::submit_with(Submission submission, store::Batch batch,
+                          std::function<void(Submitted)> done) {
   Time now = now_();
   std::vector<JobSpec>& specs = submission.jobs;
   Submitted answer;
@@ -466,7 +483,7 @@ void Service::submit(Submission submission, std::function<void(Submitted)> done)
     if (known) {
       answer.flow = *known;
       // Written, empty, to answer after the commit of the submit that made it.
-      write(store::Batch{}, [this, answer, done = std::move(done)](const std::string&) mutable {
+      write(std::move(batch), [this, answer, done = std::move(done)](const std::string&) mutable {
         std::optional<store::FlowRow> flow = store_.read_flow(answer.flow);
         if (!flow) return done({.error = "the flow with the same key was not stored; try again"});
         for (std::uint64_t i = 0; i < flow->jobs; ++i) answer.ids.push_back(flow->first_job + i);
@@ -476,7 +493,6 @@ void Service::submit(Submission submission, std::function<void(Submitted)> done)
       return;
     }
   }
-  store::Batch batch;
   std::vector<std::size_t> fresh;  // indexes of specs that make new jobs
   JobId first = next_id_;
   std::map<std::string_view, JobId> by_ref;
@@ -754,6 +770,7 @@ void Service::tick() {
     done(LeaseReply{});
   }
   serve_parked();
+  fire_schedules(now);
   if (now >= next_expiry_) expire(now);
 }
 
@@ -788,7 +805,127 @@ std::optional<Time> Service::next_tick() const {
   // Retention runs with the ticks there are (at least one a second), and
   // asks for more only while it catches up.
   if (behind_ && !expiring_ && (!next || next_expiry_ < *next)) next = next_expiry_;
+  for (const auto& [name, schedule] : schedules_)
+    if (!schedule.row.paused && schedule.row.next_ms > 0 && !schedule.busy &&
+        (!next || Time{schedule.row.next_ms} < *next))
+      next = Time{schedule.row.next_ms};
   return next;
+}
+
+// --- Schedules ------------------------------------------------------------
+
+void Service::fire_schedules(Time now) {
+  // A tick missed by more than this (the server was down) is made up for by
+  // one run, or skipped with skip_missed.
+  constexpr std::int64_t kLate = 60'000;
+  for (auto& [name, schedule] : schedules_) {
+    store::ScheduleRow& row = schedule.row;
+    if (row.paused || row.next_ms == 0 || row.next_ms > now.count() || schedule.busy) continue;
+    std::int64_t tick = row.next_ms;
+    // The ticks missed meanwhile are one: the next is the first after now.
+    row.next_ms = next_fire(schedule.spec, std::max(tick, now.count()));
+    schedule.busy = true;
+    store::Batch batch;
+    batch.schedules.push_back(row);
+    auto settled = [this, name = name, tick](bool failed) {
+      auto it = schedules_.find(name);
+      if (it == schedules_.end()) return;
+      it->second.busy = false;
+      if (failed) it->second.row.next_ms = tick;  // again at the next tick
+    };
+    if (schedule.spec.skip_missed && now.count() - tick > kLate) {
+      write(std::move(batch), [settled](const std::string& error) { settled(!error.empty()); });
+      continue;
+    }
+    // Keyed by name and tick: after a crash before this commit, the same
+    // tick fires again and makes nothing twice.
+    submit_with(work_for(schedule.spec, tick), std::move(batch),
+                [settled, name = name](Submitted submitted) {
+                  if (!submitted.error.empty())
+                    std::fprintf(stderr, "ferry server: schedule %s did not fire: %s\n",
+                                 name.c_str(), submitted.error.c_str());
+                  settled(!submitted.error.empty());
+                });
+  }
+}
+
+void Service::add_schedule(ScheduleSpec spec, ScheduleDone done) {
+  if (schedules_.contains(spec.name))
+    return done(Refusal::exists, fmt::format("schedule {} exists: remove it first", spec.name));
+  std::int64_t now = now_().count();
+  store::ScheduleRow row{spec.name, to_json(spec), false, next_fire(spec, now), now};
+  std::string name = spec.name;
+  schedules_[name] = {std::move(spec), row, true};
+  write(store::Batch{.schedules = {row}},
+        [this, name, done = std::move(done)](const std::string& error) {
+          if (!error.empty()) {
+            schedules_.erase(name);
+            return done(Refusal::store_failed, error);
+          }
+          if (auto it = schedules_.find(name); it != schedules_.end()) it->second.busy = false;
+          done(Refusal::none, "");
+        });
+}
+
+void Service::remove_schedule(const std::string& name, ScheduleDone done) {
+  auto it = schedules_.find(name);
+  if (it == schedules_.end()) return done(Refusal::not_found, "no schedule " + name);
+  Schedule removed = std::move(it->second);
+  schedules_.erase(it);
+  write(store::Batch{.removed_schedules = {name}},
+        [this, removed = std::move(removed),
+         done = std::move(done)](const std::string& error) mutable {
+          if (!error.empty()) {
+            std::string again = removed.row.name;
+            schedules_.try_emplace(again, std::move(removed));
+            return done(Refusal::store_failed, error);
+          }
+          done(Refusal::none, "");
+        });
+}
+
+void Service::pause_schedule(const std::string& name, bool paused, ScheduleDone done) {
+  auto it = schedules_.find(name);
+  if (it == schedules_.end()) return done(Refusal::not_found, "no schedule " + name);
+  Schedule& schedule = it->second;
+  store::ScheduleRow before = schedule.row;
+  if (schedule.row.paused != paused) {
+    schedule.row.paused = paused;
+    if (!paused) schedule.row.next_ms = next_fire(schedule.spec, now_().count());
+  }
+  write(store::Batch{.schedules = {schedule.row}},
+        [this, before, done = std::move(done)](const std::string& error) {
+          if (!error.empty()) {
+            if (auto held = schedules_.find(before.name); held != schedules_.end())
+              held->second.row = before;
+            return done(Refusal::store_failed, error);
+          }
+          done(Refusal::none, "");
+        });
+}
+
+void Service::run_schedule(const std::string& name,
+                           std::function<void(std::optional<Submitted>)> done) {
+  auto it = schedules_.find(name);
+  if (it == schedules_.end()) return done(std::nullopt);
+  submit_with(work_for(it->second.spec, now_().count()), {},
+              [done = std::move(done)](Submitted submitted) { done(std::move(submitted)); });
+}
+
+std::vector<ScheduleView> Service::schedules() const {
+  std::vector<ScheduleView> views;
+  for (const auto& [name, schedule] : schedules_)
+    views.push_back(
+        {schedule.spec, schedule.row.paused, schedule.row.next_ms, schedule.row.created_ms});
+  return views;
+}
+
+std::optional<ScheduleView> Service::schedule(const std::string& name) const {
+  auto it = schedules_.find(name);
+  if (it == schedules_.end()) return std::nullopt;
+  const Schedule& schedule = it->second;
+  return ScheduleView{schedule.spec, schedule.row.paused, schedule.row.next_ms,
+                      schedule.row.created_ms};
 }
 
 // --- Reads ----------------------------------------------------------------

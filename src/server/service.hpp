@@ -44,6 +44,7 @@
 
 #include "sched/scheduler.hpp"
 #include "server/job_spec.hpp"
+#include "server/schedule_spec.hpp"
 #include "store/store.hpp"
 
 namespace ferry::server {
@@ -214,6 +215,14 @@ struct FlowView {
   std::string state;
 };
 
+// A schedule, and when it fires next.
+struct ScheduleView {
+  ScheduleSpec spec;
+  bool paused = false;
+  std::int64_t next_ms = 0;  // 0: never
+  std::int64_t created_ms = 0;
+};
+
 // What /v1/stats says of the store.
 struct StoreView {
   store::Size size;
@@ -281,6 +290,19 @@ class Service {
   std::optional<FlowView> flow(std::uint64_t id) const;
   // Flows newest first: at most `limit` with ids below `before` (0: any).
   std::vector<FlowView> flows(std::uint64_t before, std::size_t limit) const;
+
+  // Schedules. `done` hears how it went: an error says why not, with the
+  // answer's kind (not_found, exists, store_failed).
+  enum class Refusal { none, not_found, exists, store_failed };
+  using ScheduleDone = std::function<void(Refusal refusal, std::string error)>;
+  void add_schedule(ScheduleSpec spec, ScheduleDone done);
+  void remove_schedule(const std::string& name, ScheduleDone done);
+  // Paused, it fires no more; resumed, it fires next at its next time from now.
+  void pause_schedule(const std::string& name, bool paused, ScheduleDone done);
+  // Submits its work now, besides its times; nullopt for no such schedule.
+  void run_schedule(const std::string& name, std::function<void(std::optional<Submitted>)> done);
+  std::vector<ScheduleView> schedules() const;
+  std::optional<ScheduleView> schedule(const std::string& name) const;
 
   // Moves time on: queues delayed jobs, takes back expired leases, answers
   // long polls whose wait ran out, removes ended jobs past their retention
@@ -436,6 +458,17 @@ class Service {
   std::vector<TextArena::Text> unused_specs_;    // freed a turn later: answers may point into them
   std::unordered_map<std::string, JobId> keys_;  // of the jobs held, and those being submitted
   std::unordered_map<std::string, std::uint64_t> flow_keys_;  // of flows being submitted
+  // Schedules by name. A schedule is `busy` while a write about it is on its
+  // way: it does not fire meanwhile.
+  struct Schedule {
+    ScheduleSpec spec;
+    store::ScheduleRow row;
+    bool busy = false;
+  };
+  std::map<std::string, Schedule> schedules_;
+  void fire_schedules(Time now);
+  // submit() with more changes in the same transaction.
+  void submit_with(Submission submission, store::Batch batch, std::function<void(Submitted)> done);
   std::uint64_t next_flow_ = 1;
   std::map<std::string, sched::Counts, std::less<>> counts_;  // every kept job, by queue
   std::map<std::string, QueueKey> queue_keys_;

@@ -772,3 +772,112 @@ TEST_F(ServiceTest, ARestartLosesNothingAndRunsInterruptedJobsAgain) {
 
 }  // namespace
 }  // namespace ferry::server
+
+namespace ferry::server {
+namespace {
+
+class ScheduleTest : public ServiceTest {
+ protected:
+  Service::Refusal add(const std::string& json) {
+    Service::Refusal refusal = Service::Refusal::store_failed;
+    service->add_schedule(parse_schedule_spec(json),
+                          [&](Service::Refusal given, std::string) { refusal = given; });
+    settle();
+    return refusal;
+  }
+  void tick() {
+    service->tick();
+    settle();
+  }
+  std::int64_t next(const std::string& name) { return service->schedule(name)->next_ms; }
+};
+
+// 2023-11-14 22:13:20 UTC, the fixture's clock.
+constexpr std::int64_t kStart = 1'700'000'000'000;
+
+TEST_F(ScheduleTest, ACronScheduleFiresAtItsMinutesAndOnceForTheTimeItWasDown) {
+  EXPECT_EQ(add(R"({"name": "five", "cron": "*/5 * * * *", "job": {"command": {"argv": ["x"]}}})"),
+            Service::Refusal::none);
+  EXPECT_EQ(add(R"({"name": "five", "every": 1, "job": {"command": {"argv": ["y"]}}})"),
+            Service::Refusal::exists);
+  EXPECT_EQ(next("five"), kStart + 100'000);  // 22:15
+  EXPECT_EQ(service->next_tick(), Time{kStart + 100'000});
+  clock = Time{kStart + 99'999};
+  tick();
+  EXPECT_EQ(service->counts().total(), 0u);
+  clock = Time{kStart + 100'000};
+  tick();
+  tick();  // the same minute again: nothing more
+  EXPECT_EQ(service->counts().total(), 1u);
+  EXPECT_EQ(service->job(1)->spec_json.find(R"("key":"schedule/five/1700000100000")") !=
+                std::string::npos,
+            true)
+      << service->job(1)->spec_json;
+  EXPECT_EQ(next("five"), kStart + 400'000);  // 22:20
+  reopen();
+  EXPECT_EQ(next("five"), kStart + 400'000);
+  // Down for an hour: the twelve missed ticks are one run, at once.
+  clock = Time{kStart + 100'000 + 3'600'000 + 30'000};
+  tick();
+  tick();
+  EXPECT_EQ(service->counts().total(), 2u);
+  EXPECT_EQ(next("five"), kStart + 100'000 + 3'600'000 + 300'000);
+}
+
+TEST_F(ScheduleTest, SkipMissedPauseResumeRunNowAndRemove) {
+  EXPECT_EQ(add(R"({"name": "hourly", "cron": "@hourly", "skip_missed": true,
+                    "flow": {"jobs": [{"ref": "a", "command": {"argv": ["a"]}},
+                                      {"ref": "b", "after": ["a"], "command": {"argv": ["b"]}}]}})"),
+            Service::Refusal::none);
+  std::int64_t first = next("hourly");  // 23:00
+  EXPECT_EQ(first, kStart + 2'800'000);
+  clock = Time{first + 3 * 3'600'000 + 5'000};  // down for three hours
+  tick();
+  EXPECT_EQ(service->counts().total(), 0u);  // skipped
+  EXPECT_EQ(next("hourly"), first + 4 * 3'600'000);
+
+  Service::Refusal refusal = Service::Refusal::store_failed;
+  auto answer = [&](Service::Refusal given, std::string) { refusal = given; };
+  service->pause_schedule("hourly", true, answer);
+  settle();
+  EXPECT_EQ(refusal, Service::Refusal::none);
+  clock = Time{first + 4 * 3'600'000};
+  tick();
+  EXPECT_EQ(service->counts().total(), 0u);  // paused
+  reopen();
+  EXPECT_TRUE(service->schedule("hourly")->paused);
+  clock += 30min;
+  service->pause_schedule("hourly", false, answer);
+  settle();
+  EXPECT_EQ(next("hourly"), first + 5 * 3'600'000);  // the next from now, not the one missed
+
+  std::optional<Service::Submitted> made;
+  service->run_schedule("hourly", [&](std::optional<Service::Submitted> given) { made = given; });
+  settle();
+  ASSERT_TRUE(made);
+  EXPECT_GT(made->flow, 0u);
+  EXPECT_EQ(made->ids.size(), 2u);
+  EXPECT_EQ(service->flow(made->flow)->row.name, "hourly");
+
+  service->remove_schedule("hourly", answer);
+  settle();
+  EXPECT_EQ(refusal, Service::Refusal::none);
+  service->remove_schedule("hourly", answer);
+  EXPECT_EQ(refusal, Service::Refusal::not_found);
+  reopen();
+  EXPECT_TRUE(service->schedules().empty());
+  EXPECT_EQ(service->counts().total(), 2u);  // what it submitted stays
+}
+
+TEST_F(ScheduleTest, AnIntervalFiresEveryPeriod) {
+  EXPECT_EQ(add(R"({"name": "often", "every": 2, "job": {"call": {"function": "f"}}})"),
+            Service::Refusal::none);
+  for (int i = 0; i < 3; ++i) {
+    clock += 2s;
+    tick();
+  }
+  EXPECT_EQ(service->counts().total(), 3u);
+}
+
+}  // namespace
+}  // namespace ferry::server

@@ -89,6 +89,16 @@ const char* const kMigrations[] = {
       CREATE INDEX jobs_ended_at ON jobs (ended_ms) WHERE ended_ms > 0;
       CREATE INDEX jobs_kept_until ON jobs (ended_ms + keep_ms) WHERE keep_ms > 0 AND ended_ms > 0;
     )sql",
+    // 3: schedules, which the server fires.
+    R"sql(
+      CREATE TABLE schedules (
+        name       TEXT    PRIMARY KEY,
+        spec       TEXT    NOT NULL,
+        paused     INTEGER NOT NULL,
+        next_ms    INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    )sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -361,6 +371,10 @@ class SqliteStore final : public GroupCommitStore {
     insert_flow_.emplace(db_,
                          "INSERT INTO flows (id, name, key, created_ms, first_job, jobs) "
                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    put_schedule_.emplace(db_,
+                          "INSERT OR REPLACE INTO schedules (name, spec, paused, next_ms, "
+                          "created_ms) VALUES (?1, ?2, ?3, ?4, ?5)");
+    remove_schedule_.emplace(db_, "DELETE FROM schedules WHERE name = ?1");
     change_state_.emplace(db_,
                           "UPDATE jobs SET state = ?2, ready_at_ms = ?3, reason = ?4, "
                           "retry_base = ?5, ended_ms = ?6, skipped = ?7 WHERE id = ?1");
@@ -658,10 +672,24 @@ class SqliteStore final : public GroupCommitStore {
     auto highest_flow =
         static_cast<std::uint64_t>(reader.single_integer("SELECT max(id) FROM flows"));
     snapshot.next_flow = std::max(highest_flow, removed_flows_up_to) + 1;
+    Statement schedules(reader,
+                        "SELECT name, spec, paused, next_ms, created_ms FROM schedules ORDER BY name");
+    while (schedules.next_row())
+      snapshot.schedules.push_back({schedules.text(0), schedules.text(1),
+                                    schedules.integer(2) != 0, schedules.integer(3),
+                                    schedules.integer(4)});
     return snapshot;
   }
 
   void apply(const Batch& batch) {
+    for (const ScheduleRow& schedule : batch.schedules)
+      put_schedule_->bind(1, schedule.name)
+          .bind(2, schedule.spec)
+          .bind(3, std::int64_t{schedule.paused})
+          .bind(4, schedule.next_ms)
+          .bind(5, schedule.created_ms)
+          .run();
+    for (const std::string& name : batch.removed_schedules) remove_schedule_->bind(1, name).run();
     for (const FlowRow& flow : batch.new_flows)
       insert_flow_->bind(1, static_cast<std::int64_t>(flow.id))
           .bind(2, flow.name)
@@ -796,7 +824,7 @@ class SqliteStore final : public GroupCommitStore {
   ExclusiveUse exclusive_;
   Database db_;  // used by the writer thread only, after construction
   std::optional<Statement> insert_job_, change_state_, put_attempt_, set_epoch_;
-  std::optional<Statement> insert_dependency_, insert_flow_;
+  std::optional<Statement> insert_dependency_, insert_flow_, put_schedule_, remove_schedule_;
   std::optional<Statement> expired_by_default_, expired_by_own_keep_, remove_attempts_,
       remove_dependencies_, remove_job_, remove_flow_, removed_up_to_, flows_removed_up_to_;
   // Prepared once: a transaction holds a savepoint per batch, often hundreds.

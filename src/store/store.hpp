@@ -61,6 +61,17 @@ struct FlowRow {
   bool operator==(const FlowRow&) const = default;
 };
 
+// A schedule: what it submits when (its spec: JSON the store never parses),
+// and when it fires next.
+struct ScheduleRow {
+  std::string name;
+  std::string spec;
+  bool paused = false;
+  std::int64_t next_ms = 0;  // 0: never again
+  std::int64_t created_ms = 0;
+  bool operator==(const ScheduleRow&) const = default;
+};
+
 // One attempt at a job, written when it ends.
 struct AttemptRow {
   std::uint64_t job_id = 0;
@@ -115,12 +126,14 @@ struct Batch {
   std::vector<JobRow> new_jobs;
   std::vector<StateChange> state_changes;
   std::vector<AttemptRow> attempts;    // inserted, or replacing the same (job_id, number)
-  std::optional<std::uint64_t> epoch;  // a server start: the new epoch
+  std::vector<ScheduleRow> schedules;          // inserted, or replacing the one of that name
+  std::vector<std::string> removed_schedules;  // by name
+  std::optional<std::uint64_t> epoch;          // a server start: the new epoch
   std::optional<Expiry> expiry;        // retention: what it removed goes to `expired`
   std::shared_ptr<std::vector<Count>> expired;
   bool empty() const {
     return new_flows.empty() && new_jobs.empty() && state_changes.empty() && attempts.empty() &&
-           !epoch && !expiry;
+           schedules.empty() && removed_schedules.empty() && !epoch && !expiry;
   }
 };
 
@@ -132,6 +145,7 @@ struct Snapshot {
   std::uint64_t next_id = 1;         // above every id ever stored, removed ones included
   std::uint64_t next_flow = 1;       // likewise for flows
   std::vector<Count> counts;         // every kept job
+  std::vector<ScheduleRow> schedules;  // by name
 };
 
 struct StoredJob {

@@ -337,6 +337,23 @@ TEST(SqliteStore, MigratesADatabaseOfSchemaVersion1) {
   EXPECT_EQ(write_and_wait(*store, Batch{.new_jobs = {keyed}}), "");
 }
 
+TEST(SqliteStore, KeepsSchedulesAcrossReopening) {
+  TempFile file;
+  ScheduleRow nightly{"nightly", R"({"cron":"0 2 * * *"})", false, 1000, 10};
+  ScheduleRow hourly{"hourly", R"({"cron":"@hourly"})", false, 2000, 20};
+  {
+    auto store = open_sqlite_store(file.path());
+    EXPECT_EQ(write_and_wait(*store, Batch{.schedules = {nightly, hourly}}), "");
+    nightly.next_ms = 5000;  // fired: replaced in place, with the jobs it made
+    nightly.paused = true;
+    EXPECT_EQ(write_and_wait(*store, Batch{.new_jobs = {job(1)}, .schedules = {nightly}}), "");
+  }
+  auto store = open_sqlite_store(file.path());
+  EXPECT_EQ(store->load().schedules, (std::vector<ScheduleRow>{hourly, nightly}));
+  EXPECT_EQ(write_and_wait(*store, Batch{.removed_schedules = {"hourly", "unknown"}}), "");
+  EXPECT_EQ(store->load().schedules, std::vector<ScheduleRow>{nightly});
+}
+
 TEST(SqliteStore, SurvivesReopening) {
   TempFile file;
   {

@@ -303,5 +303,44 @@ TEST(Flows, FlowFilesAreSubmittedWithParametersAndAKeyOnce) {
   EXPECT_EQ(lines_of(list.out).size(), 5u) << list.out;
 }
 
+TEST(Schedules, AServerFiresSchedulesByItselfAndTheCommandsManageThem) {
+  TempDir dir;
+  auto server = std::make_unique<Server>(dir);
+  std::string listen = "127.0.0.1:" + server->port();
+  WorkerProcess worker(dir, *server, "w", 2);
+  exec::Result added =
+      ferry_client(*server, dir, {"schedule", "add", "tick", "--every", "1", "--", "true"});
+  EXPECT_EQ(added.exit_code, 0) << added.err;
+  EXPECT_EQ(added.out.rfind("tick ", 0), 0u) << added.out;
+  added = ferry_client(*server, dir,
+                       {"schedule", "add", "nightly", "--cron", "0 2 * * *", "--tz",
+                        "Europe/Berlin", "--flow", example("depends_on.flow")});
+  EXPECT_EQ(added.exit_code, 0) << added.err;
+  exec::Result bad =
+      ferry_client(*server, dir, {"schedule", "add", "bad", "--cron", "61 * * * *", "--", "true"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("minute"), std::string::npos) << bad.err;
+  ASSERT_TRUE(eventually([&] { return count_of(*server, "succeeded") >= 2; }, 60));
+  // Killed and started again, it goes on firing what it stored.
+  server->stop(SIGKILL);
+  server = std::make_unique<Server>(dir, "sekrit", Strings{}, listen);
+  int before = count_of(*server, "succeeded");
+  ASSERT_TRUE(eventually([&] { return count_of(*server, "succeeded") >= before + 2; }, 60));
+  exec::Result listed = ferry_client(*server, dir, {"schedule", "list"});
+  EXPECT_EQ(lines_of(listed.out).size(), 2u) << listed.out;
+  EXPECT_NE(listed.out.find("cron 0 2 * * * (Europe/Berlin)"), std::string::npos) << listed.out;
+  exec::Result now = ferry_client(*server, dir, {"schedule", "run-now", "nightly"});
+  EXPECT_EQ(now.exit_code, 0) << now.err;
+  EXPECT_NE(now.out.find("nightly: submitted flow"), std::string::npos) << now.out;
+  EXPECT_EQ(ferry_client(*server, dir, {"schedule", "pause", "tick"}).exit_code, 0);
+  EXPECT_EQ(ferry_client(*server, dir, {"schedule", "remove", "tick"}).exit_code, 0);
+  exec::Result gone = ferry_client(*server, dir, {"schedule", "remove", "tick"});
+  EXPECT_EQ(gone.exit_code, 1);
+  EXPECT_NE(gone.err.find("no schedule tick"), std::string::npos) << gone.err;
+  Response one = server->request("GET", "/v1/schedules/nightly");
+  EXPECT_EQ(one.status, 200);
+  EXPECT_NE(one.body.find(R"("tz":"Europe/Berlin")"), std::string::npos) << one.body;
+}
+
 }  // namespace
 }  // namespace ferry::e2e
