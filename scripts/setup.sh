@@ -9,6 +9,7 @@ packages=(
   libcli11-dev libfmt-dev libsqlite3-dev
   libboost1.81-dev libboost-json1.81-dev libssl-dev openssl
   libyaml-cpp-dev libzip-dev
+  tzdata
   curl
 )
 
