@@ -9,6 +9,7 @@ packages=(
   libcli11-dev libfmt-dev libsqlite3-dev
   libboost1.81-dev libboost-json1.81-dev libssl-dev openssl
   curl
+  clang-14 libclang-rt-14-dev llvm-14
 )
 
 source "$(dirname "$0")/debian_packages.sh"
