@@ -338,7 +338,11 @@ EventFilter parse_event_query(std::string_view query, std::size_t max_ids, JobId
         }
         if (*last - *first >= max_ids || filter.ids->size() + (*last - *first) >= max_ids)
           fail("ids", fmt::format("names more than {} jobs", max_ids));
-        for (JobId id = *first; id <= *last; ++id) filter.ids->push_back(id);
+        // Up to *last included, which may be the largest id: never past it.
+        for (JobId id = *first;; ++id) {
+          filter.ids->push_back(id);
+          if (id == *last) break;
+        }
       }
       std::sort(filter.ids->begin(), filter.ids->end());
       filter.ids->erase(std::unique(filter.ids->begin(), filter.ids->end()), filter.ids->end());

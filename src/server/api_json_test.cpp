@@ -33,6 +33,16 @@ TEST(ApiJson, EventIdsAreCheckedAgainstTheHighestJob) {
   EXPECT_EQ(refusal([] { parse_event_query("ids=1&ids=2", 100, 1000); }), "ids: is given twice");
 }
 
+// Found by fuzz/query_fuzzer: a range ending at the largest id, when ids go
+// that high, counted past it and wrapped around (no end, memory ran out).
+TEST(ApiJson, ARangeMayEndAtTheLargestId) {
+  constexpr JobId kTop = std::numeric_limits<JobId>::max();
+  EXPECT_EQ(parse_event_query("ids=18446744073709551615", 10, kTop).ids,
+            (std::vector<JobId>{kTop}));
+  EXPECT_EQ(parse_event_query("ids=18446744073709551613-18446744073709551615", 10, kTop).ids,
+            (std::vector<JobId>{kTop - 2, kTop - 1, kTop}));
+}
+
 TEST(ApiJson, IdsHaveOneSpelling) {
   EXPECT_EQ(parse_job_id("17"), JobId{17});
   for (const char* text : {"017", "0", "", "-1", "+1", "1x", "18446744073709551616"})
