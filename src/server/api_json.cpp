@@ -65,6 +65,7 @@ Completion completion_of(const json::value& value, const Path& path) {
     completion.stderr_tail = output_of(*err, fields.path("stderr"), kMaxOutputBytes);
   if (auto* result = fields.take("result")) {
     check_depth(*result, fields.path("result"));
+    check_finite(*result, fields.path("result"));
     completion.result_json = json::serialize(*result);
     if (completion.result_json.size() > kMaxResultBytes)
       fail(fields.path("result"), fmt::format("must be at most {} bytes of JSON", kMaxResultBytes));

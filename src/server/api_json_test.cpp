@@ -43,6 +43,22 @@ TEST(ApiJson, ARangeMayEndAtTheLargestId) {
             (std::vector<JobId>{kTop - 2, kTop - 1, kTop}));
 }
 
+// Found by fuzz/job_spec_fuzzer (the same reading of numbers): a result
+// beyond a double's range was kept as `Infinity`, which is not JSON. It is
+// refused, alone: a worker's other reports go on.
+TEST(ApiJson, AResultBeyondADoubleIsRefusedAlone) {
+  LeaseRequest request = parse_lease(
+      R"({"worker":"w","completions":[{"job":1,"token":5,"succeeded":true,"result":[1e400]},)"
+      R"({"job":2,"token":6,"succeeded":true,"result":)" +
+          std::string(400, '9') + "}]}",
+      10);
+  ASSERT_EQ(request.rejected.size(), 2u);
+  EXPECT_EQ(request.rejected[0].error,
+            "completions[0].result: must not hold a number beyond the range of a double");
+  EXPECT_EQ(request.rejected[1].job, JobId{2});
+  EXPECT_TRUE(request.completions.empty());
+}
+
 TEST(ApiJson, IdsHaveOneSpelling) {
   EXPECT_EQ(parse_job_id("17"), JobId{17});
   for (const char* text : {"017", "0", "", "-1", "+1", "1x", "18446744073709551616"})
