@@ -23,12 +23,16 @@ json::value optional_int(const std::optional<int>& value) {
   return value ? json::value(*value) : json::value(nullptr);
 }
 
-// A result stored as JSON text goes out as JSON, not as a string.
+// A result stored as JSON text goes out as JSON, not as a string. Stored
+// JSON is read as it was when accepted (parse_document), so each number
+// shows as accepted.
 json::value embedded(const std::string& json_text) {
   if (json_text.empty()) return nullptr;
-  boost::system::error_code error;
-  json::value value = json::parse(json_text, error, {}, api_parse_options());
-  return error ? json::value(json_text) : value;
+  try {
+    return parse_document(json_text);
+  } catch (const SpecError&) {
+    return json::value(json_text);
+  }
 }
 
 // What a program printed, as the API's text: the worker should have applied
@@ -240,7 +244,7 @@ std::string render_job(const JobView& job) {
                                       {"state", sched::name(job.state)},
                                       {"reason", job.reason},
                                       {"created_ms", job.created.count()},
-                                      {"spec", json::parse(job.spec_json, {}, api_parse_options())},
+                                      {"spec", parse_document(job.spec_json)},
                                       {"attempts", std::move(attempts)}});
 }
 
@@ -417,7 +421,7 @@ std::string render_job_list(const ListPage& page) {
                                 {"reason", job.reason},
                                 {"created_ms", job.created.count()},
                                 {"attempts", job.attempt_count},
-                                {"spec", json::parse(job.spec_json, {}, api_parse_options())}});
+                                {"spec", parse_document(job.spec_json)}});
   return json::serialize(json::object{
       {"jobs", std::move(jobs)},
       {"next_before", page.next_before ? json::value(page.next_before) : json::value(nullptr)}});

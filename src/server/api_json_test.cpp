@@ -59,6 +59,25 @@ TEST(ApiJson, AResultBeyondADoubleIsRefusedAlone) {
   EXPECT_TRUE(request.completions.empty());
 }
 
+// Found by fuzz/render_fuzzer: views of a job read its spec and results
+// back with Boost.JSON's own reading of numbers, slightly off for some, so
+// they could show numbers other than those accepted.
+TEST(ApiJson, ViewsShowNumbersAsAccepted) {
+  JobSpec spec = parse_job_spec(
+      R"({"call": {"function": "f", "args": [118446744073709551615, 2.184467440737095516155]}})");
+  const std::string args = std::get<CallSpec>(spec.work).args_json;
+  const std::string shown = R"("args":)" + args;
+  JobView job{.id = 1, .spec_json = to_json(spec), .state = sched::State::succeeded};
+  EXPECT_NE(render_job(job).find(shown), std::string::npos) << render_job(job);
+  EXPECT_NE(render_job_list({.jobs = {job}}).find(shown), std::string::npos);
+  Completion report{.result_json = args};
+  const std::string reason;
+  JobEvent event{
+      .id = 1, .state = sched::State::succeeded, .reason = &reason, .last_report = &report};
+  EXPECT_NE(render_event(event, true).find(R"("result":)" + args), std::string::npos)
+      << render_event(event, true);
+}
+
 TEST(ApiJson, IdsHaveOneSpelling) {
   EXPECT_EQ(parse_job_id("17"), JobId{17});
   for (const char* text : {"017", "0", "", "-1", "+1", "1x", "18446744073709551616"})
