@@ -113,6 +113,13 @@ TEST(ApiJson, DuplicateKeysAreRefused) {
             2u);
 }
 
+// Found by fuzz/submit_fuzzer: an empty key given twice was refused as a
+// syntax error, which valid JSON has none of.
+TEST(ApiJson, AnEmptyKeyGivenTwiceIsNamedAsSuch) {
+  EXPECT_EQ(refusal([] { parse_submit(R"({"command":{"argv":["true"]},"":1,"":2})", {}); }),
+            "the body is not valid: an object has the key '' twice");
+}
+
 TEST(ApiJson, AReportIsMendedOrRefusedAloneNeverTheWholeRequest) {
   LeaseRequest request = parse_lease(
       R"({"worker":"w","completions":[)"

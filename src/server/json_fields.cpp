@@ -64,7 +64,8 @@ class StrictHandler {
   explicit StrictHandler(json::storage_ptr storage) : values(std::move(storage)) {}
 
   json::value_stack values;
-  std::string duplicate;  // the key found twice, once parsing stopped for it
+  // The key found twice ("" too), once parsing stopped for it.
+  std::optional<std::string> duplicate;
 
   bool on_document_begin(json::error_code&) { return true; }
   bool on_document_end(json::error_code&) { return true; }
@@ -185,9 +186,9 @@ json::value parse_document(std::string_view text, Utf8 utf8) {
   json::error_code error;
   std::size_t used = parser.write_some(false, text.data(), text.size(), error);
   if (!error && used < text.size()) error = json::error::extra_data;
-  if (!parser.handler().duplicate.empty())
+  if (parser.handler().duplicate)
     throw SpecError(fmt::format("the body is not valid: an object has the key '{}' twice",
-                                parser.handler().duplicate));
+                                *parser.handler().duplicate));
   if (error == json::error::too_deep)
     throw SpecError(fmt::format("the body is not valid JSON: it nests deeper than {} levels",
                                 kMaxDocumentDepth));
