@@ -58,7 +58,7 @@ void check_answer(const LeaseRequest& request) {
     reply.acknowledged.push_back(completion.token);
   for (const Heartbeat& beat : request.heartbeats) reply.stop.push_back(beat.job);
   reply.rejected = request.rejected;
-  std::string text = render_lease(reply);
+  std::string text = render_lease(reply, std::chrono::milliseconds(30'000));
   json::value answer = ferry::fuzz::reparsed(text, "render_lease gives JSON");
   const json::array& acknowledged = answer.at("acknowledged").as_array();
   require(acknowledged.size() == reply.acknowledged.size(), "every token is acknowledged");

@@ -58,6 +58,7 @@ JobView view_of(const JobSpec& spec, const LeaseRequest& request) {
                              .reason = rejected.error},
                             std::nullopt});
   job.attempts.push_back({{.number = ++number, .worker = request.worker}, std::nullopt});
+  job.attempt_count = job.attempts.size();
   return job;
 }
 
@@ -111,7 +112,8 @@ void check_lease(const JobView& job, const LeaseRequest& request) {
   LeaseReply reply;
   reply.jobs.push_back({job.id, 908, 1, job.spec_json, Time{1764070030000}});
   reply.rejected = request.rejected;
-  json::value rendered = reparsed(render_lease(reply), "render_lease gives JSON");
+  json::value rendered =
+      reparsed(render_lease(reply, std::chrono::milliseconds(1500)), "render_lease gives JSON");
   require(rendered.at("jobs").as_array().at(0).at("spec") == reparsed(job.spec_json, "a spec"),
           "a lease carries the spec");
 }
@@ -125,7 +127,10 @@ void check_others(const JobSpec& spec, const LeaseRequest& request, std::string_
   counts.by_state[1] = 12;
   counts.stale_completions = 2;
   reparsed(render_queues({{spec.queue, counts}}), "render_queues gives JSON");
-  reparsed(render_stats(counts, 1), "render_stats gives JSON");
+  StoreView store{.size = {.bytes = 4096, .oldest_id = 41, .oldest_created_ms = 1764070000000},
+                  .keep_finished = spec.keep};
+  reparsed(render_stats(counts, 1, store, 7), "render_stats gives JSON");
+  reparsed(render_submitted({41, 42}, {41}), "render_submitted gives JSON");
   json::value error = reparsed(render_error("invalid_request", detail), "render_error gives JSON");
   require(error.at("detail").as_string() == output_text(detail), "an error keeps its detail");
 }

@@ -123,7 +123,9 @@ void check_limits(const JobSpec& spec) {
   require(is_name(spec.queue), "a queue is a name", spec.queue);
   require(spec.priority >= -1000 && spec.priority <= 1000, "priority in range");
   require(spec.retries >= 0 && spec.retries <= 100, "retries in range");
-  for (auto duration : {spec.retry_delay, spec.timeout, spec.delay})
+  require(spec.key.size() <= 256 && is_api_text(spec.key), "a key is text");
+  for (auto duration : {spec.retry_delay, spec.timeout, spec.delay,
+                        spec.keep.value_or(std::chrono::milliseconds(0))})
     require(duration.count() >= 0 && duration.count() <= 365LL * 24 * 3600 * 1000,
             "durations from 0 to a year");
   require(spec.labels.size() <= 32, "at most 32 labels");
