@@ -108,6 +108,19 @@ TEST(JobSpec, NumbersBeyondADoubleAreRefused) {
       "0E0");
 }
 
+// Found by fuzz/submit_fuzzer: a refusal quoting a key or a name with a
+// NUL in it was cut at the NUL (what() is a C string), so it said neither
+// what was wrong nor, often, where. NUL shows as U+FFFD, as in outputs.
+TEST(JobSpec, RefusalsQuotingANulSayItAll) {
+  EXPECT_EQ(error_of(R"({"command": {"shell": "x"}, "a\u0000b": 1})"),
+            "a\xEF\xBF\xBD"
+            "b: is not a known field");
+  EXPECT_EQ(error_of(R"({"command": {"shell": "x"}, "a\u0000": 1, "a\u0000": 2})"),
+            "the body is not valid: an object has the key 'a\xEF\xBF\xBD' twice");
+  EXPECT_EQ(error_of(R"({"command": {"shell": "x", "env": {"A\u0000": "1"}}})"),
+            "command.env: 'A\xEF\xBF\xBD' is not a variable name");
+}
+
 TEST(JobSpec, BadInputNamesTheField) {
   EXPECT_EQ(error_of("{"), "the body is not valid JSON: incomplete JSON");
   EXPECT_EQ(error_of("{]"), "the body is not valid JSON: syntax error");

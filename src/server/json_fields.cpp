@@ -14,6 +14,7 @@
 #include <unordered_set>
 
 #include "server/api_limits.hpp"
+#include "server/output_text.hpp"
 
 namespace ferry::server::json_fields {
 
@@ -44,9 +45,11 @@ Path at(const Path& path, std::size_t index) {
   return child;
 }
 
+// A refusal may quote what a request held (a key, a name): as text, with
+// NUL shown as U+FFFD (output_text.hpp), since what() ends at a NUL.
 void fail(const Path& path, std::string_view problem) {
   std::string where = path.str();
-  throw SpecError(fmt::format("{}: {}", where.empty() ? "the body" : where, problem));
+  throw SpecError(output_text(fmt::format("{}: {}", where.empty() ? "the body" : where, problem)));
 }
 
 namespace {
@@ -188,7 +191,7 @@ json::value parse_document(std::string_view text, Utf8 utf8) {
   if (!error && used < text.size()) error = json::error::extra_data;
   if (parser.handler().duplicate)
     throw SpecError(fmt::format("the body is not valid: an object has the key '{}' twice",
-                                *parser.handler().duplicate));
+                                output_text(*parser.handler().duplicate)));
   if (error == json::error::too_deep)
     throw SpecError(fmt::format("the body is not valid JSON: it nests deeper than {} levels",
                                 kMaxDocumentDepth));
