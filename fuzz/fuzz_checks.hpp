@@ -69,6 +69,15 @@ inline bool is_api_text(std::string_view text) {
   return is_utf8(text) && text.find('\0') == std::string_view::npos;
 }
 
+// A refusal says where and what, as text: "jobs[3].command.argv: must not
+// be empty". (One cut short, at a NUL, said neither.)
+inline void check_refusal(const server::SpecError& refusal) {
+  std::string_view message = refusal.what();
+  require(message.find(": ") != std::string_view::npos && message.back() != ' ',
+          "a refusal says where and what", message);
+  require(is_utf8(message), "a refusal is UTF-8 text", message);
+}
+
 // `text` read back as every reader of the API reads it (strict UTF-8, no
 // key twice, at most kMaxDocumentDepth deep); a broken property if it cannot be.
 inline boost::json::value reparsed(std::string_view text, std::string_view what) {

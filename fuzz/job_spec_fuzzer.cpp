@@ -12,7 +12,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   JobSpec spec;
   try {
     spec = parse_job_spec(ferry::fuzz::text_of(data, size));
-  } catch (const SpecError&) {
+  } catch (const SpecError& refusal) {
+    ferry::fuzz::check_refusal(refusal);
     return 0;
   }
   std::string canonical = to_json(spec);

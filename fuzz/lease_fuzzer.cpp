@@ -82,7 +82,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   LeaseRequest request;
   try {
     request = parse_lease(body, kMaxCompletions);
-  } catch (const SpecError&) {
+  } catch (const SpecError& refusal) {
+    ferry::fuzz::check_refusal(refusal);
     return 0;
   }
   require(!request.worker.empty() && request.worker.size() <= 128, "a worker is a name");

@@ -125,7 +125,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto unless_refused = [](auto check) {
     try {
       check();
-    } catch (const SpecError&) {
+    } catch (const SpecError& refusal) {
+      ferry::fuzz::check_refusal(refusal);
     }
   };
   switch (mode) {

@@ -71,6 +71,7 @@ void check_document(std::string_view body) {
   try {
     value = json_fields::parse_document(body);
   } catch (const SpecError& refusal) {
+    ferry::fuzz::check_refusal(refusal);
     std::string_view why = refusal.what();
     require(error || why.find("twice") != std::string_view::npos,
             "parse_document refuses valid JSON only for a key given twice", why);
@@ -140,7 +141,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<JobSpec> specs;
   try {
     specs = parse_submit(body, kLimits);
-  } catch (const SpecError&) {
+  } catch (const SpecError& refusal) {
+    ferry::fuzz::check_refusal(refusal);
     return 0;
   }
   require(!specs.empty() && specs.size() <= kLimits.max_jobs_per_batch,
