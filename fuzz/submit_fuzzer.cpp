@@ -2,7 +2,10 @@
 // API, then one job or a batch under small limits.
 //
 // - parse_document accepts exactly what Boost.JSON accepts at the same depth,
-//   except an object holding a key twice, and reads the same value;
+//   except an object holding a key twice, and reads the same value (each
+//   number to the nearest double); what it read, written out, reads back
+//   exactly;
+// - a refusal says where and what;
 // - every job accepted keeps within the limits it was parsed under, and its
 //   strings are UTF-8 text without NUL.
 #include <algorithm>
