@@ -1,9 +1,9 @@
 // What clients name jobs and pages with: query strings (GET /v1/jobs,
-// /v1/workers, /v1/events with its ids and ranges), ids in a path
+// /v1/workers, /v1/flows, /v1/events with its ids and ranges), ids in a path
 // (/v1/jobs/{id}) and {"ids": [...]} bodies (/v1/cancel, /v1/retry).
 //
-// The input's first byte picks the parser: 'l' list, 'w' workers, 'e'
-// events, 'j' a job id, 'i' an ids body (any other: by its value).
+// The input's first byte picks the parser: 'l' list, 'w' workers, 'f'
+// flows, 'e' events, 'j' a job id, 'i' an ids body (any other: by its value).
 //
 // - Accepted values keep their documented ranges; a list query written out
 //   again reads back the same;
@@ -75,6 +75,20 @@ void check_workers(std::string_view query) {
   require(workers.after.empty() || is_name(workers.after), "after is a name");
 }
 
+void check_flows(std::string_view query) {
+  FlowsQuery flows = parse_flows_query(query);
+  require(flows.limit >= 1 && flows.limit <= 1000, "limit from 1 to 1000");
+  FlowsQuery read;
+  std::string again = fmt::format("limit={}&before={}", flows.limit, flows.before);
+  try {
+    read = parse_flows_query(flows.before ? again : again.substr(0, again.find('&')));
+  } catch (const SpecError& refusal) {
+    ferry::fuzz::broken("a flows query reads back", std::string(refusal.what()) + "\n" + again);
+  }
+  require(read.limit == flows.limit && read.before == flows.before,
+          "a flows query reads back the same", again);
+}
+
 void check_events(std::string_view query, std::size_t max_ids, JobId highest) {
   EventFilter filter = parse_event_query(query, max_ids, highest);
   require(filter.queue.empty() || is_name(filter.queue), "a queue is a name");
@@ -120,7 +134,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size == 0) return 0;
   std::string_view rest = ferry::fuzz::text_of(data + 1, size - 1);
   char mode = static_cast<char>(data[0]);
-  if (std::string_view("lweji").find(mode) == std::string_view::npos) mode = "lweji"[data[0] % 5];
+  if (std::string_view("lwfeji").find(mode) == std::string_view::npos) mode = "lwfeji"[data[0] % 6];
   // A refusal is an answer; the checks inside fail on their own.
   auto unless_refused = [](auto check) {
     try {
@@ -135,6 +149,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     case 'w':
       unless_refused([&] { check_workers(rest); });
+      break;
+    case 'f':
+      unless_refused([&] { check_flows(rest); });
       break;
     case 'e':
       for (JobId highest : {JobId{10'000}, JobId{0}, std::numeric_limits<JobId>::max()})

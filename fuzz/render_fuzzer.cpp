@@ -6,7 +6,7 @@
 // the first two NUL bytes (JSON text holds none). The job view is made of
 // the spec and of one attempt per completion of the request (what a worker
 // reported is what the server shows), and rendered every way the server
-// renders jobs: one job, a page of jobs, events, the workers, errors.
+// renders jobs: one job, a page of jobs, events, a flow, the workers, errors.
 #include "fuzz_checks.hpp"
 #include "server/api_json.hpp"
 #include "server/output_text.hpp"
@@ -112,10 +112,40 @@ void check_lease(const JobView& job, const LeaseRequest& request) {
   LeaseReply reply;
   reply.jobs.push_back({job.id, 908, 1, job.spec_json, Time{1764070030000}});
   reply.rejected = request.rejected;
+  reply.stop = {job.id};
+  reply.stop_tokens = {907};
   json::value rendered =
       reparsed(render_lease(reply, std::chrono::milliseconds(1500)), "render_lease gives JSON");
   require(rendered.at("jobs").as_array().at(0).at("spec") == reparsed(job.spec_json, "a spec"),
           "a lease carries the spec");
+}
+
+// A flow made of the job: its name and key are the spec's (a flow's are text
+// as a job's are), its one job the job.
+void check_flow(const JobSpec& spec, const JobView& job) {
+  FlowView flow{.row = {.id = 7,
+                        .name = spec.name,
+                        .key = spec.key,
+                        .created_ms = 1764070000000,
+                        .first_job = job.id,
+                        .jobs = 1},
+                .jobs = {{.id = job.id,
+                          .ref = spec.ref,
+                          .name = job.name,
+                          .state = job.state,
+                          .reason = job.reason,
+                          .attempts = job.attempts.size()}},
+                .state = "running"};
+  json::value rendered = reparsed(render_flow(flow), "render_flow gives JSON");
+  require(rendered.at("name").as_string() == spec.name &&
+              (spec.key.empty() ? rendered.at("key").is_null()
+                                : rendered.at("key").as_string() == spec.key),
+          "a flow shows its name and key");
+  const json::value& shown = rendered.at("jobs").as_array().at(0);
+  require(shown.at("ref").as_string() == spec.ref && shown.at("name").as_string() == job.name &&
+              shown.at("reason").as_string() == job.reason,
+          "a flow shows its jobs' refs, names and reasons");
+  reparsed(render_flows({flow, flow}), "render_flows gives JSON");
 }
 
 void check_others(const JobSpec& spec, const LeaseRequest& request, std::string_view detail) {
@@ -130,7 +160,8 @@ void check_others(const JobSpec& spec, const LeaseRequest& request, std::string_
   StoreView store{.size = {.bytes = 4096, .oldest_id = 41, .oldest_created_ms = 1764070000000},
                   .keep_finished = spec.keep};
   reparsed(render_stats(counts, 1, store, 7), "render_stats gives JSON");
-  reparsed(render_submitted({41, 42}, {41}), "render_submitted gives JSON");
+  reparsed(render_submitted({.ids = {41, 42}, .existing = {41}, .flow = 7}),
+           "render_submitted gives JSON");
   json::value error = reparsed(render_error("invalid_request", detail), "render_error gives JSON");
   require(error.at("detail").as_string() == output_text(detail), "an error keeps its detail");
 }
@@ -158,6 +189,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check_job(job);
   check_events(job, request);
   check_lease(job, request);
+  check_flow(spec, job);
   check_others(spec, request, input);
   // What a refusal says reaches the client as JSON too.
   reparsed(render_error("invalid_request", refusals), "a refusal renders as JSON");

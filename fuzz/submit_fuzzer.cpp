@@ -7,10 +7,17 @@
 //   exactly;
 // - a refusal says where and what;
 // - every job accepted keeps within the limits it was parsed under, and its
-//   strings are UTF-8 text without NUL.
+//   strings are UTF-8 text without NUL;
+// - a batch accepted is a flow exactly when it says so or its jobs have
+//   refs; refs are unique names, each ref named in `after` is one of the
+//   batch, the dependencies form no cycle, and no job of a flow has a key;
+// - a job alone names no other by ref;
+// - a batch refused for a cycle names a real one.
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <map>
+#include <set>
 
 #include "fuzz_checks.hpp"
 #include "server/api_json.hpp"
@@ -134,6 +141,96 @@ void check_limits(const JobSpec& spec) {
             "durations from 0 to a year");
   require(spec.labels.size() <= 32, "at most 32 labels");
   for (const std::string& label : spec.labels) require(is_name(label), "labels are names", label);
+  require(spec.ref.empty() || is_name(spec.ref), "a ref is a name", spec.ref);
+  require(spec.after.size() + spec.after_refs.size() <= 1000, "after names at most 1000 jobs");
+  for (std::uint64_t id : spec.after) require(id > 0, "ids in after are positive");
+  for (const std::string& ref : spec.after_refs) require(is_name(ref), "refs in after are names");
+}
+
+// Whether the jobs of a batch, each running after those its after_refs
+// name, can all run: Kahn's order, apart from the parser's depth-first walk.
+bool acyclic(const std::vector<JobSpec>& jobs) {
+  std::map<std::string, std::size_t> index;
+  for (std::size_t i = 0; i < jobs.size(); ++i)
+    if (!jobs[i].ref.empty()) index[jobs[i].ref] = i;
+  std::vector<std::size_t> waiting(jobs.size(), 0);
+  std::vector<std::vector<std::size_t>> unblocks(jobs.size());
+  for (std::size_t i = 0; i < jobs.size(); ++i)
+    for (const std::string& ref : jobs[i].after_refs) {
+      ++waiting[i];
+      unblocks[index.at(ref)].push_back(i);
+    }
+  std::vector<std::size_t> ready;
+  for (std::size_t i = 0; i < jobs.size(); ++i)
+    if (waiting[i] == 0) ready.push_back(i);
+  std::size_t ran = 0;
+  while (!ready.empty()) {
+    std::size_t job = ready.back();
+    ready.pop_back();
+    ++ran;
+    for (std::size_t next : unblocks[job])
+      if (--waiting[next] == 0) ready.push_back(next);
+  }
+  return ran == jobs.size();
+}
+
+void check_submission(const json::value& document, const Submission& submission) {
+  require(!submission.jobs.empty() && submission.jobs.size() <= kLimits.max_jobs_per_batch,
+          "a submit holds 1 to max_jobs_per_batch jobs");
+  for (const JobSpec& spec : submission.jobs) check_limits(spec);
+  const json::object& object = document.as_object();
+  if (!object.contains("jobs")) {
+    require(submission.jobs.size() == 1 && !submission.flow, "one job alone is no flow");
+    require(submission.jobs[0].after_refs.empty(), "a job alone names no other by ref");
+    return;
+  }
+  std::set<std::string> refs;
+  for (const JobSpec& spec : submission.jobs)
+    if (!spec.ref.empty()) require(refs.insert(spec.ref).second, "refs are unique", spec.ref);
+  for (const JobSpec& spec : submission.jobs)
+    for (const std::string& ref : spec.after_refs)
+      require(refs.contains(ref), "each ref in after is one of the batch", ref);
+  require(acyclic(submission.jobs), "the dependencies of a batch form no cycle");
+  require(submission.flow.has_value() == (object.contains("flow") || !refs.empty()),
+          "a batch is a flow when it says so or has refs");
+  if (!submission.flow) return;
+  for (const JobSpec& spec : submission.jobs)
+    require(spec.key.empty(), "no job of a flow has a key", spec.key);
+  const FlowSpec& flow = *submission.flow;
+  require(is_string_field(flow.name, 256) && is_string_field(flow.key, 256),
+          "a flow's name and key are text");
+}
+
+// "jobs: the dependencies form a cycle: a -> b -> a": each ref runs after
+// the next, in the batch as it was sent.
+void check_cycle(std::string_view body, std::string_view why) {
+  constexpr std::string_view kCycle = "jobs: the dependencies form a cycle: ";
+  if (!why.starts_with(kCycle)) return;
+  // (A field of that name, unknown, is refused with its name first.)
+  json::value document = json_fields::parse_document(body);
+  for (const auto& field : document.as_object())
+    if (field.key() != "jobs" && field.key() != "flow") return;
+  std::map<std::string, std::set<std::string>> after;  // ref -> refs it runs after
+  for (const json::value& job : document.at("jobs").as_array()) {
+    const json::object& fields = job.as_object();
+    const json::value* ref = fields.if_contains("ref");
+    if (!ref) continue;
+    std::set<std::string>& named = after[std::string(ref->as_string())];
+    if (const json::value* list = fields.if_contains("after"))
+      for (const json::value& item : list->as_array())
+        if (item.is_string()) named.insert(std::string(item.as_string()));
+  }
+  std::vector<std::string> steps;
+  for (std::string_view rest = why.substr(kCycle.size());;) {
+    std::size_t arrow = rest.find(" -> ");
+    steps.emplace_back(rest.substr(0, arrow));
+    if (arrow == std::string_view::npos) break;
+    rest.remove_prefix(arrow + 4);
+  }
+  require(steps.size() >= 2 && steps.front() == steps.back(), "a cycle ends where it began", why);
+  for (std::size_t i = 0; i + 1 < steps.size(); ++i)
+    require(after[steps[i]].contains(steps[i + 1]), "each ref of a cycle runs after the next",
+            why);
 }
 
 }  // namespace
@@ -141,15 +238,14 @@ void check_limits(const JobSpec& spec) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view body = ferry::fuzz::text_of(data, size);
   check_document(body);
-  std::vector<JobSpec> specs;
+  Submission submission;
   try {
-    specs = parse_submit(body, kLimits);
+    submission = parse_submit(body, kLimits);
   } catch (const SpecError& refusal) {
     ferry::fuzz::check_refusal(refusal);
+    check_cycle(body, refusal.what());
     return 0;
   }
-  require(!specs.empty() && specs.size() <= kLimits.max_jobs_per_batch,
-          "a submit holds 1 to max_jobs_per_batch jobs");
-  for (const JobSpec& spec : specs) check_limits(spec);
+  check_submission(json_fields::parse_document(body), submission);
   return 0;
 }
