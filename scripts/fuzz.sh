@@ -29,6 +29,7 @@ for target in "${targets[@]}"; do
   case $target in
     query_fuzzer) dict=fuzz/query.dict ;;
     joblog_fuzzer) dict=fuzz/joblog.dict ;;
+    run_options_fuzzer) dict=fuzz/run.dict ;;
     output_text_fuzzer) dict= ;;
     *) dict=fuzz/json.dict ;;
   esac
