@@ -225,6 +225,14 @@ std::string render_per_job(const std::vector<JobId>& ids, const std::vector<std:
   return json::serialize(json::object{{"results", std::move(items)}});
 }
 
+namespace {
+
+json::value flow_value(std::uint64_t flow) {
+  return flow ? json::value(flow) : json::value(nullptr);
+}
+
+}  // namespace
+
 std::string render_job(const JobView& job) {
   json::array attempts;
   for (const AttemptView& view : job.attempts) {
@@ -251,6 +259,8 @@ std::string render_job(const JobView& job) {
                                       {"queue", job.queue},
                                       {"state", sched::name(job.state)},
                                       {"reason", job.reason},
+                                      {"skipped", job.skipped},
+                                      {"flow", flow_value(job.flow)},
                                       {"created_ms", job.created.count()},
                                       {"spec", parse_document(job.spec_json)},
                                       {"attempts", std::move(attempts)}});
@@ -431,6 +441,8 @@ std::string render_job_list(const ListPage& page) {
                                 {"queue", job.queue},
                                 {"state", sched::name(job.state)},
                                 {"reason", job.reason},
+                                {"skipped", job.skipped},
+                                {"flow", flow_value(job.flow)},
                                 {"created_ms", job.created.count()},
                                 {"attempts", job.attempt_count},
                                 {"spec", parse_document(job.spec_json)}});

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <unordered_set>
 #include <utility>
 
 namespace ferry::server {
@@ -699,6 +700,22 @@ void Service::cancel(std::vector<JobId> ids, PerJob done) {
       std::move(done));
 }
 
+void Service::cancel_together(std::vector<JobId> ids, PerJob done) {
+  std::unordered_set<JobId> together(ids.begin(), ids.end());
+  for_each_job(
+      std::move(ids),
+      [this, together](const sched::Job& job, Time now) -> std::string {
+        if (job.skipped && std::any_of(job.after.begin(), job.after.end(),
+                                       [&](JobId id) { return together.contains(id); }))
+          return "";
+        if (sched::is_final(job.state))
+          return fmt::format("job {} already {}", job.id, sched::name(job.state));
+        scheduler_.cancel(job.id, "cancelled by request", now);
+        return "";
+      },
+      std::move(done));
+}
+
 void Service::retry(std::vector<JobId> ids, PerJob done) {
   for_each_job(
       std::move(ids),
@@ -933,14 +950,19 @@ std::optional<FlowView> Service::flow(std::uint64_t id) const {
     view.counts.by_state[static_cast<int>(job.state)]++;
     view.jobs.push_back(std::move(job));
   }
+  // Jobs skipped by their conditions are a path not taken; a job skipped
+  // because its dependency failed or was cancelled comes with that job.
   const sched::Counts& counts = view.counts;
   bool running =
       counts[sched::State::waiting] + counts[sched::State::queued] + counts[sched::State::running] >
       0;
-  view.state = running                                               ? "running"
-               : counts[sched::State::succeeded] == view.jobs.size() ? "succeeded"
-               : counts[sched::State::failed] > 0                    ? "failed"
-                                                                     : "cancelled";
+  bool cancelled = std::any_of(view.jobs.begin(), view.jobs.end(), [](const FlowView::Job& job) {
+    return job.state == sched::State::cancelled && !job.skipped;
+  });
+  view.state = running                            ? "running"
+               : counts[sched::State::failed] > 0 ? "failed"
+               : cancelled                        ? "cancelled"
+                                                  : "succeeded";
   return view;
 }
 
