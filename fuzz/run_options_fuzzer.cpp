@@ -54,8 +54,9 @@ void check_rendered(const CommandTemplate::Rendered& rendered) {
 void check_commands(const RunOptions& options) {
   const std::vector<InputSource>& sources = options.command_line.sources;
   if (sources.empty() || options.header || options.pipe || !options.colsep.empty()) return;
-  if (std::any_of(sources.begin(), sources.end(),
-                  [](const InputSource& source) { return source.kind != InputSource::Kind::arguments; }))
+  if (std::any_of(sources.begin(), sources.end(), [](const InputSource& source) {
+        return source.kind != InputSource::Kind::arguments;
+      }))
     return;
   CommandTemplate command(options.command_line.command, options.shell,
                           {.replace = options.replace,

@@ -229,8 +229,7 @@ void check_cycle(std::string_view body, std::string_view why) {
   }
   require(steps.size() >= 2 && steps.front() == steps.back(), "a cycle ends where it began", why);
   for (std::size_t i = 0; i + 1 < steps.size(); ++i)
-    require(after[steps[i]].contains(steps[i + 1]), "each ref of a cycle runs after the next",
-            why);
+    require(after[steps[i]].contains(steps[i + 1]), "each ref of a cycle runs after the next", why);
 }
 
 }  // namespace
