@@ -30,6 +30,7 @@ for target in "${targets[@]}"; do
     query_fuzzer) dict=fuzz/query.dict ;;
     joblog_fuzzer) dict=fuzz/joblog.dict ;;
     run_options_fuzzer) dict=fuzz/run.dict ;;
+    flowfile_fuzzer) dict=fuzz/flow.dict ;;
     output_text_fuzzer) dict= ;;
     *) dict=fuzz/json.dict ;;
   esac
