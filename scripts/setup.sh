@@ -11,6 +11,7 @@ packages=(
   libyaml-cpp-dev libzip-dev
   tzdata
   curl
+  clang-14 libclang-rt-14-dev llvm-14
 )
 
 source "$(dirname "$0")/debian_packages.sh"

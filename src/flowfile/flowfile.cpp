@@ -33,9 +33,29 @@ constexpr std::size_t kMaxFiles = 10'000;                 // in a directory or a
 constexpr std::int64_t kMaxBackoffMs = 365LL * 24 * 3600 * 1000;
 
 // Where in the file an error is: "" for the top, `node "a:b"`, `flow "a"`.
+// A refusal is one line: a control character it quotes (a newline in a
+// node's name) is written as an escape.
+std::string one_line(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    auto byte = static_cast<unsigned char>(c);
+    if (c == '\n')
+      out += "\\n";
+    else if (c == '\r')
+      out += "\\r";
+    else if (c == '\t')
+      out += "\\t";
+    else if (byte < 0x20 || byte == 0x7f)
+      out += fmt::format("\\x{:02x}", byte);
+    else
+      out += c;
+  }
+  return out;
+}
+
 [[noreturn]] void fail(std::string_view source, std::string_view where, std::string_view what) {
-  if (where.empty()) throw FlowError(fmt::format("{}: {}", source, what));
-  throw FlowError(fmt::format("{}: {}: {}", source, where, what));
+  if (where.empty()) throw FlowError(one_line(fmt::format("{}: {}", source, what)));
+  throw FlowError(one_line(fmt::format("{}: {}: {}", source, where, what)));
 }
 
 // Text is checked before any parser sees it: bounded, no NUL, valid UTF-8.

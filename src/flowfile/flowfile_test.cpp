@@ -338,6 +338,13 @@ TEST(AzkabanFlow, RefusalsNameTheFileTheNodeAndTheKey) {
   for (const auto& [text, message] : cases) EXPECT_EQ(refusal(text), message) << text;
 }
 
+// Found by fuzz/flowfile_fuzzer: a node name holding a newline made the
+// refusal two lines.
+TEST(AzkabanFlow, ARefusalQuotingANewlineIsOneLine) {
+  EXPECT_EQ(refusal("nodes:\n  - {name: \"a\\nb\", type: noop}\n"),
+            "f.flow: node \"a\\nb\": name: may hold only letters, digits and _ - .");
+}
+
 TEST(AzkabanFlow, DuplicateKeysAreRefused) {
   EXPECT_EQ(refusal("nodes:\n  - {name: a, type: noop, name: b}\n"),
             "f.flow: nodes[0].name: the key appears twice");

@@ -414,17 +414,15 @@ int parse_jobs(const std::string& text, int cores) {
   if (number.empty() || number.size() > 7 ||
       !std::all_of(number.begin(), number.end(), [](char c) { return c >= '0' && c <= '9'; }))
     throw bad();
+  // In 64 bits: a percent of many cores is past an int. Every form gives
+  // at most what -j can say plainly.
+  constexpr std::int64_t kMostJobs = 9'999'999;
   int value = std::stoi(number);
-  switch (mode) {
-    case '+':
-      return cores + value;
-    case '-':
-      return std::max(1, cores - value);
-    case '%':
-      return std::max(1, static_cast<int>(std::lround(cores * value / 100.0)));
-    default:
-      return value;
-  }
+  std::int64_t jobs = value;
+  if (mode == '+') jobs = std::int64_t{cores} + value;
+  if (mode == '-') jobs = std::max<std::int64_t>(1, std::int64_t{cores} - value);
+  if (mode == '%') jobs = std::max<std::int64_t>(1, std::llround(cores * (value / 100.0)));
+  return static_cast<int>(std::min(jobs, kMostJobs));
 }
 
 RunOptions parse_run_options(const std::vector<std::string>& words, int cores) {

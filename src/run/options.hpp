@@ -26,7 +26,7 @@ struct HaltPolicy {
 HaltPolicy parse_halt(const std::string& text);
 
 // -j: "8", "0" (as many as the open-file limit allows), "150%" of the cores,
-// "+2"/"-1" cores.
+// "+2"/"-1" cores; at most 9999999, whatever the form.
 int parse_jobs(const std::string& text, int cores);
 
 enum class Resume { none, all, failed };

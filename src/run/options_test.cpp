@@ -88,5 +88,15 @@ TEST(Jobs, Forms) {
   EXPECT_THROW(parse_jobs("x", 2), UsageError);
 }
 
+// A percent of many cores overflowed an int (9999999% of 1024 cores gave
+// 16500644; UBSan stops fuzz/run_options_fuzzer on it). Like any other
+// form, it gives at most 9999999, the most -j can say plainly.
+TEST(Jobs, ManyCoresCapped) {
+  EXPECT_EQ(parse_jobs("150%", 1024), 1536);
+  EXPECT_EQ(parse_jobs("9999999%", 1024), 9'999'999);
+  EXPECT_EQ(parse_jobs("+9999999", 1024), 9'999'999);
+  EXPECT_EQ(parse_jobs("-9999999", 1024), 1);
+}
+
 }  // namespace
 }  // namespace ferry::run

@@ -23,12 +23,16 @@ json::value optional_int(const std::optional<int>& value) {
   return value ? json::value(*value) : json::value(nullptr);
 }
 
-// A result stored as JSON text goes out as JSON, not as a string.
+// A result stored as JSON text goes out as JSON, not as a string. Stored
+// JSON is read as it was when accepted (parse_document), so each number
+// shows as accepted.
 json::value embedded(const std::string& json_text) {
   if (json_text.empty()) return nullptr;
-  boost::system::error_code error;
-  json::value value = json::parse(json_text, error, {}, api_parse_options());
-  return error ? json::value(json_text) : value;
+  try {
+    return parse_document(json_text);
+  } catch (const SpecError&) {
+    return json::value(json_text);
+  }
 }
 
 // What a program printed, as the API's text: the worker should have applied
@@ -65,6 +69,7 @@ Completion completion_of(const json::value& value, const Path& path) {
     completion.stderr_tail = output_of(*err, fields.path("stderr"), kMaxOutputBytes);
   if (auto* result = fields.take("result")) {
     check_depth(*result, fields.path("result"));
+    check_finite(*result, fields.path("result"));
     completion.result_json = json::serialize(*result);
     if (completion.result_json.size() > kMaxResultBytes)
       fail(fields.path("result"), fmt::format("must be at most {} bytes of JSON", kMaxResultBytes));
@@ -257,7 +262,7 @@ std::string render_job(const JobView& job) {
                                       {"skipped", job.skipped},
                                       {"flow", flow_value(job.flow)},
                                       {"created_ms", job.created.count()},
-                                      {"spec", json::parse(job.spec_json, {}, api_parse_options())},
+                                      {"spec", parse_document(job.spec_json)},
                                       {"attempts", std::move(attempts)}});
 }
 
@@ -356,7 +361,11 @@ EventFilter parse_event_query(std::string_view query, std::size_t max_ids, JobId
         }
         if (*last - *first >= max_ids || filter.ids->size() + (*last - *first) >= max_ids)
           fail("ids", fmt::format("names more than {} jobs", max_ids));
-        for (JobId id = *first; id <= *last; ++id) filter.ids->push_back(id);
+        // Up to *last included, which may be the largest id: never past it.
+        for (JobId id = *first;; ++id) {
+          filter.ids->push_back(id);
+          if (id == *last) break;
+        }
       }
       std::sort(filter.ids->begin(), filter.ids->end());
       filter.ids->erase(std::unique(filter.ids->begin(), filter.ids->end()), filter.ids->end());
@@ -436,7 +445,7 @@ std::string render_job_list(const ListPage& page) {
                                 {"flow", flow_value(job.flow)},
                                 {"created_ms", job.created.count()},
                                 {"attempts", job.attempt_count},
-                                {"spec", json::parse(job.spec_json, {}, api_parse_options())}});
+                                {"spec", parse_document(job.spec_json)}});
   return json::serialize(json::object{
       {"jobs", std::move(jobs)},
       {"next_before", page.next_before ? json::value(page.next_before) : json::value(nullptr)}});

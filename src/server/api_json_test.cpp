@@ -33,6 +33,51 @@ TEST(ApiJson, EventIdsAreCheckedAgainstTheHighestJob) {
   EXPECT_EQ(refusal([] { parse_event_query("ids=1&ids=2", 100, 1000); }), "ids: is given twice");
 }
 
+// Found by fuzz/query_fuzzer: a range ending at the largest id, when ids go
+// that high, counted past it and wrapped around (no end, memory ran out).
+TEST(ApiJson, ARangeMayEndAtTheLargestId) {
+  constexpr JobId kTop = std::numeric_limits<JobId>::max();
+  EXPECT_EQ(parse_event_query("ids=18446744073709551615", 10, kTop).ids,
+            (std::vector<JobId>{kTop}));
+  EXPECT_EQ(parse_event_query("ids=18446744073709551613-18446744073709551615", 10, kTop).ids,
+            (std::vector<JobId>{kTop - 2, kTop - 1, kTop}));
+}
+
+// Found by fuzz/job_spec_fuzzer (the same reading of numbers): a result
+// beyond a double's range was kept as `Infinity`, which is not JSON. It is
+// refused, alone: a worker's other reports go on.
+TEST(ApiJson, AResultBeyondADoubleIsRefusedAlone) {
+  LeaseRequest request = parse_lease(
+      R"({"worker":"w","completions":[{"job":1,"token":5,"succeeded":true,"result":[1e400]},)"
+      R"({"job":2,"token":6,"succeeded":true,"result":)" +
+          std::string(400, '9') + "}]}",
+      10);
+  ASSERT_EQ(request.rejected.size(), 2u);
+  EXPECT_EQ(request.rejected[0].error,
+            "completions[0].result: must not hold a number beyond the range of a double");
+  EXPECT_EQ(request.rejected[1].job, JobId{2});
+  EXPECT_TRUE(request.completions.empty());
+}
+
+// Found by fuzz/render_fuzzer: views of a job read its spec and results
+// back with Boost.JSON's own reading of numbers, slightly off for some, so
+// they could show numbers other than those accepted.
+TEST(ApiJson, ViewsShowNumbersAsAccepted) {
+  JobSpec spec = parse_job_spec(
+      R"({"call": {"function": "f", "args": [118446744073709551615, 2.184467440737095516155]}})");
+  const std::string args = std::get<CallSpec>(spec.work).args_json;
+  const std::string shown = R"("args":)" + args;
+  JobView job{.id = 1, .spec_json = to_json(spec), .state = sched::State::succeeded};
+  EXPECT_NE(render_job(job).find(shown), std::string::npos) << render_job(job);
+  EXPECT_NE(render_job_list({.jobs = {job}}).find(shown), std::string::npos);
+  Completion report{.result_json = args};
+  const std::string reason;
+  JobEvent event{
+      .id = 1, .state = sched::State::succeeded, .reason = &reason, .last_report = &report};
+  EXPECT_NE(render_event(event, true).find(R"("result":)" + args), std::string::npos)
+      << render_event(event, true);
+}
+
 TEST(ApiJson, IdsHaveOneSpelling) {
   EXPECT_EQ(parse_job_id("17"), JobId{17});
   for (const char* text : {"017", "0", "", "-1", "+1", "1x", "18446744073709551616"})
@@ -66,6 +111,13 @@ TEST(ApiJson, DuplicateKeysAreRefused) {
   EXPECT_EQ(parse_submit(R"({"jobs":[{"command":{"argv":["a"]}},{"command":{"argv":["b"]}}]})", {})
                 .jobs.size(),
             2u);
+}
+
+// Found by fuzz/submit_fuzzer: an empty key given twice was refused as a
+// syntax error, which valid JSON has none of.
+TEST(ApiJson, AnEmptyKeyGivenTwiceIsNamedAsSuch) {
+  EXPECT_EQ(refusal([] { parse_submit(R"({"command":{"argv":["true"]},"":1,"":2})", {}); }),
+            "the body is not valid: an object has the key '' twice");
 }
 
 TEST(ApiJson, AReportIsMendedOrRefusedAloneNeverTheWholeRequest) {

@@ -66,6 +66,7 @@ CallSpec call_of(const json::value& value, const Path& path, const SpecLimits& l
   call.function = name_of(*function, fields.path("function"));
   if (const json::value* args = fields.take("args")) {
     check_depth(*args, fields.path("args"));
+    check_finite(*args, fields.path("args"));
     call.args_json = json::serialize(*args);
     if (call.args_json.size() > limits.max_args_json_bytes)
       fail(fields.path("args"),
@@ -255,8 +256,9 @@ std::string to_json(const JobSpec& spec) {
     object["command"] = std::move(work);
   } else {
     const auto& call = std::get<CallSpec>(spec.work);
-    object["call"] = json::object{{"function", call.function},
-                                  {"args", json::parse(call.args_json, {}, api_parse_options())}};
+    // Read as parse_job_spec reads, so each number reads back the same.
+    object["call"] =
+        json::object{{"function", call.function}, {"args", parse_document(call.args_json)}};
   }
   // Defaults are left out: a million queued specs are held in memory.
   const JobSpec defaults;

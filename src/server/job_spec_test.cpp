@@ -75,6 +75,54 @@ TEST(JobSpec, CanonicalJsonRoundTrips) {
   }
 }
 
+// Found by fuzz/job_spec_fuzzer: numbers were read to a double close to,
+// but not always the nearest of, what was written, so a call's arguments
+// written out by to_json read back as another number.
+TEST(JobSpec, NumbersInArgumentsRoundTripExactly) {
+  for (const char* json :
+       {R"({"call": {"function": "f", "args": [2.184467440737095516155]}})",
+        R"({"call": {"function": "f", "args": [2.184467440737095E0, 0.1]}})",
+        R"({"call": {"function": "f", "args": [4.9e-324, 1.7976931348623157e308]}})"}) {
+    JobSpec spec = parse_job_spec(json);
+    std::string canonical = to_json(spec);
+    EXPECT_EQ(parse_job_spec(canonical), spec) << canonical;
+    EXPECT_EQ(to_json(parse_job_spec(canonical)), canonical);
+  }
+  // 0 whatever its exponent, not NaN.
+  EXPECT_EQ(std::get<CallSpec>(parse_job_spec(R"({"call": {"function": "f", "args": 0e500}})").work)
+                .args_json,
+            "0E0");
+}
+
+// Found by fuzz/job_spec_fuzzer: a number beyond a double's range was read
+// as infinity and kept as `Infinity`, which is not JSON: to_json threw.
+TEST(JobSpec, NumbersBeyondADoubleAreRefused) {
+  for (const char* args : {"1e400", "[-1e400]", "{\"a\": [1, 1e309]}"})
+    EXPECT_EQ(error_of(R"({"call": {"function": "f", "args": )" + std::string(args) + "}}"),
+              "call.args: must not hold a number beyond the range of a double")
+        << args;
+  EXPECT_EQ(error_of(R"({"command": {"shell": "x"}, "timeout": 1e400})"),
+            "timeout: must be from 0 seconds to a year");
+  // Too small a number is 0, as a double has it.
+  EXPECT_EQ(
+      std::get<CallSpec>(parse_job_spec(R"({"call": {"function": "f", "args": 1e-400}})").work)
+          .args_json,
+      "0E0");
+}
+
+// Found by fuzz/submit_fuzzer: a refusal quoting a key or a name with a
+// NUL in it was cut at the NUL (what() is a C string), so it said neither
+// what was wrong nor, often, where. NUL shows as U+FFFD, as in outputs.
+TEST(JobSpec, RefusalsQuotingANulSayItAll) {
+  EXPECT_EQ(error_of(R"({"command": {"shell": "x"}, "a\u0000b": 1})"),
+            "a\xEF\xBF\xBD"
+            "b: is not a known field");
+  EXPECT_EQ(error_of(R"({"command": {"shell": "x"}, "a\u0000": 1, "a\u0000": 2})"),
+            "the body is not valid: an object has the key 'a\xEF\xBF\xBD' twice");
+  EXPECT_EQ(error_of(R"({"command": {"shell": "x", "env": {"A\u0000": "1"}}})"),
+            "command.env: 'A\xEF\xBF\xBD' is not a variable name");
+}
+
 TEST(JobSpec, BadInputNamesTheField) {
   EXPECT_EQ(error_of("{"), "the body is not valid JSON: incomplete JSON");
   EXPECT_EQ(error_of("{]"), "the body is not valid JSON: syntax error");

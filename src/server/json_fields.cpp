@@ -7,12 +7,14 @@
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/monotonic_resource.hpp>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <limits>
 #include <optional>
 #include <unordered_set>
 
 #include "server/api_limits.hpp"
+#include "server/output_text.hpp"
 
 namespace ferry::server::json_fields {
 
@@ -43,9 +45,11 @@ Path at(const Path& path, std::size_t index) {
   return child;
 }
 
+// A refusal may quote what a request held (a key, a name): as text, with
+// NUL shown as U+FFFD (output_text.hpp), since what() ends at a NUL.
 void fail(const Path& path, std::string_view problem) {
   std::string where = path.str();
-  throw SpecError(fmt::format("{}: {}", where.empty() ? "the body" : where, problem));
+  throw SpecError(output_text(fmt::format("{}: {}", where.empty() ? "the body" : where, problem)));
 }
 
 namespace {
@@ -63,7 +67,8 @@ class StrictHandler {
   explicit StrictHandler(json::storage_ptr storage) : values(std::move(storage)) {}
 
   json::value_stack values;
-  std::string duplicate;  // the key found twice, once parsing stopped for it
+  // The key found twice ("" too), once parsing stopped for it.
+  std::optional<std::string> duplicate;
 
   bool on_document_begin(json::error_code&) { return true; }
   bool on_document_end(json::error_code&) { return true; }
@@ -105,17 +110,24 @@ class StrictHandler {
     values.push_string(part);
     return true;
   }
-  bool on_number_part(json::string_view, json::error_code&) { return true; }
+  bool on_number_part(json::string_view part, json::error_code&) {
+    number_.append(part.data(), part.size());
+    return true;
+  }
   bool on_int64(std::int64_t number, json::string_view, json::error_code&) {
+    number_.clear();
     values.push_int64(number);
     return true;
   }
   bool on_uint64(std::uint64_t number, json::string_view, json::error_code&) {
+    number_.clear();
     values.push_uint64(number);
     return true;
   }
-  bool on_double(double number, json::string_view, json::error_code&) {
-    values.push_double(number);
+  bool on_double(double approximate, json::string_view part, json::error_code&) {
+    number_.append(part.data(), part.size());
+    values.push_double(nearest(number_, approximate));
+    number_.clear();
     return true;
   }
   bool on_bool(bool value, json::error_code&) {
@@ -146,8 +158,23 @@ class StrictHandler {
     boost::container::small_vector<std::string, 4> few_;
     std::optional<std::unordered_set<std::string>> many_;
   };
+  // Boost.JSON 1.81 reads a number to a double near it, not always the
+  // nearest, and 0e500 as NaN: what was written back (to_json) could read
+  // as another number. std::from_chars gives the nearest. Past the largest
+  // double it is infinity, for the readers of values to refuse
+  // (check_finite); below the smallest, zero.
+  static double nearest(const std::string& text, double approximate) {
+    double number = 0;
+    auto [end, problem] = std::from_chars(text.data(), text.data() + text.size(), number);
+    if (problem == std::errc() && end == text.data() + text.size()) return number;
+    bool huge = std::isnan(approximate) || std::abs(approximate) >= 1;
+    return std::copysign(huge ? std::numeric_limits<double>::infinity() : 0.0,
+                         text.starts_with('-') ? -1.0 : 1.0);
+  }
+
   std::vector<Keys> objects_;
   std::string key_;
+  std::string number_;  // the text of the number being read
 };
 
 }  // namespace
@@ -162,9 +189,9 @@ json::value parse_document(std::string_view text, Utf8 utf8) {
   json::error_code error;
   std::size_t used = parser.write_some(false, text.data(), text.size(), error);
   if (!error && used < text.size()) error = json::error::extra_data;
-  if (!parser.handler().duplicate.empty())
+  if (parser.handler().duplicate)
     throw SpecError(fmt::format("the body is not valid: an object has the key '{}' twice",
-                                parser.handler().duplicate));
+                                output_text(*parser.handler().duplicate)));
   if (error == json::error::too_deep)
     throw SpecError(fmt::format("the body is not valid JSON: it nests deeper than {} levels",
                                 kMaxDocumentDepth));
@@ -175,6 +202,22 @@ json::value parse_document(std::string_view text, Utf8 utf8) {
 void check_depth(const json::value& value, const Path& path) {
   if (value_depth(value) > kMaxValueDepth)
     fail(path, fmt::format("must not nest deeper than {} levels", kMaxValueDepth));
+}
+
+namespace {
+bool all_finite(const json::value& value) {
+  if (value.is_double()) return std::isfinite(value.get_double());
+  if (const auto* object = value.if_object())
+    return std::all_of(object->begin(), object->end(),
+                       [](const auto& field) { return all_finite(field.value()); });
+  if (const auto* array = value.if_array())
+    return std::all_of(array->begin(), array->end(), all_finite);
+  return true;
+}
+}  // namespace
+
+void check_finite(const json::value& value, const Path& path) {
+  if (!all_finite(value)) fail(path, "must not hold a number beyond the range of a double");
 }
 
 Fields::Fields(const json::value& value, Path path) : path_(std::move(path)) {

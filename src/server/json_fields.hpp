@@ -53,6 +53,9 @@ json::value parse_document(std::string_view text, Utf8 utf8 = Utf8::strict);
 
 // A SpecError when `value` nests deeper than kMaxValueDepth.
 void check_depth(const json::value& value, const Path& path);
+// A SpecError when `value` holds a number beyond the range of a double
+// (read as infinity, which JSON cannot write). Check the depth first.
+void check_finite(const json::value& value, const Path& path);
 
 // The fields of one JSON object: taken one by one, and any left unknown is
 // an error, so a typo ("retires") is never silently ignored.
