@@ -581,16 +581,18 @@ void Service::for_each_job(std::vector<JobId> ids,
   }
   store::Batch batch;
   collect_changes(batch);
-  // Brought back only to be looked at: let go of them again.
-  for (JobId id : ids)
-    if (const sched::Job* job = scheduler_.find(id);
-        job && sched::is_final(job->state) && !changing_.contains(id))
-      forget(id);
   commit(std::move(batch), [this, results = std::move(results),
                             done = std::move(done)](const std::string& error) mutable {
     done(std::move(results), error);
     serve_parked();  // a retried job may be what a long poll waits for
   });
+  // Brought back only to be looked at: let go of them again. A job that
+  // changed is let go once its event went out (committing counted it in
+  // changing_): forgotten before, the event would have no job to tell of.
+  for (JobId id : ids)
+    if (const sched::Job* job = scheduler_.find(id);
+        job && sched::is_final(job->state) && !changing_.contains(id))
+      forget(id);
 }
 
 void Service::cancel(std::vector<JobId> ids, PerJob done) {

@@ -635,5 +635,19 @@ TEST_F(ServiceTest, ARestartLosesNothingAndRunsInterruptedJobsAgain) {
   EXPECT_EQ(submit({R"({"command": {"argv": ["new"]}})"}), std::vector<JobId>{5});
 }
 
+TEST_F(ServiceTest, ACancelIsAnEventWhetherTheJobWaitedOrRan) {
+  std::vector<std::string> seen;
+  service->subscribe([&](const JobEvent& event) {
+    seen.push_back(fmt::format("{} {}", event.id, sched::name(event.state)));
+  });
+  auto ids = submit({R"({"command": {"argv": ["a"]}})", R"({"command": {"argv": ["b"]}})"});
+  LeasedJob running = lease(poll("w1")).jobs.at(0);
+  seen.clear();
+  service->cancel({ids[1], running.id}, [](std::vector<std::string>, std::string) {});
+  settle();
+  EXPECT_EQ(seen, (std::vector<std::string>{"2 cancelled", "1 cancelled"}));
+  EXPECT_EQ(service->jobs_in_memory(), 0u);  // ended and told: let go
+}
+
 }  // namespace
 }  // namespace ferry::server
