@@ -427,7 +427,8 @@ std::string render_workers(const Service::WorkerPage& page, Time now) {
                      {"labels", json::array(worker.labels.begin(), worker.labels.end())},
                      {"free_slots", worker.free_slots},
                      {"last_seen_ms", worker.last_seen.count()},
-                     {"seconds_since_seen", seconds_value(now - worker.last_seen)}});
+                     {"seconds_since_seen", seconds_value(now - worker.last_seen)},
+                     {"running", json::array(worker.running.begin(), worker.running.end())}});
   return json::serialize(
       json::object{{"workers", std::move(items)},
                    {"next_after", page.next_after.empty() ? json::value(nullptr)
@@ -445,7 +446,8 @@ json::object by_state(const sched::Counts& counts) {
 }  // namespace
 
 std::string render_stats(const sched::Counts& counts, std::size_t event_streams,
-                         const StoreView& store, std::size_t jobs_in_memory) {
+                         const StoreView& store, std::size_t jobs_in_memory,
+                         const JobMetrics::LastHour& last_hour) {
   json::object kept{
       {"bytes", store.size.bytes},
       {"free_bytes", store.size.free_bytes},
@@ -455,12 +457,19 @@ std::string render_stats(const sched::Counts& counts, std::size_t event_streams,
        store.size.oldest_id ? json::value(store.size.oldest_created_ms) : json::value(nullptr)},
       {"keep_finished",
        store.keep_finished ? seconds_value(*store.keep_finished) : json::value(nullptr)}};
-  return json::serialize(json::object{{"jobs", by_state(counts)},
-                                      {"total", counts.total()},
-                                      {"stale_completions", counts.stale_completions},
-                                      {"event_streams", event_streams},
-                                      {"jobs_in_memory", jobs_in_memory},
-                                      {"store", std::move(kept)}});
+  return json::serialize(json::object{
+      {"jobs", by_state(counts)},
+      {"total", counts.total()},
+      {"stale_completions", counts.stale_completions},
+      {"event_streams", event_streams},
+      {"jobs_in_memory", jobs_in_memory},
+      {"store", std::move(kept)},
+      {"last_hour",
+       json::object{
+           {"first_minute_ms", last_hour.first_minute.count()},
+           {"submitted", json::array(last_hour.submitted.begin(), last_hour.submitted.end())},
+           {"succeeded", json::array(last_hour.succeeded.begin(), last_hour.succeeded.end())},
+           {"failed", json::array(last_hour.failed.begin(), last_hour.failed.end())}}}});
 }
 
 std::string render_queues(const std::map<std::string, sched::Counts>& queues) {

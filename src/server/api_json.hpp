@@ -42,8 +42,10 @@ struct WorkersQuery {
 };
 WorkersQuery parse_workers_query(std::string_view query);
 std::string render_workers(const Service::WorkerPage& page, Time now);
+// `last_hour`: jobs submitted and ended in each minute (for the dashboard).
 std::string render_stats(const sched::Counts& counts, std::size_t event_streams,
-                         const StoreView& store, std::size_t jobs_in_memory);
+                         const StoreView& store, std::size_t jobs_in_memory,
+                         const JobMetrics::LastHour& last_hour);
 std::string render_queues(const std::map<std::string, sched::Counts>& queues);
 
 // GET /v1/events?ids=1-100,107&queue=Q&results=true: which job events a

@@ -18,6 +18,7 @@
 #include <iostream>
 
 #include "server/api_json.hpp"
+#include "server/metrics.hpp"
 
 namespace ferry::server {
 namespace {
@@ -35,6 +36,7 @@ struct Reply {
   std::string body;
   std::string allow;              // for 405: the methods the path takes
   std::vector<LeasedJob> leases;  // handed out by this answer: put back if it cannot be sent
+  std::string_view content_type = "application/json";
 };
 
 Reply error(http::status status, std::string_view code, std::string_view detail) {
@@ -167,14 +169,34 @@ class Server {
     log(fmt::format("listening on {}, database {}{}", address, config_.db,
                     config_.token.empty() ? ", no token (loopback only)" : ""));
 
+    // GET /metrics on an address of its own, without the token: for a
+    // Prometheus that should not hold the token.
+    tcp::acceptor metrics_acceptor(io_);
+    if (config_.metrics_port) {
+      tcp::endpoint metrics_endpoint(asio::ip::make_address(config_.metrics_host),
+                                     *config_.metrics_port);
+      metrics_acceptor.open(metrics_endpoint.protocol());
+      metrics_acceptor.set_option(asio::socket_base::reuse_address(true));
+      metrics_acceptor.bind(metrics_endpoint, bind_error);
+      if (bind_error)
+        throw std::runtime_error(fmt::format("--metrics-listen: cannot listen on {}:{}: {}",
+                                             config_.metrics_host, *config_.metrics_port,
+                                             bind_error.message()));
+      metrics_acceptor.listen();
+      log(fmt::format("metrics at http://{}:{}/metrics, without the token", config_.metrics_host,
+                      metrics_acceptor.local_endpoint().port()));
+      asio::co_spawn(io_, accept(metrics_acceptor, true), asio::detached);
+    }
+
     asio::signal_set signals(io_, SIGINT, SIGTERM);
     signals.async_wait([&](boost::system::error_code, int) {
       log("stopping");
       acceptor.close();
+      metrics_acceptor.close();
       store_->flush();  // what was accepted is durable before we go
       io_.stop();
     });
-    asio::co_spawn(io_, accept(acceptor), asio::detached);
+    asio::co_spawn(io_, accept(acceptor, false), asio::detached);
     asio::co_spawn(io_, ticks(), asio::detached);
     // Nothing that goes wrong in one request or callback may end the server:
     // each handler catches what its request raises; this is the last net.
@@ -209,7 +231,8 @@ class Server {
     return usable;
   }
 
-  asio::awaitable<void> accept(tcp::acceptor& acceptor) {
+  // `metrics_only`: the --metrics-listen port, which serves GET /metrics alone.
+  asio::awaitable<void> accept(tcp::acceptor& acceptor, bool metrics_only) {
     asio::steady_timer pause(io_);
     for (;;) {
       auto accepting = acceptor.async_accept(use_tuple);
@@ -230,7 +253,9 @@ class Server {
         continue;
       }
       beast::tcp_stream stream(std::move(socket));
-      if (tls_)
+      if (metrics_only)
+        asio::co_spawn(io_, metrics_session(std::move(stream)), report_failure);
+      else if (tls_)
         asio::co_spawn(io_, tls_session(std::move(stream)), report_failure);
       else
         asio::co_spawn(io_, session(std::move(stream)), report_failure);
@@ -297,6 +322,39 @@ class Server {
     Held connection(connections_, 1);
     auto serving = serve_requests(stream);
     co_await std::move(serving);
+  }
+
+  // A connection to the --metrics-listen port: GET /metrics, nothing else,
+  // no body, and no token.
+  asio::awaitable<void> metrics_session(beast::tcp_stream stream) {
+    Held connection(connections_, 1);
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(16 * 1024);
+      parser.body_limit(0);
+      stream.expires_after(config_.idle_timeout);
+      auto reading = http::async_read(stream, buffer, parser, use_tuple);
+      if (std::get<0>(co_await std::move(reading))) break;  // closed, too slow, a body, not HTTP
+      const auto& request = parser.get();
+      std::string_view target(request.target().data(), request.target().size());
+      bool head = request.method() == http::verb::head;
+      Reply reply;
+      if (target != "/metrics")
+        reply = error(http::status::not_found, "not_found",
+                      fmt::format("no such path: {} (this port serves /metrics only)", target));
+      else if (request.method() != http::verb::get && !head)
+        reply = wrong_method(request.method(), target, "GET, HEAD");
+      else {
+        reply.body = metrics_text();
+        reply.content_type = kMetricsContentType;
+      }
+      auto sending = send(stream, request.version(), request.keep_alive(), head, std::move(reply));
+      bool sent = co_await std::move(sending);
+      if (!sent || !request.keep_alive()) break;
+    }
+    auto closing = close(stream);
+    co_await std::move(closing);
   }
 
   // One connection's requests, one after another. Each phase has its
@@ -395,7 +453,7 @@ class Server {
                              Reply reply) {
     http::response<http::string_body> response{reply.status, version};
     response.set(http::field::server, "ferry");
-    response.set(http::field::content_type, "application/json");
+    response.set(http::field::content_type, reply.content_type);
     if (!reply.allow.empty()) response.set(http::field::allow, reply.allow);
     if (reply.status == http::status::service_unavailable)
       response.set(http::field::retry_after, "1");
@@ -617,6 +675,24 @@ class Server {
     co_return std::move(*failed);
   }
 
+  // GET /metrics: gathered now; what needs the store is read only here.
+  std::string metrics_text() {
+    Time now = wall_clock();
+    MetricsSnapshot snapshot{
+        .jobs = &service_.metrics(),
+        .kept = service_.queues(),
+        .stale_completions = service_.counts().stale_completions,
+        .jobs_in_memory = service_.jobs_in_memory(),
+        .workers_connected = service_.workers_seen_since(now - config_.service.lease_duration),
+        .workers_known = service_.workers_seen_since(now - Service::kForgetWorkersAfter),
+        .event_streams = service_.subscribers(),
+        .connections = connections_,
+        .store = store_->stats(),
+        .store_size = store_->size(),
+        .process = read_process_stats()};
+    return render_metrics(snapshot);
+  }
+
   static Reply wrong_method(http::verb method, std::string_view target, std::string_view allow) {
     Reply reply = error(
         http::status::method_not_allowed, "method_not_allowed",
@@ -677,12 +753,20 @@ class Server {
       no_body();
       co_return Reply{http::status::ok, render_queues(service_.queues())};
     }
+    if (target == "/metrics") {
+      if (method != http::verb::get) co_return wrong_method(method, target, kRead);
+      no_body();
+      Reply reply{http::status::ok, metrics_text()};
+      reply.content_type = kMetricsContentType;
+      co_return reply;
+    }
     if (target == "/v1/stats") {
       if (method != http::verb::get) co_return wrong_method(method, target, kRead);
       no_body();
-      co_return Reply{http::status::ok,
-                      render_stats(service_.counts(), service_.subscribers(), service_.store_view(),
-                                   service_.jobs_in_memory())};
+      co_return Reply{
+          http::status::ok,
+          render_stats(service_.counts(), service_.subscribers(), service_.store_view(),
+                       service_.jobs_in_memory(), service_.metrics().last_hour(wall_clock()))};
     }
     if (target.rfind("/v1/jobs/", 0) == 0) {
       std::string_view rest = target.substr(9);
@@ -815,6 +899,12 @@ void serve(const ServerConfig& config) {
   boost::system::error_code bad_address;
   auto address = asio::ip::make_address(config.host, bad_address);
   if (bad_address) throw std::runtime_error(fmt::format("'{}' is not an IP address", config.host));
+  if (config.metrics_port) {
+    asio::ip::make_address(config.metrics_host, bad_address);
+    if (bad_address)
+      throw std::runtime_error(
+          fmt::format("--metrics-listen: '{}' is not an IP address", config.metrics_host));
+  }
   if (!address.is_loopback() && config.token.empty())
     throw std::runtime_error(fmt::format(
         "refusing to listen on {} without a token: give --token, --token-file or FERRY_TOKEN",

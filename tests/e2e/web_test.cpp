@@ -1,0 +1,194 @@
+// What `ferry server` serves beside the API, end to end: Prometheus
+// metrics checked by promtool and against the jobs run, and what the API
+// tells a dashboard.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <regex>
+
+#include "ferry_process.hpp"
+#include "server_process.hpp"
+
+namespace ferry::e2e {
+namespace {
+
+// An answer with its headers (names in lower case).
+struct Answer {
+  int status = 0;
+  std::map<std::string, std::string> headers;
+  std::string body;
+};
+
+// curl `url` with `arguments` (headers, a method); -i gives the head first.
+Answer fetch(const std::string& url, std::vector<std::string> arguments = {}) {
+  exec::Command curl;
+  curl.argv = {"curl", "-s", "-S", "-i", "--max-time", "30"};
+  curl.argv.insert(curl.argv.end(), arguments.begin(), arguments.end());
+  curl.argv.push_back(url);
+  curl.output_limit = 16 << 20;
+  exec::Result result = run_to_end(curl);
+  Answer answer;
+  std::string& out = result.out;
+  auto end = out.find("\r\n\r\n");
+  std::string head = out.substr(0, end);
+  answer.body = end == std::string::npos ? "" : out.substr(end + 4);
+  std::smatch status;
+  if (std::regex_search(head, status, std::regex(R"(^HTTP/1\.1 (\d+))")))
+    answer.status = std::stoi(status[1]);
+  for (const std::string& line : lines_of(head)) {
+    auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string name = line.substr(0, colon);
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string value = line.substr(colon + 1);
+    value.erase(0, value.find_first_not_of(' '));
+    if (!value.empty() && value.back() == '\r') value.pop_back();
+    answer.headers[name] = value;
+  }
+  return answer;
+}
+
+// The value of the sample `series` (as written, labels included), or -1.
+double sample(const std::string& text, const std::string& series) {
+  for (const std::string& line : lines_of(text))
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  return -1;
+}
+
+// Runs promtool's check of the text format on `text`; its output, or "" when clean.
+std::string promtool_check(const TempDir& dir, const std::string& text) {
+  exec::Command promtool;
+  promtool.argv = {"promtool", "check", "metrics"};
+  promtool.stdin_data = text;
+  promtool.cwd = dir.path().string();
+  exec::Result result = run_to_end(promtool);
+  if (result.exit_code == 0 && result.out.empty() && result.err.empty()) return "";
+  return "exit " + std::to_string(result.exit_code) + ": " + result.out + result.err;
+}
+
+TEST(FerryWeb, MetricsPassPromtoolAndCountTheJobsRun) {
+  TempDir dir;
+  Server server(dir, "sekrit", {"--lease-timeout", "4", "--metrics-listen", "127.0.0.1:0"});
+  std::smatch found;
+  std::string log;
+  ASSERT_TRUE(eventually([&] {
+    log = read_file(dir / "server.log");
+    return std::regex_search(log, found, std::regex(R"(metrics at (http://\S+/metrics))"));
+  })) << log;
+  std::string metrics_url = found[1];
+
+  // alpha: a real worker runs 6 jobs that succeed and 2 that fail twice.
+  server.request("POST", "/v1/jobs",
+                 jobs_body(6, R"({"command":{"argv":["true"]},"queue":"alpha"})"));
+  server.request("POST", "/v1/jobs",
+                 jobs_body(2, R"({"command":{"argv":["false"]},"queue":"alpha","retries":1,)"
+                              R"("retry_delay":0.001})"));
+  WorkerProcess worker(dir, server, "w1", 2);
+  ASSERT_TRUE(eventually([&] {
+    return count_of(server, "succeeded") == 6 && count_of(server, "failed") == 2;
+  })) << server.request("GET", "/v1/stats").body;
+  worker.stop(SIGTERM);  // it would take the jobs below, which are run by hand
+
+  // beta: a job leased by hand, cancelled while it runs; its late report is stale.
+  server.request("POST", "/v1/jobs", R"({"command":{"argv":["x"]},"queue":"beta"})");
+  Response leased =
+      server.request("POST", "/v1/lease", R"({"worker":"hand","free_slots":1,"queues":["beta"]})");
+  std::string beta_token = token_in(leased.body);
+  ASSERT_FALSE(beta_token.empty()) << leased.body;
+  EXPECT_NE(server.request("POST", "/v1/jobs/9/cancel").body.find(R"("cancelled":true)"),
+            std::string::npos);
+  server.request("POST", "/v1/lease",
+                 R"({"worker":"hand","completions":[{"job":9,"token":)" + beta_token +
+                     R"(,"succeeded":true}]})");
+
+  // gamma: a job whose worker goes silent: its lease expires; then cancelled.
+  server.request("POST", "/v1/jobs", R"({"command":{"argv":["x"]},"queue":"gamma"})");
+  ASSERT_FALSE(token_in(server
+                            .request("POST", "/v1/lease",
+                                     R"({"worker":"hand","free_slots":1,"queues":["gamma"]})")
+                            .body)
+                   .empty());
+  ASSERT_TRUE(eventually(
+      [&] {
+        return server.request("GET", "/v1/jobs/10").body.find(R"("end":"lease_expired")") !=
+               std::string::npos;
+      },
+      60));
+  server.request("POST", "/v1/jobs/10/cancel");
+  server.request("POST", "/v1/lease", R"({"worker":"hand"})");  // heard from just now
+
+  Response scraped = server.request("GET", "/metrics");
+  ASSERT_EQ(scraped.status, 200) << scraped.body;
+  const std::string& text = scraped.body;
+  EXPECT_EQ(promtool_check(dir, text), "") << text;
+
+  std::map<std::string, double> expected = {
+      {R"(ferry_jobs_submitted_total{queue="alpha"})", 8},
+      {R"(ferry_jobs_started_total{queue="alpha"})", 10},
+      {R"(ferry_jobs_succeeded_total{queue="alpha"})", 6},
+      {R"(ferry_jobs_failed_total{queue="alpha"})", 2},
+      {R"(ferry_jobs_retried_total{queue="alpha"})", 2},
+      {R"(ferry_jobs_cancelled_total{queue="alpha"})", 0},
+      {R"(ferry_lease_expiries_total{queue="alpha"})", 0},
+      {R"(ferry_job_duration_seconds_count{queue="alpha"})", 10},
+      {R"(ferry_job_queue_wait_seconds_count{queue="alpha"})", 10},
+      {R"(ferry_jobs{queue="alpha",state="succeeded"})", 6},
+      {R"(ferry_jobs{queue="alpha",state="failed"})", 2},
+      {R"(ferry_jobs_submitted_total{queue="beta"})", 1},
+      {R"(ferry_jobs_started_total{queue="beta"})", 1},
+      {R"(ferry_jobs_cancelled_total{queue="beta"})", 1},
+      {R"(ferry_job_duration_seconds_count{queue="beta"})", 0},
+      {R"(ferry_jobs{queue="beta",state="cancelled"})", 1},
+      {R"(ferry_jobs_started_total{queue="gamma"})", 1},
+      {R"(ferry_lease_expiries_total{queue="gamma"})", 1},
+      {R"(ferry_jobs_cancelled_total{queue="gamma"})", 1},
+      {R"(ferry_jobs_retried_total{queue="gamma"})", 0},
+      {"ferry_stale_completions_total", 1},
+      {"ferry_jobs_in_memory", 0},
+  };
+  for (const auto& [series, value] : expected) EXPECT_EQ(sample(text, series), value) << series;
+  EXPECT_GE(sample(text, "ferry_workers_connected"), 1);
+  EXPECT_GE(sample(text, "ferry_store_commit_seconds_count"), 5);
+  EXPECT_GT(sample(text, "ferry_store_size_bytes"), 0);
+  EXPECT_GT(sample(text, "process_resident_memory_bytes"), 0);
+  EXPECT_GT(sample(text, "process_open_fds"), 0);
+
+  // The metrics port: no token, /metrics only, also clean.
+  Answer open = fetch(metrics_url);
+  EXPECT_EQ(open.status, 200);
+  EXPECT_EQ(open.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(promtool_check(dir, open.body), "");
+  EXPECT_EQ(sample(open.body, R"(ferry_jobs_succeeded_total{queue="alpha"})"), 6);
+  std::string base = metrics_url.substr(0, metrics_url.rfind("/metrics"));
+  EXPECT_EQ(fetch(base + "/v1/stats").status, 404);
+  EXPECT_EQ(fetch(metrics_url, {"-X", "POST"}).status, 405);
+  EXPECT_EQ(server.request("GET", "/metrics", std::nullopt, "").status, 401);
+}
+
+TEST(FerryWeb, StatsTellTheLastHourAndWorkersTheirRunningJobs) {
+  TempDir dir;
+  Server server(dir);
+  server.request("POST", "/v1/jobs", jobs_body(3, R"({"command":{"argv":["x"]}})"));
+  Response leased = server.request("POST", "/v1/lease", R"({"worker":"w1","free_slots":2})");
+  std::string token = token_in(leased.body);
+  server.request(
+      "POST", "/v1/lease",
+      R"({"worker":"w1","completions":[{"job":1,"token":)" + token + R"(,"succeeded":false}]})");
+  std::string workers = server.request("GET", "/v1/workers").body;
+  EXPECT_NE(workers.find(R"("id":"w1")"), std::string::npos) << workers;
+  EXPECT_NE(workers.find(R"("running":[2])"), std::string::npos) << workers;
+  std::string stats = server.request("GET", "/v1/stats").body;
+  std::smatch hour;
+  ASSERT_TRUE(std::regex_search(
+      stats, hour,
+      std::regex(
+          R"("last_hour":\{"first_minute_ms":\d+,"submitted":\[([0-9,]+)\],"succeeded":\[[0-9,]+\],"failed":\[([0-9,]+)\]\})")))
+      << stats;
+  std::string submitted = hour[1], failed = hour[2];
+  EXPECT_EQ(std::count(submitted.begin(), submitted.end(), ','), 59);
+  EXPECT_TRUE(submitted.ends_with(",3") || submitted.ends_with(",0"));  // a minute may have turned
+  EXPECT_EQ(std::count(failed.begin(), failed.end(), '1'), 1) << failed;
+}
+
+}  // namespace
+}  // namespace ferry::e2e
