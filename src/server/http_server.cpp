@@ -18,6 +18,7 @@
 #include <iostream>
 
 #include "server/api_json.hpp"
+#include "server/dashboard.hpp"
 #include "server/metrics.hpp"
 
 namespace ferry::server {
@@ -37,6 +38,7 @@ struct Reply {
   std::string allow;              // for 405: the methods the path takes
   std::vector<LeasedJob> leases;  // handed out by this answer: put back if it cannot be sent
   std::string_view content_type = "application/json";
+  std::span<const HttpHeader> headers;  // more, for what is not JSON (the dashboard's files)
 };
 
 Reply error(http::status status, std::string_view code, std::string_view detail) {
@@ -393,7 +395,9 @@ class Server {
       path = path.substr(0, path.find('?'));
       std::uint64_t length =
           parser.content_length().value_or(parser.chunked() ? config_.max_body_bytes : 0);
-      std::optional<Reply> early = path == "/healthz" ? std::nullopt : unauthorized(header);
+      std::optional<Reply> early =
+          path == "/healthz" || is_dashboard_path(path) ? std::nullopt : unauthorized(header);
+      if (!early && config_.token.empty() && path != "/healthz") early = from_foreign_page(header);
       if (!early && length > config_.max_body_bytes)
         early = error(http::status::payload_too_large, "too_large",
                       fmt::format("the body is larger than {} bytes", config_.max_body_bytes));
@@ -454,6 +458,7 @@ class Server {
     http::response<http::string_body> response{reply.status, version};
     response.set(http::field::server, "ferry");
     response.set(http::field::content_type, reply.content_type);
+    for (const HttpHeader& header : reply.headers) response.set(header.name, header.value);
     if (!reply.allow.empty()) response.set(http::field::allow, reply.allow);
     if (reply.status == http::status::service_unavailable)
       response.set(http::field::retry_after, "1");
@@ -478,6 +483,51 @@ class Server {
     if (!given.empty() && same_secret(given, config_.token)) return std::nullopt;
     return error(http::status::unauthorized, "unauthorized",
                  "send the server's token as 'Authorization: Bearer TOKEN'");
+  }
+
+  // Without a token, any program of this machine may call the server, but a
+  // web page must not: a page from elsewhere, open in a browser here, could
+  // submit jobs through it, or read answers through a name of its own that
+  // resolves to 127.0.0.1 (DNS rebinding). Browsers say so: they send
+  // Sec-Fetch-Site or Origin. Such a request must name this machine in Host,
+  // and come from a page of this server's own origin.
+  template <class Header>
+  static std::optional<Reply> from_foreign_page(const Header& request) {
+    auto field = [&](http::field name) {
+      auto value = request[name];
+      return std::string_view(value.data(), value.size());
+    };
+    std::string_view origin = field(http::field::origin);
+    if (origin.empty() && request.find("Sec-Fetch-Site") == request.end()) return std::nullopt;
+    std::string_view host = field(http::field::host);
+    if (!loopback_host(host))
+      return error(http::status::forbidden, "forbidden",
+                   fmt::format("a server without a token answers browsers only at a loopback "
+                               "address (127.0.0.1, [::1] or localhost), not at '{}'",
+                               host));
+    if (!origin.empty() && origin != fmt::format("http://{}", host) &&
+        origin != fmt::format("https://{}", host))
+      return error(http::status::forbidden, "forbidden",
+                   fmt::format("a server without a token answers only its own pages, not a "
+                               "page of '{}'",
+                               origin));
+    return std::nullopt;
+  }
+
+  // "127.0.0.1:7077", "[::1]:7077", "localhost": this machine by a loopback address.
+  static bool loopback_host(std::string_view host) {
+    std::string_view name = host;
+    if (name.starts_with('[')) {
+      name = name.substr(1, name.find(']') == std::string_view::npos ? 0 : name.find(']') - 1);
+    } else if (auto colon = name.rfind(':'); colon != std::string_view::npos) {
+      name = name.substr(0, colon);
+    }
+    std::string lower(name);
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lower == "localhost") return true;
+    boost::system::error_code not_an_address;
+    auto address = asio::ip::make_address(lower, not_an_address);
+    return !not_an_address && address.is_loopback();
   }
 
   // GET /v1/events: Server-Sent Events of job state changes. With ids, each
@@ -660,6 +710,7 @@ class Server {
     target = target.substr(0, target.find('?'));
     http::verb method = request.method() == http::verb::head ? http::verb::get : request.method();
     if (target == "/healthz") co_return Reply{http::status::ok, R"({"ok":true})"};
+    if (is_dashboard_path(target)) co_return dashboard_reply(method, target, request);
     std::optional<Reply> failed;
     try {
       auto routing = route(method, target, query, request.body(), std::move(connected));
@@ -673,6 +724,26 @@ class Server {
       failed = error(http::status::internal_server_error, "internal", problem.what());
     }
     co_return std::move(*failed);
+  }
+
+  // A file of the dashboard; 304 when the browser has this build's copy.
+  static Reply dashboard_reply(http::verb method, std::string_view target,
+                               const http::request<http::string_body>& request) {
+    const StaticFile* file = dashboard_file(target);
+    if (!file)
+      return error(http::status::not_found, "not_found", fmt::format("no such path: {}", target));
+    if (method != http::verb::get) return wrong_method(method, target, "GET, HEAD");
+    if (!request.body().empty())
+      return error(http::status::bad_request, "invalid_request",
+                   fmt::format("{} takes no body", target));
+    Reply reply{http::status::ok, ""};
+    auto cached = request[http::field::if_none_match];
+    if (std::string_view(cached.data(), cached.size()) == file->etag)
+      reply.status = http::status::not_modified;
+    else
+      reply.body = file->body;
+    reply.headers = file->headers;
+    return reply;
   }
 
   // GET /metrics: gathered now; what needs the store is read only here.

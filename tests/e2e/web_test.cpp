@@ -1,6 +1,7 @@
-// What `ferry server` serves beside the API, end to end: Prometheus
-// metrics checked by promtool and against the jobs run, and what the API
-// tells a dashboard.
+// What `ferry server` serves beside the API, end to end: the dashboard's
+// files (open, with strict headers), the refusal of other sites' pages by a
+// server without a token, and Prometheus metrics checked by promtool and
+// against the jobs run.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -46,6 +47,90 @@ Answer fetch(const std::string& url, std::vector<std::string> arguments = {}) {
     answer.headers[name] = value;
   }
   return answer;
+}
+
+TEST(FerryWeb, TheDashboardIsServedWithoutTheTokenWithStrictHeaders) {
+  TempDir dir;
+  Server server(dir);
+  Answer page = fetch(server.url() + "/");
+  ASSERT_EQ(page.status, 200) << page.body;
+  EXPECT_EQ(page.headers["content-type"], "text/html; charset=utf-8");
+  EXPECT_NE(page.body.find(R"(<script type="module" src="/ui/app.js">)"), std::string::npos);
+  EXPECT_EQ(page.body.find("<script>"), std::string::npos);  // no inline script
+  std::string policy = page.headers["content-security-policy"];
+  for (std::string directive : {"default-src 'none'", "script-src 'self'", "style-src 'self'",
+                                "connect-src 'self'", "frame-ancestors 'none'"})
+    EXPECT_NE(policy.find(directive), std::string::npos) << policy;
+  EXPECT_EQ(page.headers["x-frame-options"], "DENY");
+  EXPECT_EQ(page.headers["x-content-type-options"], "nosniff");
+  EXPECT_EQ(page.headers["referrer-policy"], "no-referrer");
+  ASSERT_FALSE(page.headers["etag"].empty());
+
+  Answer script = fetch(server.url() + "/ui/app.js");
+  EXPECT_EQ(script.status, 200);
+  EXPECT_EQ(script.headers["content-type"], "text/javascript; charset=utf-8");
+  EXPECT_NE(script.body.find("import"), std::string::npos);
+  EXPECT_EQ(fetch(server.url() + "/ui/style.css").headers["content-type"],
+            "text/css; charset=utf-8");
+
+  // The browser's copy is current: nothing is sent again.
+  Answer cached = fetch(server.url() + "/", {"-H", "If-None-Match: " + page.headers["etag"]});
+  EXPECT_EQ(cached.status, 304);
+  EXPECT_TRUE(cached.body.empty());
+  EXPECT_EQ(cached.headers["etag"], page.headers["etag"]);
+
+  Answer head = fetch(server.url() + "/ui/app.js", {"-I"});
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.headers["content-length"], std::to_string(script.body.size()));
+  EXPECT_TRUE(head.body.empty());
+
+  Answer missing = fetch(server.url() + "/ui/nothing.js");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_NE(missing.body.find("no such path: /ui/nothing.js"), std::string::npos);
+  Answer posted = fetch(server.url() + "/", {"-X", "POST", "--data", "x"});
+  EXPECT_EQ(posted.status, 405);
+  EXPECT_EQ(posted.headers["allow"], "GET, HEAD");
+  // The files are open; the API and the metrics are not.
+  EXPECT_EQ(fetch(server.url() + "/v1/stats").status, 401);
+  EXPECT_EQ(fetch(server.url() + "/metrics").status, 401);
+}
+
+TEST(FerryWeb, AServerWithoutATokenAnswersOnlyItsOwnPages) {
+  TempDir dir;
+  Server server(dir, "");
+  std::string host = "127.0.0.1:" + server.port();
+  // Programs (no Origin, no Sec-Fetch-Site) are served as before.
+  EXPECT_EQ(fetch(server.url() + "/v1/stats").status, 200);
+  // The dashboard's own calls: same origin, a loopback host.
+  EXPECT_EQ(fetch(server.url() + "/v1/stats", {"-H", "Sec-Fetch-Site: same-origin"}).status, 200);
+  EXPECT_EQ(fetch(server.url() + "/v1/jobs",
+                  {"-H", "Origin: http://" + host, "-H", "Content-Type: application/json", "--data",
+                   R"({"command":{"argv":["true"]}})"})
+                .status,
+            201);
+  EXPECT_EQ(fetch("http://localhost:" + server.port() + "/v1/stats",
+                  {"-H", "Sec-Fetch-Site: same-origin"})
+                .status,
+            200);
+
+  // A page of another site posting a job: refused, and nothing was made.
+  Answer foreign = fetch(server.url() + "/v1/jobs", {"-H", "Origin: https://attacker.example", "-H",
+                                                     "Sec-Fetch-Site: cross-site", "--data",
+                                                     R"({"command":{"argv":["touch","pwned"]}})"});
+  EXPECT_EQ(foreign.status, 403);
+  EXPECT_NE(foreign.body.find(R"("error":"forbidden")"), std::string::npos) << foreign.body;
+  EXPECT_NE(foreign.body.find("attacker.example"), std::string::npos) << foreign.body;
+  // A name of another site that resolves here (DNS rebinding): refused too.
+  Answer rebound =
+      fetch(server.url() + "/v1/stats",
+            {"-H", "Host: attacker.example:" + server.port(), "-H", "Sec-Fetch-Site: same-origin"});
+  EXPECT_EQ(rebound.status, 403);
+  EXPECT_NE(rebound.body.find("loopback"), std::string::npos) << rebound.body;
+  EXPECT_EQ(
+      fetch(server.url() + "/", {"-H", "Host: attacker.example", "-H", "Sec-Fetch-Site: none"})
+          .status,
+      403);
+  EXPECT_NE(server.request("GET", "/v1/stats").body.find(R"("total":1)"), std::string::npos);
 }
 
 // The value of the sample `series` (as written, labels included), or -1.
