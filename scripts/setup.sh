@@ -9,7 +9,12 @@ packages=(
   libcli11-dev libfmt-dev libsqlite3-dev
   libboost1.81-dev libboost-json1.81-dev libssl-dev openssl
   curl
+  chromium    # the dashboard's browser test (headless; tests/browser)
+  prometheus  # its promtool checks the server's /metrics in a test
 )
+# The browser test runs on Node.js 20 or newer, with npm; a machine that has
+# them (as a package of its own) keeps them.
+command -v npm > /dev/null || packages+=(nodejs npm)
 
 source "$(dirname "$0")/debian_packages.sh"
 install_packages "${packages[@]}"
