@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 
 #include "server/api_limits.hpp"
@@ -347,11 +348,23 @@ EventFilter parse_event_query(std::string_view query, std::size_t max_ids, JobId
     } else if (key == "results") {
       if (value != "true" && value != "false") fail("results", "must be true or false");
       filter.results = value == "true";
+    } else if (key == "coalesce") {
+      char* end = nullptr;
+      double seconds = std::strtod(value.c_str(), &end);
+      if (value.empty() || *end != '\0' || !(seconds >= 0.1 && seconds <= 60))
+        fail("coalesce", "must be a number of seconds from 0.1 to 60");
+      filter.coalesce = std::chrono::milliseconds(std::llround(seconds * 1000));
     } else {
-      fail(key, "is not a known query parameter (ids, queue, results)");
+      fail(key, "is not a known query parameter (ids, queue, results, coalesce)");
     }
   });
+  if (filter.coalesce && filter.results)
+    fail("results", "a coalesced stream carries no results: drop results or coalesce");
   return filter;
+}
+
+std::string render_changes(std::uint64_t changes, JobId highest) {
+  return fmt::format(R"({{"changes":{},"highest_id":{}}})", changes, highest);
 }
 
 bool EventFilter::wants(const JobEvent& event) const {

@@ -3,6 +3,7 @@
 // name the field); rendering gives fixed field orders.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -57,12 +58,17 @@ struct EventFilter {
   std::optional<JobId> missing;
   std::string queue;     // empty: any
   bool results = false;  // final events carry the last attempt's output
+  // `coalesce=S`: instead of each event, one summary ("changes") at most
+  // every S seconds, when the jobs wanted changed.
+  std::optional<std::chrono::milliseconds> coalesce;
   bool wants(const JobEvent& event) const;
 };
 EventFilter parse_event_query(std::string_view query, std::size_t max_ids, JobId highest);
 // {"id", "state", "queue", "attempts", "reason"} and, with `results` and a
 // final state: "exit_code", "result", "stdout", "stderr".
 std::string render_event(const JobEvent& event, bool results);
+// {"changes": N, "highest_id": H}: what a coalesced stream sends.
+std::string render_changes(std::uint64_t changes, JobId highest);
 
 // "17" -> 17; nullopt for anything but a positive number written without
 // a leading zero.

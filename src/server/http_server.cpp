@@ -566,6 +566,11 @@ class Server {
       co_await std::move(sending);
       co_return;
     }
+    if (filter->coalesce) {
+      auto summarizing = summaries(stream, *filter);
+      co_await std::move(summarizing);
+      co_return;
+    }
 
     struct Feed {
       std::string unsent;
@@ -640,6 +645,58 @@ class Server {
     }
     service_.unsubscribe(subscription);
     unsent_events_ -= feed->unsent.size();
+  }
+
+  // GET /v1/events?coalesce=S: a `changes` event at most every S seconds,
+  // when jobs changed, instead of one event per change. A change costs the
+  // job path an increment here, not an event rendered and written: how a
+  // dashboard stays live without slowing the jobs it shows.
+  template <class Stream>
+  asio::awaitable<void> summaries(Stream& stream, const EventFilter& filter) {
+    struct Tally {
+      std::uint64_t changes = 0;
+      bool gone = false;  // the reader closed its end
+      asio::steady_timer wake;
+    };
+    auto tally = std::make_shared<Tally>(Tally{0, false, asio::steady_timer(io_)});
+    std::uint64_t subscription = service_.subscribe([tally, filter](const JobEvent& event) {
+      if (filter.wants(event)) ++tally->changes;
+    });
+    beast::tcp_stream& connection = beast::get_lowest_layer(stream);
+    connection.socket().async_wait(tcp::socket::wait_read,
+                                   [tally](const boost::system::error_code& problem) {
+                                     if (problem) return;
+                                     tally->gone = true;
+                                     tally->wake.cancel();
+                                   });
+    // The first summary at once: the highest id tells the reader where jobs are.
+    std::string sending =
+        "HTTP/1.1 200 OK\r\nServer: ferry\r\nContent-Type: text/event-stream\r\n"
+        "Cache-Control: no-cache\r\nConnection: close\r\n\r\nevent: changes\ndata: " +
+        render_changes(0, service_.highest_id()) + "\n\n";
+    auto quiet = std::chrono::milliseconds(0);
+    for (;;) {
+      if (!sending.empty()) {
+        connection.expires_after(std::chrono::seconds(30));
+        auto writing = asio::async_write(stream, asio::buffer(sending), use_tuple);
+        auto written = co_await std::move(writing);
+        if (std::get<0>(written)) break;
+        sending.clear();
+      }
+      tally->wake.expires_after(*filter.coalesce);
+      auto waiting = tally->wake.async_wait(use_tuple);
+      co_await std::move(waiting);
+      if (tally->gone) break;
+      if (tally->changes > 0) {
+        sending = "event: changes\ndata: " +
+                  render_changes(std::exchange(tally->changes, 0), service_.highest_id()) + "\n\n";
+        quiet = std::chrono::milliseconds(0);
+      } else if ((quiet += *filter.coalesce) >= std::chrono::seconds(15)) {
+        sending = ": keep-alive\n\n";  // also finds out whether the reader is there
+        quiet = std::chrono::milliseconds(0);
+      }
+    }
+    service_.unsubscribe(subscription);
   }
 
   // GET /v1/backup: a consistent copy of the database, as committed when the

@@ -4,6 +4,12 @@
 // against the jobs run.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <map>
 #include <regex>
 
@@ -248,6 +254,89 @@ TEST(FerryWeb, MetricsPassPromtoolAndCountTheJobsRun) {
   EXPECT_EQ(fetch(base + "/v1/stats").status, 404);
   EXPECT_EQ(fetch(metrics_url, {"-X", "POST"}).status, 405);
   EXPECT_EQ(server.request("GET", "/metrics", std::nullopt, "").status, 401);
+}
+
+// An event stream read as it comes, over a plain socket.
+class Stream {
+ public:
+  Stream(const Server& server, const std::string& path) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(std::stoi(server.port())));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) return;
+    std::string request =
+        "GET " + path + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sekrit\r\n\r\n";
+    (void)!::send(fd_, request.data(), request.size(), MSG_NOSIGNAL);
+  }
+  ~Stream() { ::close(fd_); }
+  // Reads until `done` holds for all read so far, for at most `seconds` (a
+  // guard against a hang, not a measure).
+  bool read_until(const std::function<bool(const std::string&)>& done, double seconds = 30) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (!done(text_)) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      pollfd ready{fd_, POLLIN, 0};
+      if (::poll(&ready, 1, 100) <= 0) continue;
+      char buffer[4096];
+      ssize_t got = ::recv(fd_, buffer, sizeof buffer, 0);
+      if (got <= 0) return done(text_);
+      text_.append(buffer, static_cast<std::size_t>(got));
+    }
+    return true;
+  }
+  const std::string& text() const { return text_; }
+
+ private:
+  int fd_ = -1;
+  std::string text_;
+};
+
+// The sum of the "changes" of a coalesced stream's events so far, and the
+// last highest_id.
+std::pair<long, long> summed_changes(const std::string& text) {
+  long changes = 0, highest = -1;
+  std::regex event(R"(event: changes\ndata: \{"changes":(\d+),"highest_id":(\d+)\})");
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), event);
+       it != std::sregex_iterator(); ++it) {
+    changes += std::stol((*it)[1]);
+    highest = std::stol((*it)[2]);
+  }
+  return {changes, highest};
+}
+
+TEST(FerryWeb, ACoalescedEventStreamSendsCountsOfChangesNotEachChange) {
+  TempDir dir;
+  Server server(dir);
+  server.request("POST", "/v1/jobs", jobs_body(2, R"({"command":{"argv":["x"]},"queue":"q"})"));
+  Stream all(server, "/v1/events?coalesce=0.1");
+  Stream other_queue(server, "/v1/events?coalesce=0.1&queue=elsewhere");
+  // The first summary comes at once, with the highest id.
+  ASSERT_TRUE(all.read_until([](const std::string& text) {
+    return summed_changes(text) == std::pair<long, long>(0, 2);
+  })) << all.text();
+  ASSERT_TRUE(other_queue.read_until(
+      [](const std::string& text) { return summed_changes(text).second == 2; }));
+
+  server.request("POST", "/v1/jobs", jobs_body(3, R"({"command":{"argv":["x"]},"queue":"q"})"));
+  server.request("POST", "/v1/cancel", R"({"ids":[1,2]})");
+  ASSERT_TRUE(all.read_until([](const std::string& text) {
+    return summed_changes(text) == std::pair<long, long>(5, 5);
+  })) << all.text();
+  EXPECT_EQ(all.text().find("event: job"), std::string::npos) << all.text();
+  EXPECT_NE(all.text().find("Content-Type: text/event-stream"), std::string::npos);
+  // A filtered summary counts only what its filter wants.
+  EXPECT_EQ(summed_changes(other_queue.text()).first, 0) << other_queue.text();
+
+  for (std::string bad : {"coalesce=0", "coalesce=61", "coalesce=x", "coalesce=",
+                          "coalesce=1&results=true"}) {
+    Response refused = server.request("GET", "/v1/events?" + bad);
+    EXPECT_EQ(refused.status, 400) << bad << ": " << refused.body;
+  }
+  EXPECT_NE(server.request("GET", "/v1/events?coalesce=1&results=true")
+                .body.find("a coalesced stream carries no results"),
+            std::string::npos);
 }
 
 TEST(FerryWeb, StatsTellTheLastHourAndWorkersTheirRunningJobs) {
