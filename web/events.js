@@ -2,9 +2,11 @@
 // so that the token travels as a header (EventSource cannot send one).
 //
 // The server pushes each change once it is durable; the dashboard never
-// polls. Events arrive in batches (all those of one network read) so that a
-// page redraws once per batch, not once per job. A stream that drops is
-// opened again after a pause that grows from 1 to 30 seconds.
+// polls. Pages that show many jobs ask for a coalesced stream (`coalesce`:
+// one "changes" summary a second at most, so a burst of jobs costs the
+// server no event per job); one job's page follows that job's events.
+// Events arrive in batches (all those of one network read). A stream that
+// drops is opened again after a pause that grows from 1 to 30 seconds.
 
 import { authorization, refused, ApiError } from './api.js';
 
@@ -17,8 +19,9 @@ const sleep = (ms, signal) =>
     });
   });
 
-// Follows the events `parameters` select (`ids`, `queue`, `results`):
-// onEvents(array of events) for each batch, onStatus('live' | 'reconnecting' |
+// Follows the events `parameters` select (`ids`, `queue`, `results`,
+// `coalesce`): onEvents(array) for each batch — job events ({id, state, ...})
+// or summaries ({changes, highest_id}) — onStatus('live' | 'reconnecting' |
 // 'stopped') as the stream comes and goes. Returns a function that stops following.
 export function follow(parameters, { onEvents, onStatus = () => {} }) {
   const controller = new AbortController();
@@ -81,8 +84,8 @@ export function follow(parameters, { onEvents, onStatus = () => {} }) {
   return () => controller.abort();
 }
 
-// One event block ("event: job\ndata: {...}"); null for a comment
-// (": keep-alive") or an event of another kind.
+// One event block ("event: job\ndata: {...}", "event: changes\ndata: {...}");
+// null for a comment (": keep-alive") or an event of another kind.
 function parse(block) {
   let type = 'message';
   const data = [];
@@ -94,10 +97,27 @@ function parse(block) {
     if (field === 'event') type = value;
     else if (field === 'data') data.push(value);
   }
-  if (type !== 'job' || data.length === 0) return null;
+  if ((type !== 'job' && type !== 'changes') || data.length === 0) return null;
   try {
     return JSON.parse(data.join('\n'));
   } catch {
     return null;
   }
+}
+
+// Follows a coalesced stream (a summary a second at most) of the jobs
+// `parameters` select, and asks `refresher` for a new read whenever jobs
+// changed — and when the stream comes back after a drop, since what
+// changed meanwhile was not counted. Returns the function that stops it.
+export function followChanges(parameters, refresher, onStatus) {
+  let connections = 0;
+  return follow({ ...parameters, coalesce: 1 }, {
+    onEvents(batch) {
+      if (batch.some((event) => event.changes > 0)) refresher.request();
+    },
+    onStatus(state) {
+      if (state === 'live' && ++connections > 1) refresher.request();
+      onStatus(state);
+    },
+  });
 }

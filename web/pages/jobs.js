@@ -1,10 +1,11 @@
 // The jobs: newest first, filtered by state, queue and text, a page at a
 // time (the API's cursor, so paging stays cheap over millions of jobs).
-// Live: rows on screen change state as events say; on the first page, new
-// jobs appear as they are submitted.
+// Live: the page is read again when the (coalesced) event stream says jobs
+// of its queue changed, at most once a second: rows change state, and on
+// the first page new jobs appear as they are submitted.
 
 import { get, query } from '../api.js';
-import { follow } from '../events.js';
+import { followChanges } from '../events.js';
 import { h, STATES, badge, ago, when, refresher } from '../dom.js';
 
 export function mount(main, parameters, context) {
@@ -45,8 +46,7 @@ export function mount(main, parameters, context) {
   const heading = filter.before ? `Jobs before ${filter.before}` : 'Jobs';
   main.append(h('h1', {}, heading), form, table, pager);
 
-  const rows = new Map();  // id -> the row's cells to update
-  let newest = 0;
+  let newest = 0;  // the newest job shown, to mark those that come after it
 
   const refresh = refresher(async () => {
     try {
@@ -59,7 +59,6 @@ export function mount(main, parameters, context) {
 
   function draw(page) {
     const previous = newest;
-    rows.clear();
     newest = page.jobs.length ? page.jobs[0].id : newest;
     if (!page.jobs.length) {
       table.replaceChildren(h('p', { class: 'muted', id: 'no-jobs' }, 'No jobs match.'));
@@ -79,43 +78,20 @@ export function mount(main, parameters, context) {
   }
 
   function row(item, fresh) {
-    const state = h('td', {}, badge(item.state));
-    const attempts = h('td', { class: 'num' }, item.attempts);
-    const reason = h('td', { class: 'wide reason' }, item.reason);
     const name = item.name || describe(item.spec);
-    rows.set(item.id, { state, attempts, reason });
     return h('tr', { 'data-id': item.id, class: fresh ? 'fresh' : '' },
       h('td', { class: 'num' }, h('a', { href: `#/jobs/${item.id}` }, item.id)),
       h('td', { class: 'name' }, h('a', { href: `#/jobs/${item.id}` }, name)),
-      h('td', {}, item.queue), state, attempts, reason,
+      h('td', {}, item.queue), h('td', {}, badge(item.state)),
+      h('td', { class: 'num' }, item.attempts), h('td', { class: 'wide reason' }, item.reason),
       h('td', { class: 'wide', title: when(item.created_ms) }, ago(item.created_ms)));
-  }
-
-  function onEvents(batch) {
-    let stale = false;
-    for (const event of batch) {
-      const cells = rows.get(event.id);
-      if (cells) {
-        cells.state.replaceChildren(badge(event.state));
-        cells.attempts.textContent = event.attempts;
-        cells.reason.textContent = event.reason;
-        if (filter.state && event.state !== filter.state) stale = true;
-      } else if (!filter.before && event.id > newest) {
-        // A job newer than the page: it belongs at the top if it matches.
-        if (!filter.state || event.state === filter.state || filter.text) stale = true;
-      }
-    }
-    if (stale) refresh.request();
   }
 
   get('/v1/queues')
     .then((listed) =>
       queueNames.replaceChildren(...listed.queues.map((item) => h('option', { value: item.name }))))
     .catch(() => {});
-  const stop = follow(filter.queue ? { queue: filter.queue } : {}, {
-    onEvents,
-    onStatus: context.status,
-  });
+  const stop = followChanges(filter.queue ? { queue: filter.queue } : {}, refresh, context.status);
   refresh.now();
   return () => {
     stop();

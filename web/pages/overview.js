@@ -1,9 +1,9 @@
 // The overview: jobs by state, what ended in each minute of the last hour
 // (throughput and failures), and the queues with their actions. Redrawn
-// when the event stream says jobs changed (at most about once a second).
+// when the (coalesced) event stream says jobs changed: at most once a second.
 
 import { get, post, query } from '../api.js';
-import { follow } from '../events.js';
+import { followChanges } from '../events.js';
 import { h, svg, STATES, count, plural, bytes, refresher } from '../dom.js';
 
 export function mount(main, _parameters, context) {
@@ -79,7 +79,7 @@ export function mount(main, _parameters, context) {
     }
   }
 
-  const stop = follow({}, { onEvents: () => refresh.request(), onStatus: context.status });
+  const stop = followChanges({}, refresh, context.status);
   refresh.now();
   return () => {
     stop();

@@ -3,7 +3,7 @@
 // moved (at most about once a second); "last seen" ticks on without asking.
 
 import { get, query } from '../api.js';
-import { follow } from '../events.js';
+import { followChanges } from '../events.js';
 import { h, ago, when, plural, refresher } from '../dom.js';
 
 export function mount(main, _parameters, context) {
@@ -63,7 +63,7 @@ export function mount(main, _parameters, context) {
   const clock = setInterval(() => {
     for (const [cell, milliseconds] of seen) cell.textContent = ago(milliseconds);
   }, 1000);
-  const stop = follow({}, { onEvents: () => refresh.request(), onStatus: context.status });
+  const stop = followChanges({}, refresh, context.status);
   refresh.now();
   return () => {
     stop();
