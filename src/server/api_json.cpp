@@ -242,14 +242,17 @@ std::string render_job(const JobView& job) {
     }
     attempts.push_back(std::move(item));
   }
-  return json::serialize(json::object{{"id", job.id},
-                                      {"name", job.name},
-                                      {"queue", job.queue},
-                                      {"state", sched::name(job.state)},
-                                      {"reason", job.reason},
-                                      {"created_ms", job.created.count()},
-                                      {"spec", json::parse(job.spec_json, {}, api_parse_options())},
-                                      {"attempts", std::move(attempts)}});
+  json::object answer{{"id", job.id},
+                      {"name", job.name},
+                      {"queue", job.queue},
+                      {"state", sched::name(job.state)},
+                      {"reason", job.reason},
+                      {"created_ms", job.created.count()},
+                      {"spec", json::parse(job.spec_json, {}, api_parse_options())},
+                      {"attempts", std::move(attempts)}};
+  // Its flow, for a reader to show the jobs submitted with it.
+  if (job.flow) answer["flow"] = job.flow;
+  return json::serialize(answer);
 }
 
 namespace {

@@ -339,6 +339,26 @@ TEST(FerryWeb, ACoalescedEventStreamSendsCountsOfChangesNotEachChange) {
             std::string::npos);
 }
 
+// The dashboard links a job to its flow, and shows what it waits on.
+TEST(FerryWeb, AJobOfAFlowNamesItsFlow) {
+  TempDir dir;
+  Server server(dir);
+  server.request("POST", "/v1/jobs", jobs_body(1, R"({"command":{"argv":["x"]}})"));
+  Response flow = server.request(
+      "POST", "/v1/jobs",
+      R"({"flow":{"name":"build"},"jobs":[{"ref":"a","command":{"argv":["x"]}},)"
+      R"({"ref":"b","after":["a"],"command":{"argv":["x"]}}]})");
+  ASSERT_EQ(flow.status, 201) << flow.body;
+  EXPECT_NE(flow.body.find(R"("flow":1)"), std::string::npos) << flow.body;
+  std::string second = server.request("GET", "/v1/jobs/3").body;
+  EXPECT_NE(second.find(R"("after":[2])"), std::string::npos) << second;  // the ref, resolved
+  EXPECT_NE(second.find(R"("flow":1)"), std::string::npos) << second;
+  std::string alone = server.request("GET", "/v1/jobs/1").body;
+  EXPECT_EQ(alone.find(R"("flow")"), std::string::npos) << alone;
+  std::string listed = server.request("GET", "/v1/flows/1").body;
+  EXPECT_NE(listed.find(R"("ref":"b")"), std::string::npos) << listed;
+}
+
 TEST(FerryWeb, StatsTellTheLastHourAndWorkersTheirRunningJobs) {
   TempDir dir;
   Server server(dir);
