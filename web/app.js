@@ -1,11 +1,12 @@
 // The dashboard: login, the page the location's hash names, and the header.
 //
 // Pages: #/ overview, #/jobs?state=&queue=&text=&before= the jobs, #/jobs/ID
-// one job, #/workers the workers. Each page module exports
-// mount(main, parameters, context) and returns a function that unmounts it
-// (stops its event stream and timers). Filters live in the hash, so a view
-// can be bookmarked or shared — and the token never is: it is asked once
-// and kept in this tab's sessionStorage (see api.js).
+// one job, #/workers the workers, #/flows?before= the flows, #/flows/ID one
+// flow. Each page module exports mount(main, parameters, context) and
+// returns a function that unmounts it (stops its event stream and timers).
+// Filters live in the hash, so a view can be bookmarked or shared — and the
+// token never is: it is asked once and kept in this tab's sessionStorage
+// (see api.js).
 
 import { get, token, setToken, onUnauthorized, call, ApiError } from './api.js';
 import { h } from './dom.js';
@@ -13,6 +14,7 @@ import * as overview from './pages/overview.js';
 import * as jobs from './pages/jobs.js';
 import * as job from './pages/job.js';
 import * as workers from './pages/workers.js';
+import * as flows from './pages/flows.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -28,6 +30,8 @@ const routes = [
   [/^\/jobs$/, 'jobs', jobs],
   [/^\/jobs\/([1-9][0-9]*)$/, 'jobs', job],
   [/^\/workers$/, 'workers', workers],
+  [/^\/flows$/, 'flows', flows],
+  [/^\/flows\/([1-9][0-9]*)$/, 'flows', flows],
 ];
 
 const context = {

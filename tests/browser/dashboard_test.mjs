@@ -4,11 +4,12 @@
 //
 // Checks: a wrong token is refused; login; jobs appear live as the CLI
 // submits them; a job's output; cancel a running job; retry a failed one;
-// filters; the workers page; the overview and a queue action; a phone's
-// width; the token stays in the header (never in a URL or localStorage);
-// an idle page asks the server nothing; no console error (a CSP violation
-// is one); a server without a token needs no login. Screenshots of each
-// page go to SCREENSHOTS.
+// filters; the workers page; the overview and a queue action; the flows,
+// what a flow's jobs wait on, cancel and retry of a whole flow; a phone's
+// width; the token stays in the header (never in a URL or localStorage); an
+// idle page asks the server nothing; no console error (a CSP violation is
+// one); a server without a token needs no login. Screenshots of each page
+// go to SCREENSHOTS.
 //
 // Every wait is bounded (generous limits that only guard against a hang);
 // nothing is timed.
@@ -81,6 +82,18 @@ function cli(server, args) {
       env: { ...process.env, FERRY_SERVER: server, FERRY_TOKEN: TOKEN },
     }, (error, stdout, stderr) => (error ? reject(new Error(`ferry ${args.join(' ')}: ${stderr}`)) : resolve(stdout.trim())));
   });
+}
+
+// One call of the HTTP API with the token; resolves to the answer's JSON.
+async function api(server, method, target, body) {
+  const answer = await fetch(`${server}${target}`, {
+    method,
+    headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await answer.text();
+  if (!answer.ok) throw new Error(`${method} ${target}: ${answer.status} ${text}`);
+  return JSON.parse(text);
 }
 
 const submit = (server, name, ...command) => cli(server, ['submit', '--name', name, '--', ...command]);
@@ -257,6 +270,42 @@ async function main() {
       await page.locator('#queue-note', { hasText: 'Retried 1 job of default.' }).waitFor();
       await page.goto(`${url}/#/jobs/${alwaysFails}`);
       await page.locator('#attempts h2', { hasText: 'Attempts (2)' }).waitFor();
+    });
+
+    await check('a flow: its jobs, what they wait on, cancel and retry of the whole flow', async () => {
+      const submitted = await api(url, 'POST', '/v1/jobs', {
+        flow: { name: 'release' },
+        jobs: [
+          { ref: 'build', name: 'flow-build', command: { argv: ['sleep', '600'] } },
+          { ref: 'test', name: 'flow-test', after: ['build'], command: { argv: ['echo', 'tested'] } },
+        ],
+      });
+      const [build, test] = submitted.ids;
+      await page.click('nav a[data-page=flows]');
+      await page.locator(`tr[data-flow="${submitted.flow}"]`, { hasText: 'release' }).waitFor();
+      const listed = await page.locator('main').innerText();
+      expect(!/null|undefined/.test(listed), `the flows page shows: ${listed}`);
+      await shot(page, 'flows');
+      await page.locator(`tr[data-flow="${submitted.flow}"] td.name a`).click();
+      await page.locator('#flow-state [data-state=running]').waitFor();
+      await page.locator(`#flow-jobs tr[data-id="${build}"] [data-state=running]`).waitFor();
+      await page.locator(`#flow-jobs tr[data-id="${test}"] [data-state=waiting]`).waitFor();
+      await page.locator(`#flow-jobs tr[data-id="${test}"] td.after a.chip`, { hasText: String(build) }).waitFor();
+      await shot(page, 'flow');
+      await page.locator(`#flow-jobs tr[data-id="${test}"] td.name a`).click();
+      await page.locator('#waits-on a.chip', { hasText: String(build) }).waitFor();
+      await page.locator('#job-details a', { hasText: `flow ${submitted.flow}` }).click();
+      await page.click('#cancel-flow');
+      await page.locator('#action-note', { hasText: /cancelled\.$/ }).waitFor();
+      await page.locator('#flow-state [data-state=cancelled]').waitFor();
+      await page.locator(`#flow-jobs tr[data-id="${test}"] [data-state=cancelled]`).waitFor();
+      await page.click('#retry-flow');
+      await page.locator('#action-note', { hasText: /queued again\.$/ }).waitFor();
+      await page.locator(`#flow-jobs tr[data-id="${build}"] [data-state=running]`).waitFor();
+      await page.locator(`#flow-jobs tr[data-id="${test}"] [data-state=waiting]`).waitFor();
+      await page.locator('#flow-state [data-state=running]').waitFor();
+      await page.click('#cancel-flow');  // leaves the worker's slots free
+      await page.locator('#flow-state [data-state=cancelled]').waitFor();
     });
 
     await check('the token never appears in a URL, and logging out forgets it', async () => {

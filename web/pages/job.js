@@ -1,6 +1,6 @@
 // One job: its spec, its attempts (worker, times, exit code or signal,
-// reason, CPU and memory, the tails of stdout and stderr), and the actions
-// cancel and retry. Live: the page follows this job's events and reads the
+// reason, CPU and memory, the tails of stdout and stderr), the jobs it
+// waits on and its flow, and the actions cancel and retry. Live: the page follows this job's events and reads the
 // job again when it changes.
 
 import { get, post } from '../api.js';
@@ -30,7 +30,7 @@ export function mount(main, parameters, context) {
   const refresh = refresher(async () => {
     try {
       current = await get(`/v1/jobs/${id}`);
-      draw(current);
+      draw(current, await waitsOn(current));
     } catch (problem) {
       if (problem.status === 404) {
         header.replaceChildren(h('h1', {}, `Job ${id}`));
@@ -40,6 +40,16 @@ export function mount(main, parameters, context) {
       }
     }
   }, 250);
+
+  // The jobs this one waits on (`after`, refs resolved to ids by the
+  // server), as [id, state]; the states of the first 50 only (a job may
+  // wait on 1000).
+  async function waitsOn(job) {
+    return Promise.all((job.spec.after ?? []).map(async (other, i) => {
+      const read = i < 50 ? await get(`/v1/jobs/${other}`).catch(() => null) : null;
+      return [other, read?.state];
+    }));
+  }
 
   async function act(action) {
     note.textContent = '';
@@ -55,7 +65,7 @@ export function mount(main, parameters, context) {
     refresh.request();
   }
 
-  function draw(job) {
+  function draw(job, after) {
     header.replaceChildren(
       h('h1', {}, `Job ${job.id}`, job.name ? ` · ${job.name}` : ''),
       h('span', { id: 'job-state' }, badge(job.state)),
@@ -75,6 +85,11 @@ export function mount(main, parameters, context) {
       ['retries', job.spec.retries ?? 0],
       ['timeout', job.spec.timeout ? duration(job.spec.timeout) : 'none'],
       ['reason', job.reason],
+      ['flow', job.flow ? h('a', { href: `#/flows/${job.flow}` }, `flow ${job.flow}`) : ''],
+      ['waits on', after.length ? h('span', { id: 'waits-on' }, after.map(([other, state]) =>
+        h('span', { class: 'dependency' },
+          h('a', { href: `#/jobs/${other}`, class: 'chip' }, other), state ? badge(state) : null, ' ')),
+        job.spec.after_policy === 'end' ? ' (to end, however they end)' : ' (to succeed)') : ''],
     ];
     details.replaceChildren(
       ...fields.filter(([, value]) => value !== '' && value !== undefined)
