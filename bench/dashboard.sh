@@ -6,17 +6,17 @@
 # and reads /v1/stats and /v1/queues at most once a second); with the jobs page
 # open; and with /metrics scraped every second. Each turn runs every mode
 # once, on a fresh server; prints each run, then the best and the median.
-# Uses the browser test's playwright-core (build it: ctest -R browser).
+# Uses the browser test's playwright-core (tests/browser/install.sh).
 # Usage: bench/dashboard.sh [build directory, default build/release]   (TURNS=5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build/release}
 jobs=${JOBS:-20000}
 turns=${TURNS:-5}
-modules=$build/browser-test
+modules=tests/browser
 [[ -x $build/ferry && -x $build/bench_server ]] || { echo "bench: build first" >&2; exit 2; }
 [[ -d $modules/node_modules/playwright-core ]] ||
-  { echo "bench: run the browser test once (ctest -R browser) to install playwright-core" >&2; exit 2; }
+  { echo "bench: no playwright-core (bash tests/browser/install.sh)" >&2; exit 2; }
 
 scratch=$(mktemp -d)
 pids=()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs everything ferry needs to build and test, from Debian packages.
-# Idempotent: when every package is present it changes nothing and takes no time.
+# Installs everything ferry needs to build and test: Debian packages, and the
+# browser test's npm package.
+# Idempotent: when everything is present it changes nothing and takes no time.
 set -euo pipefail
 
 packages=(
@@ -18,3 +19,6 @@ command -v npm > /dev/null || packages+=(nodejs npm)
 
 source "$(dirname "$0")/debian_packages.sh"
 install_packages "${packages[@]}"
+
+# The browser test's npm packages (pinned in tests/browser/package.json).
+bash "$(dirname "$0")/../tests/browser/install.sh"
