@@ -329,8 +329,8 @@ TEST(FerryWeb, ACoalescedEventStreamSendsCountsOfChangesNotEachChange) {
   // A filtered summary counts only what its filter wants.
   EXPECT_EQ(summed_changes(other_queue.text()).first, 0) << other_queue.text();
 
-  for (std::string bad : {"coalesce=0", "coalesce=61", "coalesce=x", "coalesce=",
-                          "coalesce=1&results=true"}) {
+  for (std::string bad :
+       {"coalesce=0", "coalesce=61", "coalesce=x", "coalesce=", "coalesce=1&results=true"}) {
     Response refused = server.request("GET", "/v1/events?" + bad);
     EXPECT_EQ(refused.status, 400) << bad << ": " << refused.body;
   }
@@ -344,10 +344,10 @@ TEST(FerryWeb, AJobOfAFlowNamesItsFlow) {
   TempDir dir;
   Server server(dir);
   server.request("POST", "/v1/jobs", jobs_body(1, R"({"command":{"argv":["x"]}})"));
-  Response flow = server.request(
-      "POST", "/v1/jobs",
-      R"({"flow":{"name":"build"},"jobs":[{"ref":"a","command":{"argv":["x"]}},)"
-      R"({"ref":"b","after":["a"],"command":{"argv":["x"]}}]})");
+  Response flow =
+      server.request("POST", "/v1/jobs",
+                     R"({"flow":{"name":"build"},"jobs":[{"ref":"a","command":{"argv":["x"]}},)"
+                     R"({"ref":"b","after":["a"],"command":{"argv":["x"]}}]})");
   ASSERT_EQ(flow.status, 201) << flow.body;
   EXPECT_NE(flow.body.find(R"("flow":1)"), std::string::npos) << flow.body;
   std::string second = server.request("GET", "/v1/jobs/3").body;
