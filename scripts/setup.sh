@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libfmt-dev libsqlite3-dev
   libboost1.81-dev libboost-json1.81-dev libssl-dev openssl
+  libyaml-cpp-dev libzip-dev
   curl
   chromium    # the dashboard's browser test (headless; tests/browser)
   prometheus  # its promtool checks the server's /metrics in a test
