@@ -8,6 +8,15 @@ import { follow } from '../events.js';
 import { h, badge, duration, when, isFinal, refresher } from '../dom.js';
 import { describe } from './jobs.js';
 
+// When a job that waits on others runs: its spec's after_policy.
+const AFTER_POLICIES = {
+  success: 'runs when all succeeded',
+  end: 'runs when all ended, however',
+  failure: 'runs when all failed',
+  one_success: 'runs when one succeeded',
+  one_failed: 'runs when one failed',
+};
+
 export function mount(main, parameters, context) {
   const id = parameters.id;
   const header = h('div', { class: 'job-header' });
@@ -89,7 +98,7 @@ export function mount(main, parameters, context) {
       ['waits on', after.length ? h('span', { id: 'waits-on' }, after.map(([other, state]) =>
         h('span', { class: 'dependency' },
           h('a', { href: `#/jobs/${other}`, class: 'chip' }, other), state ? badge(state) : null, ' ')),
-        job.spec.after_policy === 'end' ? ' (to end, however they end)' : ' (to succeed)') : ''],
+        ` (${AFTER_POLICIES[job.spec.after_policy ?? 'success'] ?? job.spec.after_policy})`) : ''],
     ];
     details.replaceChildren(
       ...fields.filter(([, value]) => value !== '' && value !== undefined)
