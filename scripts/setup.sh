@@ -10,7 +10,6 @@ packages=(
   libcli11-dev libfmt-dev libsqlite3-dev
   libboost1.81-dev libboost-json1.81-dev libssl-dev openssl
   libyaml-cpp-dev libzip-dev
-  zipcmp zipmerge ziptool  # libzip's CMake package names these tools; libzip-dev lacks them
   curl
   chromium    # the dashboard's browser test (headless; tests/browser)
   prometheus  # its promtool checks the server's /metrics in a test
