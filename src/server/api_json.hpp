@@ -40,8 +40,6 @@ std::vector<JobId> parse_ids(std::string_view body, std::size_t max_ids);
 std::string render_per_job(const std::vector<JobId>& ids, const std::vector<std::string>& results,
                            std::string_view done);
 
-// {"id", "name", "queue", "state", "reason", "created_ms", "spec", "attempts"}
-// and "flow" when the job belongs to one.
 std::string render_job(const JobView& job);
 
 // GET /v1/jobs?state=&queue=&text=&before=&limit= (the part after '?').
