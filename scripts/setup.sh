@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs everything ferry needs to build and test, from Debian packages.
-# Idempotent: when every package is present it changes nothing and takes no time.
+# Installs everything ferry needs to build and test: Debian packages, and the
+# browser test's npm package.
+# Idempotent: when everything is present it changes nothing and takes no time.
 set -euo pipefail
 
 packages=(
@@ -12,7 +13,15 @@ packages=(
   tzdata
   curl
   clang-14 libclang-rt-14-dev llvm-14
+  chromium    # the dashboard's browser test (headless; tests/browser)
+  prometheus  # its promtool checks the server's /metrics in a test
 )
+# The browser test runs on Node.js 20 or newer, with npm; a machine that has
+# them (as a package of its own) keeps them.
+command -v npm > /dev/null || packages+=(nodejs npm)
 
 source "$(dirname "$0")/debian_packages.sh"
 install_packages "${packages[@]}"
+
+# The browser test's npm packages (pinned in tests/browser/package.json).
+bash "$(dirname "$0")/../tests/browser/install.sh"

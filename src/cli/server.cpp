@@ -15,20 +15,22 @@
 namespace ferry::cli {
 namespace {
 
-// "HOST:PORT", "[IPv6]:PORT" or ":PORT" (loopback).
-void parse_listen(const std::string& text, server::ServerConfig& config) {
+// "HOST:PORT", "[IPv6]:PORT" or ":PORT" (loopback) of `flag`: sets `host`
+// (unless empty) and `port`.
+void parse_listen(const std::string& flag, const std::string& text, std::string& host,
+                  unsigned short& port) {
   auto colon = text.rfind(':');
   if (colon == std::string::npos)
-    throw run::UsageError("--listen takes HOST:PORT, e.g. 127.0.0.1:7077");
-  std::string host = text.substr(0, colon), port = text.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  if (!host.empty()) config.host = host;
+    throw run::UsageError(flag + " takes HOST:PORT, e.g. 127.0.0.1:7077");
+  std::string name = text.substr(0, colon), digits = text.substr(colon + 1);
+  if (name.size() >= 2 && name.front() == '[' && name.back() == ']')
+    name = name.substr(1, name.size() - 2);
+  if (!name.empty()) host = name;
   char* end = nullptr;
-  long number = std::strtol(port.c_str(), &end, 10);
-  if (port.empty() || *end != '\0' || number < 0 || number > 65535)
-    throw run::UsageError("--listen: '" + port + "' is not a port number (0 to 65535)");
-  config.port = static_cast<unsigned short>(number);
+  long number = std::strtol(digits.c_str(), &end, 10);
+  if (digits.empty() || *end != '\0' || number < 0 || number > 65535)
+    throw run::UsageError(flag + ": '" + digits + "' is not a port number (0 to 65535)");
+  port = static_cast<unsigned short>(number);
 }
 
 // "90", "90s", "30m", "12h", "7d": a duration of whole seconds or more.
@@ -82,6 +84,7 @@ std::string resolve_token(const std::string& token, const std::string& token_fil
 Subcommand add_server(CLI::App& app) {
   struct Flags {
     std::string listen = "127.0.0.1:7077";
+    std::string metrics_listen;
     std::string token, token_file;
     double lease_timeout = 30;
     double idle_timeout = 60;
@@ -122,6 +125,9 @@ Subcommand add_server(CLI::App& app) {
       ->add_option("--header-timeout", flags->header_timeout,
                    "Seconds a request's headers may take to arrive [default: 10]")
       ->check(CLI::Range(0.1, 3600.0));
+  command->add_option("--metrics-listen", flags->metrics_listen,
+                      "Also serve GET /metrics (Prometheus) on HOST:PORT, without the token "
+                      "(on the main port it needs the token)");
   command->add_option("--keep-finished", flags->keep_finished,
                       "How long ended jobs are kept, with their attempts and output: 0 keeps "
                       "them for ever; a number of seconds, or 90s, 30m, 12h, 7d [default: 7d]");
@@ -133,7 +139,12 @@ Subcommand add_server(CLI::App& app) {
         config.idle_timeout = std::chrono::milliseconds(std::llround(flags->idle_timeout * 1000));
         config.header_timeout =
             std::chrono::milliseconds(std::llround(flags->header_timeout * 1000));
-        parse_listen(flags->listen, config);
+        parse_listen("--listen", flags->listen, config.host, config.port);
+        if (!flags->metrics_listen.empty()) {
+          unsigned short port = 0;
+          parse_listen("--metrics-listen", flags->metrics_listen, config.metrics_host, port);
+          config.metrics_port = port;
+        }
         config.token = resolve_token(flags->token, flags->token_file);
         config.service.lease_duration =
             std::chrono::milliseconds(static_cast<long long>(flags->lease_timeout * 1000));

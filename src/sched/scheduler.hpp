@@ -192,6 +192,8 @@ class Scheduler {
   std::optional<Time> next_wakeup() const;
 
   const Job* find(JobId job) const;
+  // The running jobs whose lease expires, by when it does.
+  const std::set<std::pair<Time, JobId>>& leases() const { return expiring_; }
   // The jobs held, by state.
   const Counts& counts() const { return counts_; }
   // Lease tokens from now on are at least `base` (a server start reserves a

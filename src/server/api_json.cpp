@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 
 #include "server/api_limits.hpp"
@@ -378,11 +379,23 @@ EventFilter parse_event_query(std::string_view query, std::size_t max_ids, JobId
     } else if (key == "results") {
       if (value != "true" && value != "false") fail("results", "must be true or false");
       filter.results = value == "true";
+    } else if (key == "coalesce") {
+      char* end = nullptr;
+      double seconds = std::strtod(value.c_str(), &end);
+      if (value.empty() || *end != '\0' || !(seconds >= 0.1 && seconds <= 60))
+        fail("coalesce", "must be a number of seconds from 0.1 to 60");
+      filter.coalesce = std::chrono::milliseconds(std::llround(seconds * 1000));
     } else {
-      fail(key, "is not a known query parameter (ids, flow, queue, results)");
+      fail(key, "is not a known query parameter (ids, flow, queue, results, coalesce)");
     }
   });
+  if (filter.coalesce && filter.results)
+    fail("results", "a coalesced stream carries no results: drop results or coalesce");
   return filter;
+}
+
+std::string render_changes(std::uint64_t changes, JobId highest) {
+  return fmt::format(R"({{"changes":{},"highest_id":{}}})", changes, highest);
 }
 
 bool EventFilter::wants(const JobEvent& event) const {
@@ -460,7 +473,8 @@ std::string render_workers(const Service::WorkerPage& page, Time now) {
                      {"labels", json::array(worker.labels.begin(), worker.labels.end())},
                      {"free_slots", worker.free_slots},
                      {"last_seen_ms", worker.last_seen.count()},
-                     {"seconds_since_seen", seconds_value(now - worker.last_seen)}});
+                     {"seconds_since_seen", seconds_value(now - worker.last_seen)},
+                     {"running", json::array(worker.running.begin(), worker.running.end())}});
   return json::serialize(
       json::object{{"workers", std::move(items)},
                    {"next_after", page.next_after.empty() ? json::value(nullptr)
@@ -478,7 +492,8 @@ json::object by_state(const sched::Counts& counts) {
 }  // namespace
 
 std::string render_stats(const sched::Counts& counts, std::size_t event_streams,
-                         const StoreView& store, std::size_t jobs_in_memory) {
+                         const StoreView& store, std::size_t jobs_in_memory,
+                         const JobMetrics::LastHour& last_hour) {
   json::object kept{
       {"bytes", store.size.bytes},
       {"free_bytes", store.size.free_bytes},
@@ -488,12 +503,19 @@ std::string render_stats(const sched::Counts& counts, std::size_t event_streams,
        store.size.oldest_id ? json::value(store.size.oldest_created_ms) : json::value(nullptr)},
       {"keep_finished",
        store.keep_finished ? seconds_value(*store.keep_finished) : json::value(nullptr)}};
-  return json::serialize(json::object{{"jobs", by_state(counts)},
-                                      {"total", counts.total()},
-                                      {"stale_completions", counts.stale_completions},
-                                      {"event_streams", event_streams},
-                                      {"jobs_in_memory", jobs_in_memory},
-                                      {"store", std::move(kept)}});
+  return json::serialize(json::object{
+      {"jobs", by_state(counts)},
+      {"total", counts.total()},
+      {"stale_completions", counts.stale_completions},
+      {"event_streams", event_streams},
+      {"jobs_in_memory", jobs_in_memory},
+      {"store", std::move(kept)},
+      {"last_hour",
+       json::object{
+           {"first_minute_ms", last_hour.first_minute.count()},
+           {"submitted", json::array(last_hour.submitted.begin(), last_hour.submitted.end())},
+           {"succeeded", json::array(last_hour.succeeded.begin(), last_hour.succeeded.end())},
+           {"failed", json::array(last_hour.failed.begin(), last_hour.failed.end())}}}});
 }
 
 std::string render_queues(const std::map<std::string, sched::Counts>& queues) {

@@ -3,6 +3,7 @@
 // name the field); rendering gives fixed field orders.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -55,8 +56,10 @@ struct WorkersQuery {
 };
 WorkersQuery parse_workers_query(std::string_view query);
 std::string render_workers(const Service::WorkerPage& page, Time now);
+// `last_hour`: jobs submitted and ended in each minute (for the dashboard).
 std::string render_stats(const sched::Counts& counts, std::size_t event_streams,
-                         const StoreView& store, std::size_t jobs_in_memory);
+                         const StoreView& store, std::size_t jobs_in_memory,
+                         const JobMetrics::LastHour& last_hour);
 std::string render_queues(const std::map<std::string, sched::Counts>& queues);
 
 // GET /v1/events?ids=1-100,107&queue=Q&results=true: which job events a
@@ -69,12 +72,17 @@ struct EventFilter {
   std::uint64_t flow = 0;  // only this flow's jobs (its ids are filled in by the caller)
   std::string queue;       // empty: any
   bool results = false;    // final events carry the last attempt's output
+  // `coalesce=S`: instead of each event, one summary ("changes") at most
+  // every S seconds, when the jobs wanted changed.
+  std::optional<std::chrono::milliseconds> coalesce;
   bool wants(const JobEvent& event) const;
 };
 EventFilter parse_event_query(std::string_view query, std::size_t max_ids, JobId highest);
 // {"id", "state", "queue", "attempts", "reason"} and, with `results` and a
 // final state: "exit_code", "result", "stdout", "stderr".
 std::string render_event(const JobEvent& event, bool results);
+// {"changes": N, "highest_id": H}: what a coalesced stream sends.
+std::string render_changes(std::uint64_t changes, JobId highest);
 
 // "17" -> 17; nullopt for anything but a positive number written without
 // a leading zero.

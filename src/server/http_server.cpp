@@ -18,6 +18,8 @@
 #include <iostream>
 
 #include "server/api_json.hpp"
+#include "server/dashboard.hpp"
+#include "server/metrics.hpp"
 
 namespace ferry::server {
 namespace {
@@ -35,6 +37,8 @@ struct Reply {
   std::string body;
   std::string allow;              // for 405: the methods the path takes
   std::vector<LeasedJob> leases;  // handed out by this answer: put back if it cannot be sent
+  std::string_view content_type = "application/json";
+  std::span<const HttpHeader> headers;  // more, for what is not JSON (the dashboard's files)
 };
 
 Reply error(http::status status, std::string_view code, std::string_view detail) {
@@ -166,14 +170,34 @@ class Server {
     log(fmt::format("listening on {}, database {}{}", address, config_.db,
                     config_.token.empty() ? ", no token (loopback only)" : ""));
 
+    // GET /metrics on an address of its own, without the token: for a
+    // Prometheus that should not hold the token.
+    tcp::acceptor metrics_acceptor(io_);
+    if (config_.metrics_port) {
+      tcp::endpoint metrics_endpoint(asio::ip::make_address(config_.metrics_host),
+                                     *config_.metrics_port);
+      metrics_acceptor.open(metrics_endpoint.protocol());
+      metrics_acceptor.set_option(asio::socket_base::reuse_address(true));
+      metrics_acceptor.bind(metrics_endpoint, bind_error);
+      if (bind_error)
+        throw std::runtime_error(fmt::format("--metrics-listen: cannot listen on {}:{}: {}",
+                                             config_.metrics_host, *config_.metrics_port,
+                                             bind_error.message()));
+      metrics_acceptor.listen();
+      log(fmt::format("metrics at http://{}:{}/metrics, without the token", config_.metrics_host,
+                      metrics_acceptor.local_endpoint().port()));
+      asio::co_spawn(io_, accept(metrics_acceptor, true), asio::detached);
+    }
+
     asio::signal_set signals(io_, SIGINT, SIGTERM);
     signals.async_wait([&](boost::system::error_code, int) {
       log("stopping");
       acceptor.close();
+      metrics_acceptor.close();
       store_->flush();  // what was accepted is durable before we go
       io_.stop();
     });
-    asio::co_spawn(io_, accept(acceptor), asio::detached);
+    asio::co_spawn(io_, accept(acceptor, false), asio::detached);
     asio::co_spawn(io_, ticks(), asio::detached);
     // Nothing that goes wrong in one request or callback may end the server:
     // each handler catches what its request raises; this is the last net.
@@ -208,7 +232,8 @@ class Server {
     return usable;
   }
 
-  asio::awaitable<void> accept(tcp::acceptor& acceptor) {
+  // `metrics_only`: the --metrics-listen port, which serves GET /metrics alone.
+  asio::awaitable<void> accept(tcp::acceptor& acceptor, bool metrics_only) {
     asio::steady_timer pause(io_);
     for (;;) {
       auto accepting = acceptor.async_accept(use_tuple);
@@ -229,7 +254,9 @@ class Server {
         continue;
       }
       beast::tcp_stream stream(std::move(socket));
-      if (tls_)
+      if (metrics_only)
+        asio::co_spawn(io_, metrics_session(std::move(stream)), report_failure);
+      else if (tls_)
         asio::co_spawn(io_, tls_session(std::move(stream)), report_failure);
       else
         asio::co_spawn(io_, session(std::move(stream)), report_failure);
@@ -298,6 +325,39 @@ class Server {
     co_await std::move(serving);
   }
 
+  // A connection to the --metrics-listen port: GET /metrics, nothing else,
+  // no body, and no token.
+  asio::awaitable<void> metrics_session(beast::tcp_stream stream) {
+    Held connection(connections_, 1);
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(16 * 1024);
+      parser.body_limit(0);
+      stream.expires_after(config_.idle_timeout);
+      auto reading = http::async_read(stream, buffer, parser, use_tuple);
+      if (std::get<0>(co_await std::move(reading))) break;  // closed, too slow, a body, not HTTP
+      const auto& request = parser.get();
+      std::string_view target(request.target().data(), request.target().size());
+      bool head = request.method() == http::verb::head;
+      Reply reply;
+      if (target != "/metrics")
+        reply = error(http::status::not_found, "not_found",
+                      fmt::format("no such path: {} (this port serves /metrics only)", target));
+      else if (request.method() != http::verb::get && !head)
+        reply = wrong_method(request.method(), target, "GET, HEAD");
+      else {
+        reply.body = metrics_text();
+        reply.content_type = kMetricsContentType;
+      }
+      auto sending = send(stream, request.version(), request.keep_alive(), head, std::move(reply));
+      bool sent = co_await std::move(sending);
+      if (!sent || !request.keep_alive()) break;
+    }
+    auto closing = close(stream);
+    co_await std::move(closing);
+  }
+
   // One connection's requests, one after another. Each phase has its
   // deadline: the first byte within the idle timeout, the header within the
   // header timeout, the body at the minimum rate. The token is checked, and
@@ -334,7 +394,9 @@ class Server {
       path = path.substr(0, path.find('?'));
       std::uint64_t length =
           parser.content_length().value_or(parser.chunked() ? config_.max_body_bytes : 0);
-      std::optional<Reply> early = path == "/healthz" ? std::nullopt : unauthorized(header);
+      std::optional<Reply> early =
+          path == "/healthz" || is_dashboard_path(path) ? std::nullopt : unauthorized(header);
+      if (!early && config_.token.empty() && path != "/healthz") early = from_foreign_page(header);
       if (!early && length > config_.max_body_bytes)
         early = error(http::status::payload_too_large, "too_large",
                       fmt::format("the body is larger than {} bytes", config_.max_body_bytes));
@@ -394,7 +456,8 @@ class Server {
                              Reply reply) {
     http::response<http::string_body> response{reply.status, version};
     response.set(http::field::server, "ferry");
-    response.set(http::field::content_type, "application/json");
+    response.set(http::field::content_type, reply.content_type);
+    for (const HttpHeader& header : reply.headers) response.set(header.name, header.value);
     if (!reply.allow.empty()) response.set(http::field::allow, reply.allow);
     if (reply.status == http::status::service_unavailable)
       response.set(http::field::retry_after, "1");
@@ -419,6 +482,51 @@ class Server {
     if (!given.empty() && same_secret(given, config_.token)) return std::nullopt;
     return error(http::status::unauthorized, "unauthorized",
                  "send the server's token as 'Authorization: Bearer TOKEN'");
+  }
+
+  // Without a token, any program of this machine may call the server, but a
+  // web page must not: a page from elsewhere, open in a browser here, could
+  // submit jobs through it, or read answers through a name of its own that
+  // resolves to 127.0.0.1 (DNS rebinding). Browsers say so: they send
+  // Sec-Fetch-Site or Origin. Such a request must name this machine in Host,
+  // and come from a page of this server's own origin.
+  template <class Header>
+  static std::optional<Reply> from_foreign_page(const Header& request) {
+    auto field = [&](http::field name) {
+      auto value = request[name];
+      return std::string_view(value.data(), value.size());
+    };
+    std::string_view origin = field(http::field::origin);
+    if (origin.empty() && request.find("Sec-Fetch-Site") == request.end()) return std::nullopt;
+    std::string_view host = field(http::field::host);
+    if (!loopback_host(host))
+      return error(http::status::forbidden, "forbidden",
+                   fmt::format("a server without a token answers browsers only at a loopback "
+                               "address (127.0.0.1, [::1] or localhost), not at '{}'",
+                               host));
+    if (!origin.empty() && origin != fmt::format("http://{}", host) &&
+        origin != fmt::format("https://{}", host))
+      return error(http::status::forbidden, "forbidden",
+                   fmt::format("a server without a token answers only its own pages, not a "
+                               "page of '{}'",
+                               origin));
+    return std::nullopt;
+  }
+
+  // "127.0.0.1:7077", "[::1]:7077", "localhost": this machine by a loopback address.
+  static bool loopback_host(std::string_view host) {
+    std::string_view name = host;
+    if (name.starts_with('[')) {
+      name = name.substr(1, name.find(']') == std::string_view::npos ? 0 : name.find(']') - 1);
+    } else if (auto colon = name.rfind(':'); colon != std::string_view::npos) {
+      name = name.substr(0, colon);
+    }
+    std::string lower(name);
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lower == "localhost") return true;
+    boost::system::error_code not_an_address;
+    auto address = asio::ip::make_address(lower, not_an_address);
+    return !not_an_address && address.is_loopback();
   }
 
   // GET /v1/events: Server-Sent Events of job state changes. With ids, each
@@ -468,6 +576,11 @@ class Server {
     if (refused) {
       auto sending = send(stream, request.version(), false, false, std::move(*refused));
       co_await std::move(sending);
+      co_return;
+    }
+    if (filter->coalesce) {
+      auto summarizing = summaries(stream, *filter);
+      co_await std::move(summarizing);
       co_return;
     }
 
@@ -546,6 +659,58 @@ class Server {
     unsent_events_ -= feed->unsent.size();
   }
 
+  // GET /v1/events?coalesce=S: a `changes` event at most every S seconds,
+  // when jobs changed, instead of one event per change. A change costs the
+  // job path an increment here, not an event rendered and written: how a
+  // dashboard stays live without slowing the jobs it shows.
+  template <class Stream>
+  asio::awaitable<void> summaries(Stream& stream, const EventFilter& filter) {
+    struct Tally {
+      std::uint64_t changes = 0;
+      bool gone = false;  // the reader closed its end
+      asio::steady_timer wake;
+    };
+    auto tally = std::make_shared<Tally>(Tally{0, false, asio::steady_timer(io_)});
+    std::uint64_t subscription = service_.subscribe([tally, filter](const JobEvent& event) {
+      if (filter.wants(event)) ++tally->changes;
+    });
+    beast::tcp_stream& connection = beast::get_lowest_layer(stream);
+    connection.socket().async_wait(tcp::socket::wait_read,
+                                   [tally](const boost::system::error_code& problem) {
+                                     if (problem) return;
+                                     tally->gone = true;
+                                     tally->wake.cancel();
+                                   });
+    // The first summary at once: the highest id tells the reader where jobs are.
+    std::string sending =
+        "HTTP/1.1 200 OK\r\nServer: ferry\r\nContent-Type: text/event-stream\r\n"
+        "Cache-Control: no-cache\r\nConnection: close\r\n\r\nevent: changes\ndata: " +
+        render_changes(0, service_.highest_id()) + "\n\n";
+    auto quiet = std::chrono::milliseconds(0);
+    for (;;) {
+      if (!sending.empty()) {
+        connection.expires_after(std::chrono::seconds(30));
+        auto writing = asio::async_write(stream, asio::buffer(sending), use_tuple);
+        auto written = co_await std::move(writing);
+        if (std::get<0>(written)) break;
+        sending.clear();
+      }
+      tally->wake.expires_after(*filter.coalesce);
+      auto waiting = tally->wake.async_wait(use_tuple);
+      co_await std::move(waiting);
+      if (tally->gone) break;
+      if (tally->changes > 0) {
+        sending = "event: changes\ndata: " +
+                  render_changes(std::exchange(tally->changes, 0), service_.highest_id()) + "\n\n";
+        quiet = std::chrono::milliseconds(0);
+      } else if ((quiet += *filter.coalesce) >= std::chrono::seconds(15)) {
+        sending = ": keep-alive\n\n";  // also finds out whether the reader is there
+        quiet = std::chrono::milliseconds(0);
+      }
+    }
+    service_.unsubscribe(subscription);
+  }
+
   // GET /v1/backup: a consistent copy of the database, as committed when the
   // request came, streamed as the body. It is made beside the database (off
   // the event loop: jobs go on meanwhile) and removed once sent.
@@ -614,6 +779,7 @@ class Server {
     target = target.substr(0, target.find('?'));
     http::verb method = request.method() == http::verb::head ? http::verb::get : request.method();
     if (target == "/healthz") co_return Reply{http::status::ok, R"({"ok":true})"};
+    if (is_dashboard_path(target)) co_return dashboard_reply(method, target, request);
     std::optional<Reply> failed;
     try {
       auto routing = route(method, target, query, request.body(), std::move(connected));
@@ -627,6 +793,44 @@ class Server {
       failed = error(http::status::internal_server_error, "internal", problem.what());
     }
     co_return std::move(*failed);
+  }
+
+  // A file of the dashboard; 304 when the browser has this build's copy.
+  static Reply dashboard_reply(http::verb method, std::string_view target,
+                               const http::request<http::string_body>& request) {
+    const StaticFile* file = dashboard_file(target);
+    if (!file)
+      return error(http::status::not_found, "not_found", fmt::format("no such path: {}", target));
+    if (method != http::verb::get) return wrong_method(method, target, "GET, HEAD");
+    if (!request.body().empty())
+      return error(http::status::bad_request, "invalid_request",
+                   fmt::format("{} takes no body", target));
+    Reply reply{http::status::ok, ""};
+    auto cached = request[http::field::if_none_match];
+    if (std::string_view(cached.data(), cached.size()) == file->etag)
+      reply.status = http::status::not_modified;
+    else
+      reply.body = file->body;
+    reply.headers = file->headers;
+    return reply;
+  }
+
+  // GET /metrics: gathered now; what needs the store is read only here.
+  std::string metrics_text() {
+    Time now = wall_clock();
+    MetricsSnapshot snapshot{
+        .jobs = &service_.metrics(),
+        .kept = service_.queues(),
+        .stale_completions = service_.counts().stale_completions,
+        .jobs_in_memory = service_.jobs_in_memory(),
+        .workers_connected = service_.workers_seen_since(now - config_.service.lease_duration),
+        .workers_known = service_.workers_seen_since(now - Service::kForgetWorkersAfter),
+        .event_streams = service_.subscribers(),
+        .connections = connections_,
+        .store = store_->stats(),
+        .store_size = store_->size(),
+        .process = read_process_stats()};
+    return render_metrics(snapshot);
   }
 
   static Reply wrong_method(http::verb method, std::string_view target, std::string_view allow) {
@@ -691,12 +895,20 @@ class Server {
       no_body();
       co_return Reply{http::status::ok, render_queues(service_.queues())};
     }
+    if (target == "/metrics") {
+      if (method != http::verb::get) co_return wrong_method(method, target, kRead);
+      no_body();
+      Reply reply{http::status::ok, metrics_text()};
+      reply.content_type = kMetricsContentType;
+      co_return reply;
+    }
     if (target == "/v1/stats") {
       if (method != http::verb::get) co_return wrong_method(method, target, kRead);
       no_body();
-      co_return Reply{http::status::ok,
-                      render_stats(service_.counts(), service_.subscribers(), service_.store_view(),
-                                   service_.jobs_in_memory())};
+      co_return Reply{
+          http::status::ok,
+          render_stats(service_.counts(), service_.subscribers(), service_.store_view(),
+                       service_.jobs_in_memory(), service_.metrics().last_hour(wall_clock()))};
     }
     if (target == "/v1/flows") {
       if (method != http::verb::get) co_return wrong_method(method, target, kRead);
@@ -966,6 +1178,12 @@ void serve(const ServerConfig& config) {
   boost::system::error_code bad_address;
   auto address = asio::ip::make_address(config.host, bad_address);
   if (bad_address) throw std::runtime_error(fmt::format("'{}' is not an IP address", config.host));
+  if (config.metrics_port) {
+    asio::ip::make_address(config.metrics_host, bad_address);
+    if (bad_address)
+      throw std::runtime_error(
+          fmt::format("--metrics-listen: '{}' is not an IP address", config.metrics_host));
+  }
   if (!address.is_loopback() && config.token.empty())
     throw std::runtime_error(fmt::format(
         "refusing to listen on {} without a token: give --token, --token-file or FERRY_TOKEN",

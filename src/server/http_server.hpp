@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include "server/job_spec.hpp"
@@ -33,6 +34,10 @@ struct ServerConfig {
   // would take all streams past the second, is closed (its client reconnects).
   std::size_t max_unsent_per_stream = 8 << 20;
   std::size_t max_unsent_events = 256 << 20;
+  // When a port is set, GET /metrics is also served on this address, over
+  // plain HTTP and without the token (0: any free port, logged).
+  std::string metrics_host = "127.0.0.1";
+  std::optional<unsigned short> metrics_port;
   std::string tls_cert;  // PEM files; when set, the server speaks only HTTPS
   std::string tls_key;
   SpecLimits limits;

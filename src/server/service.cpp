@@ -281,8 +281,12 @@ void Service::send_settled() {
       if (auto count = changing_.find(change.id); --count->second == 0) changing_.erase(count);
     if (outgoing.failed) continue;
     publish(outgoing.changes);
-    for (const Changed& change : outgoing.changes)
+    Time now = now_();
+    for (const Changed& change : outgoing.changes) {
+      if (const sched::Job* job = scheduler_.find(change.id))
+        metrics_.count(queue_of(*job), change.to, change.step, now);
       if (sched::is_final(change.to)) ended.push_back(change.id);
+    }
   }
   // Ended, durably, and told: memory lets go, unless it changes again.
   for (JobId id : ended)
@@ -408,7 +412,8 @@ void Service::count_change(std::string_view queue, std::optional<sched::State> f
 void Service::collect_changes(store::Batch& batch) {
   for (const sched::Change& change : scheduler_.take_changes()) {
     const sched::Job& job = *scheduler_.find(change.job);
-    changed_.push_back({job.id, change.to, job.attempts.size()});
+    changed_.push_back(
+        {job.id, change.to, job.attempts.size(), step_of(job, change.from, change.to)});
     count_change(queue_of(job), change.from, change.to);
     if (change.to == sched::State::running) continue;  // leases are not stored (see the header)
     batch.state_changes.push_back({job.id, std::string(sched::name(change.to)),
@@ -692,16 +697,18 @@ void Service::for_each_job(std::vector<JobId> ids,
   if (then) then(acted, now);
   store::Batch batch;
   collect_changes(batch);
-  // Brought back only to be looked at: let go of them again.
-  for (JobId id : ids)
-    if (const sched::Job* job = scheduler_.find(id);
-        job && sched::is_final(job->state) && !changing_.contains(id))
-      forget(id);
   commit(std::move(batch), [this, results = std::move(results),
                             done = std::move(done)](const std::string& error) mutable {
     done(std::move(results), error);
     serve_parked();  // a retried job may be what a long poll waits for
   });
+  // Brought back only to be looked at: let go of them again. A job that
+  // changed is let go once its event went out (committing counted it in
+  // changing_): forgotten before, the event would have no job to tell of.
+  for (JobId id : ids)
+    if (const sched::Job* job = scheduler_.find(id);
+        job && sched::is_final(job->state) && !changing_.contains(id))
+      forget(id);
 }
 
 void Service::cancel(std::vector<JobId> ids, PerJob done) {
@@ -1138,7 +1145,21 @@ Service::WorkerPage Service::workers(const std::string& after, std::size_t limit
     }
     page.workers.push_back(it->second);
   }
+  // Every running job holds a lease: those are few (the slots of the workers).
+  std::map<std::string_view, WorkerView*> shown;
+  for (WorkerView& worker : page.workers) shown[worker.id] = &worker;
+  for (const auto& [expiry, id] : scheduler_.leases())
+    if (const sched::Job* job = scheduler_.find(id); job && !job->attempts.empty())
+      if (auto worker = shown.find(job->attempts.back().worker); worker != shown.end())
+        worker->second->running.push_back(id);
+  for (WorkerView& worker : page.workers) std::sort(worker.running.begin(), worker.running.end());
   return page;
+}
+
+std::size_t Service::workers_seen_since(Time since) const {
+  return static_cast<std::size_t>(
+      std::count_if(workers_.begin(), workers_.end(),
+                    [&](const auto& worker) { return worker.second.last_seen >= since; }));
 }
 
 void Service::forget_workers(Time now) {

@@ -45,6 +45,7 @@
 #include "sched/scheduler.hpp"
 #include "server/job_spec.hpp"
 #include "server/schedule_spec.hpp"
+#include "server/metrics.hpp"
 #include "store/store.hpp"
 
 namespace ferry::server {
@@ -169,6 +170,7 @@ struct WorkerView {
   std::vector<std::string> labels;
   int free_slots = 0;
   Time last_seen{0};
+  std::vector<JobId> running;  // in a page of workers(): the jobs it runs now, ascending
 };
 
 // Storage for many small strings (job specs): one allocation per 64 KiB
@@ -340,6 +342,11 @@ class Service {
   // Jobs held in memory (not ended, or their end not yet durable).
   std::size_t jobs_in_memory() const { return records_.size(); }
   StoreView store_view() const { return {store_.size(), options_.keep_finished}; }
+  // What metrics count of the jobs (see metrics.hpp), and workers heard
+  // from since `since`.
+  const JobMetrics& metrics() const { return metrics_; }
+  std::size_t workers_seen_since(Time since) const;
+  const Options& options() const { return options_; }
 
   // Job state changes, each handed to every subscriber once it is durable,
   // in the order they happened. The event's pointers are valid only during
@@ -429,6 +436,7 @@ class Service {
     JobId id;
     sched::State to;
     std::size_t attempts;
+    Step step;  // counted by metrics_ once durable; a default one is a submit
   };
   JobEvent event_of(const Changed& change) const;
   static void see_stored(const store::StoredJob& stored,
@@ -483,6 +491,7 @@ class Service {
   Time next_expiry_{0};                      // when retention runs next
   bool expiring_ = false;                    // a retention batch is being written
   bool behind_ = false;                      // the last batch was full: more are due
+  JobMetrics metrics_;
 };
 
 }  // namespace ferry::server

@@ -770,6 +770,70 @@ TEST_F(ServiceTest, ARestartLosesNothingAndRunsInterruptedJobsAgain) {
   EXPECT_EQ(submit({R"({"command": {"argv": ["new"]}})"}), std::vector<JobId>{5});
 }
 
+TEST_F(ServiceTest, ACancelIsAnEventWhetherTheJobWaitedOrRan) {
+  std::vector<std::string> seen;
+  service->subscribe([&](const JobEvent& event) {
+    seen.push_back(fmt::format("{} {}", event.id, sched::name(event.state)));
+  });
+  auto ids = submit({R"({"command": {"argv": ["a"]}})", R"({"command": {"argv": ["b"]}})"});
+  LeasedJob running = lease(poll("w1")).jobs.at(0);
+  seen.clear();
+  service->cancel({ids[1], running.id}, [](std::vector<std::string>, std::string) {});
+  settle();
+  EXPECT_EQ(seen, (std::vector<std::string>{"2 cancelled", "1 cancelled"}));
+  EXPECT_EQ(service->jobs_in_memory(), 0u);  // ended and told: let go
+}
+
+TEST_F(ServiceTest, MetricsCountWhatBecameDurableByQueue) {
+  auto ids =
+      submit({R"({"command": {"argv": ["a"]}, "queue": "q", "retries": 1, "retry_delay": 2})",
+              R"({"command": {"argv": ["b"]}, "queue": "q"})",
+              R"({"command": {"argv": ["c"]}, "queue": "other"})"});
+  clock += 3s;  // the first two waited 3 s in their queue
+  LeaseReply two = lease(poll("w1", 2));
+  ASSERT_EQ(two.jobs.size(), 2u);
+  clock += 1500ms;
+  LeaseRequest report = poll("w1", 0);
+  report.completions = {done(two.jobs[0], false), done(two.jobs[1], true)};
+  // Recorded in memory: not counted until durable.
+  std::optional<LeaseReply> reply;
+  service->lease(report, [&](LeaseReply given) { reply = std::move(given); });
+  EXPECT_EQ(service->metrics().queues().at("q").succeeded, 0u);
+  settle();
+  const JobMetrics::Queue& q = service->metrics().queues().at("q");
+  EXPECT_EQ(q.submitted, 2u);
+  EXPECT_EQ(q.started, 2u);
+  EXPECT_EQ(q.succeeded, 1u);
+  EXPECT_EQ(q.retried, 1u);  // the failed attempt runs again after its delay
+  EXPECT_EQ(q.failed, 0u);
+  EXPECT_EQ(q.wait_seconds.count(), 2u);
+  EXPECT_DOUBLE_EQ(q.wait_seconds.sum(), 6.0);
+  EXPECT_DOUBLE_EQ(q.run_seconds.sum(), 3.0);
+
+  clock += 2s;
+  service->tick();  // the retry's delay passed: queued again, then leased
+  LeasedJob again = lease(poll("w1")).jobs.at(0);
+  EXPECT_EQ(again.id, ids[0]);
+  clock += 11s;
+  service->tick();  // its worker went silent: the lease expired
+  settle();
+  EXPECT_EQ(q.lease_expiries, 1u);
+  EXPECT_EQ(q.started, 3u);
+
+  std::vector<std::string> results;
+  service->cancel({ids[0], ids[2]},
+                  [&](std::vector<std::string> given, std::string) { results = std::move(given); });
+  settle();
+  EXPECT_EQ(q.cancelled, 1u);
+  EXPECT_EQ(service->metrics().queues().at("other").cancelled, 1u);
+  service->retry({ids[0]}, [](std::vector<std::string>, std::string) {});
+  settle();
+  EXPECT_EQ(q.retried, 2u);
+  JobMetrics::LastHour hour = service->metrics().last_hour(clock);
+  EXPECT_EQ(hour.submitted.back(), 3u);
+  EXPECT_EQ(hour.succeeded.back(), 1u);
+}
+
 }  // namespace
 }  // namespace ferry::server
 

@@ -1,5 +1,6 @@
 #include "store/group_commit.hpp"
 
+#include <chrono>
 #include <utility>
 
 namespace ferry::store {
@@ -48,7 +49,9 @@ void GroupCommitStore::run() {
     std::vector<const Batch*> batches;
     batches.reserve(group.size());
     for (const Pending& pending : group) batches.push_back(&pending.batch);
+    auto began = std::chrono::steady_clock::now();
     std::vector<std::string> errors = commit(batches);
+    std::chrono::duration<double> took = std::chrono::steady_clock::now() - began;
     for (std::size_t i = 0; i < group.size(); ++i)
       if (group[i].committed) group[i].committed(errors[i]);
 
@@ -56,6 +59,8 @@ void GroupCommitStore::run() {
     committed_ += group.size();
     stats_.batches += group.size();
     stats_.transactions += 1;
+    stats_.commit_seconds.observe(took.count());
+    stats_.commit_batches.observe(static_cast<double>(group.size()));
     progress_.notify_all();
   }
 }

@@ -27,6 +27,8 @@
 #include <string>
 #include <vector>
 
+#include "store/histogram.hpp"
+
 namespace ferry::store {
 
 // A job as stored. `spec` is the job's JSON description (command or call,
@@ -171,9 +173,17 @@ struct ListPage {
   std::uint64_t next_before = 0;  // 0: nothing older
 };
 
+// The buckets of Stats' histograms: seconds a transaction took to commit
+// (its fsync included), and batches it held.
+inline constexpr double kCommitSecondsBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                  0.05,   0.1,   0.25,   0.5,   1,    2.5};
+inline constexpr double kCommitBatchesBounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+
 struct Stats {
   std::uint64_t batches = 0;       // batches made durable
   std::uint64_t transactions = 0;  // commits that made them so: fewer, with group commit
+  Histogram commit_seconds{kCommitSecondsBounds};  // of each transaction
+  Histogram commit_batches{kCommitBatchesBounds};  // batches in each transaction
 };
 
 struct Size {
