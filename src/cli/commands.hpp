@@ -32,6 +32,9 @@ Subcommand add_queues(CLI::App& app);
 Subcommand add_check(CLI::App& app);
 Subcommand add_backup(CLI::App& app);
 
+// --log-format text|json (or FERRY_LOG_FORMAT) of the long-running commands.
+void add_log_format_option(CLI::App& command, std::string& format);
+
 // The token from --token, --token-file or FERRY_TOKEN, in that order.
 std::string resolve_token(const std::string& token, const std::string& token_file);
 
