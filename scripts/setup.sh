@@ -9,6 +9,10 @@ packages=(
   libcli11-dev libfmt-dev libsqlite3-dev
   libboost1.81-dev libboost-json1.81-dev libssl-dev openssl
   curl
+  # readiness for systemd; the units' and the Debian package's tests
+  libsystemd-dev systemd man-db dpkg-dev file
+  # the Python client, its tests and `pip install ./clients/python` (offline)
+  python3 python3-venv python3-setuptools python3-wheel
 )
 
 source "$(dirname "$0")/debian_packages.sh"
