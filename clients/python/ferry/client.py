@@ -80,6 +80,9 @@ def _stream_groups(ids):
 
 
 def _job(kind, work, options):
+    unknown = sorted(set(options) - set(_JOB_OPTIONS))
+    if unknown:
+        raise TypeError(f"unknown job options {unknown}: the options are {list(_JOB_OPTIONS)}")
     job = {kind: work}
     for name in _JOB_OPTIONS:
         if options.get(name) is not None:

@@ -242,8 +242,8 @@ class Worker:
                 status, answer = self._http.request("POST", "/v1/lease", request,
                                                     timeout=request["wait"] + 15)
             except errors.ConnectionError as problem:
-                if idle and self._stops:
-                    continue  # the long poll was cut short by stop()
+                if idle and (self._stops or self._signals > signals_seen[0]):
+                    continue  # the long poll was cut short by stop() or a signal
                 if not unreachable:
                     log.warning("%s; retrying", problem)
                 unreachable = True

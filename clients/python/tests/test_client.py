@@ -128,6 +128,14 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(ferry.ConnectionError), ferry.Client(f"http://127.0.0.1:{port}") as c:
             c.stats()
 
+    def test_misspelled_options_are_refused(self):
+        with self.assertRaises(TypeError):
+            self.client.command(["true"], retires=3)
+        with self.assertRaises(TypeError):
+            self.client.call_many("f", [1], retires=3)
+        with self.assertRaises(ValueError):
+            self.client.command(["true"], shell="true")
+
     def test_urls_are_checked(self):
         for url in ("127.0.0.1:7077", "ftp://host:1", "http://host:1/path", "http://host:x"):
             with self.assertRaises(ValueError, msg=url):

@@ -176,6 +176,27 @@ class WorkerTest(unittest.TestCase):
         self.assertIn("stopped", self.server.log("signalled.log"))
         self.assertEqual(self.client.status(job)["state"], "succeeded")
 
+    def test_sigterm_stops_an_idle_worker_without_complaint(self):
+        # The signal cuts the idle long poll short: that is a stop, not a
+        # server gone missing to warn about and retry.
+        script = os.path.join(self.server.dir, "idle.py")
+        with open(script, "w") as file:
+            file.write(textwrap.dedent("""\
+                import ferry
+                worker = ferry.Worker(id="idle")
+                worker.function("unused")(lambda: None)
+                worker.run()
+                print("stopped", flush=True)
+                """))
+        process = self.server.start_python(script, "idle.log")
+        wait_until(lambda: any(w["id"] == "idle" for w in self.client.workers()),
+                   "the worker's long poll reaches the server")
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(process.wait(timeout=60), 0, self.server.log("idle.log"))
+        log = self.server.log("idle.log")
+        self.assertIn("stopped", log)
+        self.assertNotIn("retrying", log)
+
     def test_a_wrong_token_ends_run(self):
         worker = ferry.Worker(self.server.url, "wrong")
         worker.add("square", lambda n: n * n)
