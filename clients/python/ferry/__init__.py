@@ -19,11 +19,11 @@ Standard library only; the HTTP API it speaks is docs/api.md.
 """
 
 from ._http import VERSION as __version__
-from .client import Client, Result
+from .client import Client, Flow, Result, call_job, command_job
 from .errors import (ApiError, Busy, ConnectionError, Error, InternalError, InvalidRequest,
                      MethodNotAllowed, NotFound, StoreFailed, TimeoutError, TooLarge, Unauthorized)
 from .worker import Worker
 
-__all__ = ["Client", "Result", "Worker", "Error", "ConnectionError", "TimeoutError", "ApiError",
+__all__ = ["Client", "Flow", "Result", "call_job", "command_job", "Worker", "Error", "ConnectionError", "TimeoutError", "ApiError",
            "InvalidRequest", "Unauthorized", "NotFound", "MethodNotAllowed", "TooLarge",
            "InternalError", "Busy", "StoreFailed", "__version__"]

@@ -12,6 +12,16 @@ A submit whose every job has a key is sent again when its answer was lost
 (a dropped connection, a timeout, a 503), and gives the jobs the first one
 made: exactly-once submission. Waiting follows the server's event stream
 (GET /v1/events), so a job's end is seen as soon as it is durable.
+
+A flow is a batch whose jobs wait for each other: each names others of the
+batch by their `ref` in its `after`, and runs once they succeeded (or ended,
+with after_policy="end"); one whose dependency failed is cancelled, skipped.
+
+    build = ferry.command_job(shell="make", ref="build")
+    tests = [ferry.command_job(shell=f"make {t}", ref=t, after=["build"]) for t in ("test-a", "test-b")]
+    report = ferry.command_job(shell="make report", after=["test-a", "test-b"])
+    flow = client.submit_flow([build, *tests, report], name="nightly", key="nightly-2025-11-25")
+    client.wait_all(flow.ids); client.flow(flow.id)["state"]
 """
 
 import dataclasses
@@ -23,14 +33,14 @@ import urllib.parse
 from . import _http
 from . import errors
 
-__all__ = ["Client", "Result"]
+__all__ = ["Client", "Flow", "Result", "call_job", "command_job"]
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 # The ids of an event stream travel in its request line, which with the
 # headers must fit in the server's 16 KiB: scattered ids take several streams.
 _MAX_IDS_TEXT = 8000
 _JOB_OPTIONS = ("queue", "name", "priority", "retries", "retry_delay", "timeout", "delay",
-                "labels", "key", "keep")
+                "labels", "key", "keep", "ref", "after", "after_policy")
 
 
 @dataclasses.dataclass
@@ -66,6 +76,16 @@ def _id_ranges(ids):
     return ",".join(parts)
 
 
+@dataclasses.dataclass
+class Flow:
+    """A flow as submit_flow() made it (or found it, by its key)."""
+
+    id: int
+    ids: typing.List[int]  # its jobs' ids, in the order given
+    refs: typing.Dict[str, int]  # the id of each job given a ref
+    existing: bool = False  # a kept flow with the same key was there already
+
+
 def _stream_groups(ids):
     """Sorted `ids` cut into groups whose "1-3,7" text fits in a request line."""
     group, text = [], 0
@@ -86,8 +106,32 @@ def _job(kind, work, options):
     job = {kind: work}
     for name in _JOB_OPTIONS:
         if options.get(name) is not None:
-            job[name] = list(options[name]) if name == "labels" else options[name]
+            job[name] = list(options[name]) if name in ("labels", "after") else options[name]
     return job
+
+
+def call_job(function, args=None, **options):
+    """A call as a dict for submit_many() and submit_flow(). Options as for
+    Client.call(), and for a flow `ref` (its name in the batch), `after` (the
+    refs or ids of the jobs it waits for) and `after_policy` ("success", the
+    default, or "end": run even after a failure)."""
+    return _job("call", {"function": function, "args": args}, options)
+
+
+def command_job(argv=None, *, shell=None, env=None, cwd=None, stdin=None, **options):
+    """A command as a dict for submit_many() and submit_flow(): what
+    Client.command() takes, with `ref`, `after` and `after_policy` as for
+    call_job()."""
+    if (argv is None) == (shell is None):
+        raise ValueError("give exactly one of argv and shell")
+    work = {"argv": list(argv)} if argv is not None else {"shell": shell}
+    if env is not None:
+        work["env"] = dict(env)
+    if cwd is not None:
+        work["cwd"] = cwd
+    if stdin is not None:
+        work["stdin"] = stdin
+    return _job("command", work, options)
 
 
 def _ids(ids):
@@ -133,6 +177,27 @@ class Client:
         reply = self._http.call("POST", "/v1/jobs", {"jobs": jobs}, self._timeout, again=keyed)
         return reply["ids"]
 
+    def submit_flow(self, jobs, *, name=None, key=None):
+        """Submits 1 to 10,000 jobs as one flow (see call_job() and
+        command_job() for `ref` and `after`); returns a Flow. All are made
+        together or none: a ref named but not given, or a cycle, raises
+        ferry.InvalidRequest. With `key`, a kept flow with that key is not
+        made again (its jobs have no keys of their own), and the submit is
+        sent again when its answer was lost."""
+        jobs = list(jobs)
+        flow = {}
+        if name is not None:
+            flow["name"] = name
+        if key is not None:
+            flow["key"] = key
+        reply = self._http.call("POST", "/v1/jobs", {"jobs": jobs, "flow": flow},
+                                self._timeout, again=key is not None)
+        ids = reply["ids"]
+        refs = {job["ref"]: job_id for job, job_id in zip(jobs, ids)
+                if isinstance(job, dict) and job.get("ref")}
+        return Flow(id=reply["flow"], ids=ids, refs=refs,
+                    existing=bool(ids) and len(reply.get("existing", [])) == len(ids))
+
     def call(self, function, args=None, *, queue=None, name=None, priority=None, retries=None,
              retry_delay=None, timeout=None, delay=None, labels=None, key=None, keep=None):
         """A call of `function` (served by a worker that registered it) with
@@ -161,16 +226,8 @@ class Client:
         /bin/sh -c); optional `env` (a dict added to the worker's
         environment), `cwd`, `stdin` (text). Options as for call(). Returns
         its id."""
-        if (argv is None) == (shell is None):
-            raise ValueError("give exactly one of argv and shell")
-        work = {"argv": list(argv)} if argv is not None else {"shell": shell}
-        if env is not None:
-            work["env"] = dict(env)
-        if cwd is not None:
-            work["cwd"] = cwd
-        if stdin is not None:
-            work["stdin"] = stdin
-        return self.submit(_job("command", work, options))
+        return self.submit(command_job(argv, shell=shell, env=env, cwd=cwd, stdin=stdin,
+                                       **options))
 
     # Waiting.
 
@@ -241,6 +298,37 @@ class Client:
         Returns one {"id", "retried", "detail"} per job."""
         return self._http.call("POST", "/v1/retry", {"ids": _ids(jobs)},
                                self._timeout)["results"]
+
+    # Flows.
+
+    def flow(self, flow):
+        """The flow as GET /v1/flows/{id} gives it: its name, key, state
+        (running until every job ended; then succeeded, failed or cancelled),
+        counts by state, and its jobs (id, ref, name, state, reason,
+        attempts). Raises ferry.NotFound for an unknown flow."""
+        return self._get(f"/v1/flows/{int(flow)}")
+
+    def flows(self, *, before=None, limit=None):
+        """One page of flows, newest first, without their jobs: {"flows":
+        [...], "next_before": id or None}."""
+        query = {name: value for name, value in (("before", before), ("limit", limit))
+                 if value is not None}
+        return self._get("/v1/flows" + ("?" + urllib.parse.urlencode(query) if query else ""))
+
+    def cancel_flow(self, flow):
+        """Cancels every job of the flow not ended yet; returns one {"id",
+        "cancelled", "detail"} per job."""
+        return self._http.call("POST", f"/v1/flows/{int(flow)}/cancel", None,
+                               self._timeout)["results"]
+
+    def retry_flow(self, flow):
+        """Queues the flow's failed and cancelled jobs again (the ones
+        skipped come back with those they wait for); returns one {"id",
+        "retried", "detail"} per job."""
+        return self._http.call("POST", f"/v1/flows/{int(flow)}/retry", None,
+                               self._timeout)["results"]
+
+    # The server.
 
     def stats(self):
         return self._get("/v1/stats")

@@ -318,9 +318,16 @@ class Worker:
         undelivered = [report for report in undelivered
                        if id(report) not in done and report["token"] not in acknowledged]
         with self._lock:
-            for job in reply["stop"]:
+            # stop_tokens name the attempts to stop: after a server restart
+            # the same job may run here again under a newer lease, which
+            # goes on. A server without them names jobs only.
+            tokens = reply.get("stop_tokens")
+            if not (isinstance(tokens, list) and len(tokens) == len(reply["stop"])):
+                tokens = [None] * len(reply["stop"])
+            for job, token in zip(reply["stop"], tokens):
                 for call in self._in_flight.values():
-                    if call.job == job and not call.taken_back:
+                    if (call.job == job and token in (None, call.token)
+                            and not call.taken_back):
                         log.info("job %s was taken back by the server", job)
                         call.taken_back = True
             for leased in reply["jobs"]:

@@ -5,7 +5,7 @@ import threading
 import unittest
 
 import ferry
-from support import TOKEN, DroppingProxy, LocalServer
+from support import TOKEN, DroppingProxy, LocalServer, wait_until
 
 
 class ClientTest(unittest.TestCase):
@@ -79,6 +79,74 @@ class ClientTest(unittest.TestCase):
                 client.command(["true"])
         finally:
             proxy.close()
+
+    def test_a_flow_runs_in_order_and_reads_back(self):
+        # build -> test-a, test-b -> report: each writes the time order it saw.
+        log = os.path.join(self.server.dir, "flow-order")
+        step = lambda name: f"sleep 0.1; echo {name} >> {log}"  # noqa: E731
+        jobs = [ferry.command_job(shell=step("build"), ref="build", name="build"),
+                ferry.command_job(shell=step("test-a"), ref="test-a", after=["build"]),
+                ferry.command_job(shell=step("test-b"), ref="test-b", after=["build"]),
+                ferry.command_job(shell=f"cat {log}", ref="report", after=["test-a", "test-b"])]
+        flow = self.client.submit_flow(jobs, name="nightly")
+        self.assertEqual(sorted(flow.refs), ["build", "report", "test-a", "test-b"])
+        self.assertEqual([flow.refs[r] for r in ("build", "test-a", "test-b", "report")], flow.ids)
+        results = self.client.wait_all(flow.ids, timeout=60)
+        self.assertTrue(all(r.succeeded for r in results), results)
+        order = results[-1].stdout.split()
+        self.assertEqual((order[0], sorted(order[1:])), ("build", ["test-a", "test-b"]))
+        read = self.client.flow(flow.id)
+        self.assertEqual((read["id"], read["name"], read["state"]), (flow.id, "nightly", "succeeded"))
+        self.assertEqual([(j["id"], j["ref"]) for j in read["jobs"]],
+                         [(flow.refs[r], r) for r in ("build", "test-a", "test-b", "report")])
+        self.assertIn(flow.id, [f["id"] for f in self.client.flows(limit=10)["flows"]])
+
+    def test_a_failed_dependency_skips_the_rest_and_retry_flow_runs_them(self):
+        marker = os.path.join(self.server.dir, "fixed")
+        jobs = [ferry.command_job(shell=f"test -e {marker}", ref="check"),
+                ferry.command_job(["true"], ref="after-success", after=["check"]),
+                ferry.command_job(["true"], after=["check"], after_policy="end")]
+        flow = self.client.submit_flow(jobs)
+        results = self.client.wait_all(flow.ids, timeout=60)
+        self.assertEqual([r.state for r in results], ["failed", "cancelled", "succeeded"])
+        self.assertEqual(results[1].reason, f"dependency {flow.ids[0]} failed")
+        self.assertEqual(self.client.flow(flow.id)["state"], "failed")
+        open(marker, "w").close()
+        retried = self.client.retry_flow(flow.id)
+        self.assertEqual([r["id"] for r in retried if r["retried"]], [flow.ids[0]])
+        wait_until(lambda: self.client.flow(flow.id)["state"] == "succeeded", "the flow succeeds")
+
+    def test_cancel_flow_cancels_what_has_not_ended(self):
+        flow = self.client.submit_flow([ferry.command_job(["sleep", "600"], ref="slow"),
+                                        ferry.call_job("nobody-serves-this", after=["slow"])])
+        cancelled = self.client.cancel_flow(flow.id)
+        # Cancelling the first skips the second (cancelled as well, by then).
+        self.assertEqual(sorted(r["id"] for r in cancelled), sorted(flow.ids))
+        self.assertTrue(cancelled[0]["cancelled"], cancelled)
+        self.assertEqual({r.state for r in self.client.wait_all(flow.ids, timeout=60)},
+                         {"cancelled"})
+
+    def test_a_keyed_flow_is_made_once(self):
+        jobs = [ferry.call_job("f", 1, ref="a"), ferry.call_job("f", 2, after=["a"], delay=600)]
+        first = self.client.submit_flow(jobs, key="flow-made-once")
+        again = self.client.submit_flow(jobs, key="flow-made-once")
+        self.assertEqual((again.id, again.ids, again.existing), (first.id, first.ids, True))
+        self.assertFalse(first.existing)
+        self.client.cancel_flow(first.id)
+
+    def test_bad_flows_are_refused_and_make_nothing(self):
+        before = self.client.flows(limit=1)["flows"]
+        for jobs in ([ferry.call_job("f", ref="a", after=["b"])],  # no job b
+                     [ferry.call_job("f", ref="a", after=["b"]),
+                      ferry.call_job("f", ref="b", after=["a"])],  # a cycle
+                     [ferry.call_job("f", ref="a"), ferry.call_job("f", ref="a")]):  # twice
+            with self.assertRaises(ferry.InvalidRequest, msg=jobs):
+                self.client.submit_flow(jobs)
+        with self.assertRaises(ferry.NotFound):
+            self.client.flow(10**9)
+        with self.assertRaises(ValueError):
+            ferry.command_job()
+        self.assertEqual(self.client.flows(limit=1)["flows"], before)
 
     def test_cancel_and_retry(self):
         job = self.client.command(["true"], delay=600)

@@ -232,6 +232,22 @@ class LeaseAnswerTest(unittest.TestCase):
         self.assertTrue(worker._in_flight[70].taken_back)
         self.assertEqual(worker._lease_request([], False, False)["heartbeats"], [])
 
+    def test_stop_tokens_take_back_only_the_old_attempt(self):
+        # After a server restart this worker may hold job 7 twice: the lease
+        # of token 70 from before, and 71 since. Only 70 is to stop.
+        worker = ferry.Worker("http://127.0.0.1:1")
+        worker.add("f", lambda args: args)
+        spec = {"call": {"function": "f", "args": 1}}
+        worker._take({"jobs": [{"id": 7, "token": 70, "spec": spec},
+                               {"id": 7, "token": 71, "spec": spec}],
+                      "acknowledged": [], "stop": []}, [], [])
+        worker._take({"jobs": [], "acknowledged": [], "stop": [7], "stop_tokens": [70]}, [], [])
+        self.assertTrue(worker._in_flight[70].taken_back)
+        self.assertFalse(worker._in_flight[71].taken_back)
+        # A server without stop_tokens names jobs only: every attempt of one stops.
+        worker._take({"jobs": [], "acknowledged": [], "stop": [7]}, [], [])
+        self.assertTrue(worker._in_flight[71].taken_back)
+
     def test_limits(self):
         self.assertIsNone(worker_module._why_not_sendable([[1]]))
         self.assertEqual(worker_module._text_tail("aé", 2), "é")
