@@ -1,12 +1,13 @@
 // `ferry demo`: what ferry is for, in a few seconds. It starts a server on a
 // free loopback port with a database in a temporary directory, two `ferry
 // worker`s for commands and, in this process, a ferry::Worker serving the
-// function `square`; submits a small flow (a prepare job, then commands and
-// calls fanned out, some commands failing once and retried, then a report);
-// prints each job's end as the server's event stream tells it; and stops and
-// removes everything it started. Exit status: 0 when every job succeeded,
-// 1 when not, 130 after Ctrl-C. With --keep, all of it runs on until Ctrl-C,
-// to look around with the CLI and the dashboard.
+// function `square`; submits one flow (build, then tests and calls fanned out
+// after it, some tests failing once and retried, then a report after them
+// all); prints each job's end as the server's event stream of the flow tells
+// it; and stops and removes everything it started. Exit status: 0 when every
+// job succeeded, 1 when not, 130 after Ctrl-C. With --keep, all of it runs on
+// until Ctrl-C, to look around with the CLI (and the dashboard, when the
+// server serves one).
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -39,9 +40,9 @@ struct DemoFailed : std::runtime_error {  // something of the demo's own broke
   using std::runtime_error::runtime_error;
 };
 
-constexpr int kCommands = 12;  // fanned out, each 0.1-0.4 s; every 5th fails once
-constexpr int kCalls = 12;     // square(1) ... square(12) on this process's threads
-constexpr std::chrono::seconds kStepPatience{60};
+constexpr int kTests = 8;  // after build, each 0.1-0.4 s; every 3rd fails once
+constexpr int kCalls = 8;  // square(1) ... square(8) on this process's threads, after build
+constexpr std::chrono::seconds kPatience{90};
 
 std::string last_lines(const std::filesystem::path& file, std::size_t count) {
   std::ifstream in(file);
@@ -81,31 +82,42 @@ class Demo {
         "ferry demo: a server at {} (its database in {}),\n"
         "two `ferry worker`s of 4 slots for commands, and this process serving the function "
         "`square`\n"
-        "with ferry::Worker, as a C++ or Python program of yours would.\n"
-        "Dashboard: {}/\n\n",
-        url_, scratch_.string(), url_);
+        "with ferry::Worker, as a C++ or Python program of yours would.\n",
+        url_, scratch_.string());
+    dashboard_ = serves_dashboard();
+    if (dashboard_) std::cout << fmt::format("Dashboard: {}/\n", url_);
+    std::cout << "\n";
 
-    bool all_succeeded = true;
-    std::cout << "1. prepare\n";
-    all_succeeded &= step({command_job(
-        "prepare", fmt::format("mkdir -p '{}/items' && echo prepared", scratch_.string()))});
     std::cout << fmt::format(
-        "\n2. fan out: {} commands (every 5th fails once and is retried) and {} calls of "
-        "square\n",
-        kCommands, kCalls);
+        "One flow, submitted as one batch whose jobs name each other by ref:\n"
+        "  build -> test-1 ... test-{} (commands; every 3rd fails once and is retried)\n"
+        "        -> square(1) ... square({}) (calls)\n"
+        "        -> report, after all of them\n\n",
+        kTests, kCalls);
     std::vector<json::object> jobs;
-    for (int n = 1; n <= kCommands; ++n) jobs.push_back(item_job(n));
-    for (int n = 1; n <= kCalls; ++n) jobs.push_back(square_job(n));
-    all_succeeded &= step(jobs);
-    std::cout << "\n3. report\n";
-    all_succeeded &= step({command_job(
-        "report", fmt::format("echo \"$(ls '{}/items' | wc -l) items made\"", scratch_.string()))});
+    std::vector<std::string> everything_before_report;
+    jobs.push_back(
+        command_job("build", fmt::format("mkdir -p '{}/items' && echo built", scratch_.string())));
+    for (int n = 1; n <= kTests; ++n) {
+      jobs.push_back(test_job(n));
+      everything_before_report.push_back(fmt::format("test-{}", n));
+    }
+    for (int n = 1; n <= kCalls; ++n) {
+      jobs.push_back(square_job(n));
+      everything_before_report.push_back(fmt::format("square-{}", n));
+    }
+    json::object report = command_job(
+        "report", fmt::format("echo \"$(ls '{}/items' | wc -l) tests passed\"", scratch_.string()));
+    report["after"] = json::array(everything_before_report.begin(), everything_before_report.end());
+    jobs.push_back(std::move(report));
+    bool all_succeeded = run_flow(jobs);
 
     double seconds = std::chrono::duration<double>(Clock::now() - started_).count();
     std::cout << fmt::format(
-        "\nferry demo: {} jobs, {} succeeded ({} after a retry), {} failed, in {:.1f} s; the "
-        "squares sum to {}.\n",
-        ended_, succeeded_, retried_, ended_ - succeeded_, seconds, square_sum_);
+        "\nferry demo: flow {} {}: {} jobs, {} succeeded ({} after a retry), {} did not, in "
+        "{:.1f} s; the squares sum to {}.\n",
+        flow_, flow_state(), ended_, succeeded_, retried_, ended_ - succeeded_, seconds,
+        square_sum_);
     if (keep_) wait_for_interrupt();
     std::cout << "By hand: `ferry server --db ferry.db`, `ferry worker` on each machine, then "
                  "`ferry submit`, `ferry map`,\n"
@@ -166,16 +178,18 @@ class Demo {
   }
 
   static json::object command_job(const std::string& name, const std::string& script) {
-    return json::object{{"command", json::object{{"shell", script}}}, {"name", name}};
+    return json::object{
+        {"command", json::object{{"shell", script}}}, {"name", name}, {"ref", name}};
   }
 
-  json::object item_job(int n) {
-    std::string name = fmt::format("item {}", n);
+  json::object test_job(int n) {
+    std::string name = fmt::format("test-{}", n);
     std::string script = fmt::format(
         "sleep 0.{}; if [ {} -eq 0 ] && mkdir '{}/failed-{}' 2>/dev/null; then echo 'failing "
         "once' >&2; exit 1; fi; echo {} > '{}/items/{}'",
-        n % 4 + 1, n % 5, scratch_.string(), n, n, scratch_.string(), n);
+        n % 4 + 1, n % 3, scratch_.string(), n, n, scratch_.string(), n);
     json::object job = command_job(name, script);
+    job["after"] = json::array{"build"};
     job["retries"] = 1;
     job["retry_delay"] = 0.2;
     return job;
@@ -183,30 +197,57 @@ class Demo {
 
   static json::object square_job(int n) {
     return json::object{{"call", json::object{{"function", "square"}, {"args", n}}},
-                        {"name", fmt::format("square({})", n)}};
+                        {"name", fmt::format("square({})", n)},
+                        {"ref", fmt::format("square-{}", n)},
+                        {"after", json::array{"build"}}};
   }
 
-  // Submits the jobs, then prints their ends as they come; true when all
-  // succeeded.
-  bool step(const std::vector<json::object>& jobs) {
+  // Submits the jobs as one flow, then prints their ends as they come; true
+  // when all succeeded.
+  bool run_flow(const std::vector<json::object>& jobs) {
     json::array batch(jobs.begin(), jobs.end());
     json::value reply;
     try {
-      reply = client::call_api(*http_, "POST", "/v1/jobs",
-                               json::serialize(json::object{{"jobs", std::move(batch)}}));
+      reply = client::call_api(
+          *http_, "POST", "/v1/jobs",
+          json::serialize(json::object{{"jobs", std::move(batch)},
+                                       {"flow", json::object{{"name", "ferry demo"}}}}));
     } catch (const client::Interrupted&) {
       throw Interrupted();
     } catch (const std::exception& problem) {
       throw DemoFailed(fmt::format("submitting failed: {}", problem.what()));
     }
+    flow_ = reply.at("flow").to_number<std::uint64_t>();
     std::map<std::uint64_t, std::string> names;
-    std::string ranges;
-    for (std::size_t i = 0; i < jobs.size(); ++i) {
-      auto id = reply.at("ids").at(i).to_number<std::uint64_t>();
-      names[id] = std::string(jobs[i].at("name").as_string());
-      ranges += (ranges.empty() ? "" : ",") + std::to_string(id);
+    for (std::size_t i = 0; i < jobs.size(); ++i)
+      names[reply.at("ids").at(i).to_number<std::uint64_t>()] =
+          std::string(jobs[i].at("name").as_string());
+    std::cout << fmt::format("Flow {}: jobs {} to {}\n", flow_, names.begin()->first,
+                             names.rbegin()->first);
+    return follow(names, fmt::format("/v1/events?results=true&flow={}", flow_));
+  }
+
+  // "succeeded", "failed"...: the flow's state as the server sums it up.
+  std::string flow_state() {
+    try {
+      json::value flow = client::call_api(*http_, "GET", fmt::format("/v1/flows/{}", flow_));
+      return std::string(flow.at("state").as_string());
+    } catch (const client::Interrupted&) {
+      throw Interrupted();
+    } catch (const std::exception& problem) {
+      return fmt::format("(its state could not be read: {})", problem.what());
     }
-    return follow(names, "/v1/events?results=true&ids=" + ranges);
+  }
+
+  // The dashboard comes with servers built with it: shown when there.
+  bool serves_dashboard() {
+    try {
+      return http_->request("GET", "/", "", std::chrono::seconds(10)).status == 200;
+    } catch (const client::Interrupted&) {
+      throw Interrupted();
+    } catch (const client::ConnectionError&) {
+      return false;
+    }
   }
 
   bool follow(const std::map<std::uint64_t, std::string>& names, const std::string& target) {
@@ -214,7 +255,7 @@ class Demo {
     for (const auto& [id, name] : names) pending.insert(id);
     std::set<std::pair<std::uint64_t, std::int64_t>> retries_shown;  // (job, attempts)
     bool all_succeeded = true;
-    auto give_up = Clock::now() + kStepPatience;
+    auto give_up = Clock::now() + kPatience;
     auto on_event = [&](std::string_view data) {
       json::object event = json::parse(data, {}, server::api_parse_options()).as_object();
       auto id = event.at("id").to_number<std::uint64_t>();
@@ -255,7 +296,7 @@ class Demo {
       if (!signals_.take().empty()) throw Interrupted();
       if (Clock::now() > give_up)
         throw DemoFailed(
-            fmt::format("{} jobs did not end within {} s", pending.size(), kStepPatience.count()));
+            fmt::format("{} jobs did not end within {} s", pending.size(), kPatience.count()));
       try {
         client::Response refusal =
             http_->events(target, on_event, Clock::now() + milliseconds(500));
@@ -295,8 +336,9 @@ class Demo {
                      "\nStill running (--keep); in another terminal:\n"
                      "  export FERRY_SERVER={}\n"
                      "  ferry status; ferry submit -- echo hello; ferry workers\n"
-                     "and the dashboard at {}/. Ctrl-C stops it all and removes {}.\n",
-                     url_, url_, scratch_.string())
+                     "{}Ctrl-C stops it all and removes {}.\n",
+                     url_, dashboard_ ? fmt::format("and the dashboard at {}/. ", url_) : "",
+                     scratch_.string())
               << std::flush;
     while (signals_.take().empty()) processes_.wait(std::nullopt, signals_.fd());
   }
@@ -327,6 +369,8 @@ class Demo {
   std::optional<Worker> call_worker_;
   std::thread call_thread_;
   Clock::time_point started_;
+  bool dashboard_ = false;
+  std::uint64_t flow_ = 0;
   int ended_ = 0, succeeded_ = 0, retried_ = 0;
   long long square_sum_ = 0;
 };
@@ -341,7 +385,7 @@ Subcommand add_demo(CLI::App& app) {
       "small flow of commands and calls shown as they end; everything is removed afterwards");
   command->add_flag("--keep", *keep,
                     "Leave the server and workers running until Ctrl-C, to look around with the "
-                    "CLI and the dashboard");
+                    "CLI (and the dashboard)");
   return {command, [keep](const std::vector<std::string>&) {
             try {
               Demo demo(*keep);
