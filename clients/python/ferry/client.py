@@ -14,8 +14,9 @@ made: exactly-once submission. Waiting follows the server's event stream
 (GET /v1/events), so a job's end is seen as soon as it is durable.
 
 A flow is a batch whose jobs wait for each other: each names others of the
-batch by their `ref` in its `after`, and runs once they succeeded (or ended,
-with after_policy="end"); one whose dependency failed is cancelled, skipped.
+batch by their `ref` in its `after`, and runs once they succeeded (or as its
+`after_policy` says); one that its dependencies rule out is cancelled,
+skipped.
 
     build = ferry.command_job(shell="make", ref="build")
     tests = [ferry.command_job(shell=f"make {t}", ref=t, after=["build"]) for t in ("test-a", "test-b")]
@@ -113,8 +114,11 @@ def _job(kind, work, options):
 def call_job(function, args=None, **options):
     """A call as a dict for submit_many() and submit_flow(). Options as for
     Client.call(), and for a flow `ref` (its name in the batch), `after` (the
-    refs or ids of the jobs it waits for) and `after_policy` ("success", the
-    default, or "end": run even after a failure)."""
+    refs or ids of the jobs it waits for) and `after_policy`: when it runs
+    rather than being skipped — "success" (the default: each of them
+    succeeded), "end" (each ended, however), "failure" (each failed or was
+    cancelled), "one_success" or "one_failed" (all ended, and at least one
+    succeeded / did not)."""
     return _job("call", {"function": function, "args": args}, options)
 
 

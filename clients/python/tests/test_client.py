@@ -105,10 +105,12 @@ class ClientTest(unittest.TestCase):
         marker = os.path.join(self.server.dir, "fixed")
         jobs = [ferry.command_job(shell=f"test -e {marker}", ref="check"),
                 ferry.command_job(["true"], ref="after-success", after=["check"]),
-                ferry.command_job(["true"], after=["check"], after_policy="end")]
+                ferry.command_job(["true"], after=["check"], after_policy="end"),
+                ferry.command_job(["true"], after=["check"], after_policy="failure")]
         flow = self.client.submit_flow(jobs)
         results = self.client.wait_all(flow.ids, timeout=60)
-        self.assertEqual([r.state for r in results], ["failed", "cancelled", "succeeded"])
+        self.assertEqual([r.state for r in results],
+                         ["failed", "cancelled", "succeeded", "succeeded"])
         self.assertEqual(results[1].reason, f"dependency {flow.ids[0]} failed")
         self.assertEqual(self.client.flow(flow.id)["state"], "failed")
         open(marker, "w").close()
