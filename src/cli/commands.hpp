@@ -31,6 +31,7 @@ Subcommand add_workers(CLI::App& app);
 Subcommand add_queues(CLI::App& app);
 Subcommand add_check(CLI::App& app);
 Subcommand add_backup(CLI::App& app);
+Subcommand add_flow(CLI::App& app);
 
 // --log-format text|json (or FERRY_LOG_FORMAT) of the long-running commands.
 void add_log_format_option(CLI::App& command, std::string& format);
