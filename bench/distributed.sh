@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The durable server under load, beside its peers, in one run: 20,000 no-op
 # calls through `ferry server` (a real SQLite file, synchronous=FULL) and 2
-# worker processes on loopback; then the same work through Python's
+# worker processes on loopback; then the same work through ferry's Python
+# client and workers (clients/python), and through Python's
 # multiprocessing.managers task/result queues, Celery with Redis, Dask
 # distributed and beanstalkd, each with 2 worker processes. Prints jobs/s and
 # ferry's ratio to each; then the latency of one call on an idle server.
@@ -48,6 +49,7 @@ peer() {
   fi
 }
 
+peer "ferry with Python workers (durable)" "$python" bench/peers/ferry_python_peer.py "$jobs" 2
 peer "Python multiprocessing.managers (in memory)" "$python" bench/peers/managers_peer.py "$jobs" 2
 
 if command -v beanstalkd > /dev/null; then

@@ -15,6 +15,10 @@ packages=(
   clang-14 libclang-rt-14-dev llvm-14
   chromium    # the dashboard's browser test (headless; tests/browser)
   prometheus  # its promtool checks the server's /metrics in a test
+  # readiness for systemd; the units' and the Debian package's tests
+  libsystemd-dev systemd man-db dpkg-dev file
+  # the Python client, its tests and `pip install ./clients/python` (offline)
+  python3 python3-venv python3-setuptools python3-wheel
 )
 # The browser test runs on Node.js 20 or newer, with npm; a machine that has
 # them (as a package of its own) keeps them.

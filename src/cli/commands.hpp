@@ -41,6 +41,9 @@ Subcommand add_schedule(CLI::App& app);
 std::vector<flowfile::FlowDocument> load_flow_files(const std::vector<std::string>& files,
                                                     const std::vector<std::string>& params);
 
+// --log-format text|json (or FERRY_LOG_FORMAT) of the long-running commands.
+void add_log_format_option(CLI::App& command, std::string& format);
+
 // The token from --token, --token-file or FERRY_TOKEN, in that order.
 std::string resolve_token(const std::string& token, const std::string& token_file);
 

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "cli/commands.hpp"
+#include "daemon/log.hpp"
 #include "run/inputs.hpp"
 #include "server/http_server.hpp"
 
@@ -81,6 +82,15 @@ std::string resolve_token(const std::string& token, const std::string& token_fil
   return from_environment ? from_environment : "";
 }
 
+void add_log_format_option(CLI::App& command, std::string& format) {
+  command
+      .add_option("--log-format", format,
+                  "How events are logged on stderr: text (one line each) or json (one object "
+                  "per line, for log shippers) [default: text]")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->envname("FERRY_LOG_FORMAT");
+}
+
 Subcommand add_server(CLI::App& app) {
   struct Flags {
     std::string listen = "127.0.0.1:7077";
@@ -90,6 +100,7 @@ Subcommand add_server(CLI::App& app) {
     double idle_timeout = 60;
     std::string keep_finished = "7d";
     double header_timeout = 10;
+    std::string log_format = "text";
     server::ServerConfig config;
   };
   auto flags = std::make_shared<Flags>();
@@ -131,8 +142,10 @@ Subcommand add_server(CLI::App& app) {
   command->add_option("--keep-finished", flags->keep_finished,
                       "How long ended jobs are kept, with their attempts and output: 0 keeps "
                       "them for ever; a number of seconds, or 90s, 30m, 12h, 7d [default: 7d]");
+  add_log_format_option(*command, flags->log_format);
   return {
       command, [flags](const std::vector<std::string>&) {
+        daemon::set_log_format(*daemon::parse_log_format(flags->log_format));
         server::ServerConfig& config = flags->config;
         std::chrono::milliseconds keep = parse_duration("--keep-finished", flags->keep_finished);
         config.service.keep_finished = keep.count() == 0 ? std::nullopt : std::optional(keep);
@@ -151,6 +164,11 @@ Subcommand add_server(CLI::App& app) {
         try {
           server::serve(config);
         } catch (const std::runtime_error& problem) {
+          // A log shipper reads why the server did not start as it reads the rest.
+          if (flags->log_format == "json") {
+            daemon::log("server", problem.what(), daemon::Level::error);
+            return 2;
+          }
           throw run::UsageError(problem.what());
         }
         return 0;

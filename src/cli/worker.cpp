@@ -4,6 +4,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/connection.hpp"
+#include "daemon/log.hpp"
 #include "worker/worker.hpp"
 
 namespace ferry::cli {
@@ -13,6 +14,7 @@ Subcommand add_worker(CLI::App& app) {
     Connection connection;
     worker::WorkerConfig config;
     double kill_grace = 5;
+    std::string log_format = "text";
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* command = app.add_subcommand("worker", "Run jobs from a ferry server");
@@ -32,7 +34,9 @@ Subcommand add_worker(CLI::App& app) {
                    "Seconds from SIGTERM to SIGKILL for a job timed out, cancelled or taken back "
                    "[default: 5]")
       ->check(CLI::Range(0.0, 3600.0));
+  add_log_format_option(*command, flags->log_format);
   return {command, [flags](const std::vector<std::string>&) {
+            daemon::set_log_format(*daemon::parse_log_format(flags->log_format));
             flags->config.kill_grace =
                 std::chrono::milliseconds(std::llround(flags->kill_grace * 1000));
             flags->config.server = flags->connection.url();

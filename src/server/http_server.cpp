@@ -17,6 +17,8 @@
 #include <fstream>
 #include <iostream>
 
+#include "daemon/log.hpp"
+#include "daemon/notify.hpp"
 #include "server/api_json.hpp"
 #include "server/dashboard.hpp"
 #include "server/metrics.hpp"
@@ -45,7 +47,9 @@ Reply error(http::status status, std::string_view code, std::string_view detail)
   return {status, render_error(code, detail)};
 }
 
-void log(std::string_view line) { std::cerr << "ferry server: " << line << std::endl; }
+void log(std::string_view line, daemon::Level level = daemon::Level::info) {
+  daemon::log("server", line, level);
+}
 
 Time wall_clock() {
   return std::chrono::duration_cast<Time>(std::chrono::system_clock::now().time_since_epoch());
@@ -169,6 +173,7 @@ class Server {
     }
     log(fmt::format("listening on {}, database {}{}", address, config_.db,
                     config_.token.empty() ? ", no token (loopback only)" : ""));
+    daemon::notify_ready("listening on " + address);
 
     // GET /metrics on an address of its own, without the token: for a
     // Prometheus that should not hold the token.
@@ -192,6 +197,7 @@ class Server {
     asio::signal_set signals(io_, SIGINT, SIGTERM);
     signals.async_wait([&](boost::system::error_code, int) {
       log("stopping");
+      daemon::notify_stopping("stopping: making what was accepted durable");
       acceptor.close();
       metrics_acceptor.close();
       store_->flush();  // what was accepted is durable before we go
@@ -206,7 +212,7 @@ class Server {
         io_.run();
         break;
       } catch (const std::exception& problem) {
-        log(fmt::format("internal error, going on: {}", problem.what()));
+        log(fmt::format("internal error, going on: {}", problem.what()), daemon::Level::error);
       }
     }
     store_->flush();
@@ -789,7 +795,8 @@ class Server {
       failed = error(http::status::bad_request, "invalid_request", problem.what());
     } catch (const std::exception& problem) {
       log(fmt::format("internal error in {} {}: {}", std::string(http::to_string(method)), target,
-                      problem.what()));
+                      problem.what()),
+          daemon::Level::error);
       failed = error(http::status::internal_server_error, "internal", problem.what());
     }
     co_return std::move(*failed);

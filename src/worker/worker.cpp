@@ -9,6 +9,8 @@
 #include <unordered_map>
 
 #include "client/http_client.hpp"
+#include "daemon/log.hpp"
+#include "daemon/notify.hpp"
 #include "exec/process_set.hpp"
 #include "exec/signal_watch.hpp"
 #include "server/api_limits.hpp"
@@ -22,7 +24,9 @@ namespace json = boost::json;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-void log(const std::string& line) { std::cerr << "ferry worker: " << line << std::endl; }
+void log(const std::string& line, daemon::Level level = daemon::Level::info) {
+  daemon::log("worker", line, level);
+}
 
 // Output as the API's text: the rule of server/output_text.hpp, then the tail.
 std::string output_tail(const std::string& bytes, std::size_t limit) {
@@ -89,18 +93,24 @@ class Worker {
       } catch (const client::Interrupted&) {
         continue;  // a signal: seen at the top of the loop
       } catch (const client::ConnectionError& problem) {
-        if (!unreachable) log(fmt::format("{}; retrying", problem.what()));
+        if (!unreachable) {
+          log(fmt::format("{}; retrying", problem.what()), daemon::Level::warning);
+          tell_service_manager(fmt::format("{}; retrying", problem.what()));
+        }
         unreachable = true;
         supervise(Clock::now() + backoff);
         backoff = std::min(backoff * 2, milliseconds(5000));
         continue;
       }
       if (unreachable) log("the server answers again");
-      unreachable = false;
       if (response.status == 401) {
-        log("the server refused the token; give the right one with --token or FERRY_TOKEN");
+        log("the server refused the token; give the right one with --token or FERRY_TOKEN",
+            daemon::Level::error);
         return 1;
       }
+      if (unreachable || !told_ready_)
+        tell_service_manager(fmt::format("serving {} with {} slots", http_.url(), slots_));
+      unreachable = false;
       if (response.status == 400 && !undelivered_.empty()) {
         // The server will never take this request: sending it again would
         // stop every heartbeat and every new job with it.
@@ -130,6 +140,19 @@ class Worker {
   };
 
   bool draining() const { return stops_ > 0; }
+
+  // The service manager learns that the worker is ready once it tried the
+  // server: a refused token (exit 1) fails `systemctl start` before that,
+  // while a server that is down does not hold the start up (the worker
+  // keeps trying, and says so in its status).
+  void tell_service_manager(const std::string& status) {
+    if (told_ready_) {
+      daemon::notify_status(status);
+    } else {
+      daemon::notify_ready(status);
+      told_ready_ = true;
+    }
+  }
 
   milliseconds wait_for_work() const {
     bool idle = running_.empty() && undelivered_.empty() && !draining();
@@ -257,6 +280,8 @@ class Worker {
           fmt::format("stopping: taking no new jobs; {} running will finish (signal again to "
                       "terminate them)",
                       running_.size()));
+      daemon::notify_stopping(
+          fmt::format("stopping: {} running jobs finish, results are delivered", running_.size()));
       give_up_ = Clock::now() + kDeliveryPatience;
     } else {
       log("terminating the running jobs");
@@ -275,6 +300,7 @@ class Worker {
   std::unordered_map<exec::ProcessSet::Id, Running> running_;
   std::vector<json::value> undelivered_;  // completions the server has not acknowledged
   int stops_ = 0;
+  bool told_ready_ = false;
   Clock::time_point give_up_;  // draining: when undelivered results are given up
 };
 
