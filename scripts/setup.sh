@@ -6,9 +6,9 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config clang-format
   libgtest-dev libgmock-dev libbenchmark-dev
-  libcli11-dev libfmt-dev libsqlite3-dev
+  libcli11-dev libfmt-dev libsqlite3-dev libpq-dev postgresql-15
   libboost1.81-dev libboost-json1.81-dev libssl-dev openssl
-  curl
+  curl iproute2
 )
 
 source "$(dirname "$0")/debian_packages.sh"
