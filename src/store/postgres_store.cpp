@@ -641,6 +641,8 @@ std::unique_ptr<Store> open_postgres_store(const std::string& url, PostgresOptio
   return std::make_unique<PostgresStore>(url, options);
 }
 
+std::string redacted(const std::string& where) { return pg::redacted(where); }
+
 std::unique_ptr<Store> open_store(const std::string& where, PostgresOptions options) {
   if (is_postgres_url(where)) return open_postgres_store(where, options);
   return open_sqlite_store(where);

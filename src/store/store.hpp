@@ -228,6 +228,9 @@ bool is_postgres_url(const std::string& where);
 // std::runtime_error with a clear message when it cannot.
 std::unique_ptr<Store> open_postgres_store(const std::string& url, PostgresOptions options = {});
 
+// `where` as it may be shown: a URL's password replaced by "***".
+std::string redacted(const std::string& where);
+
 // A PostgreSQL store for a URL of one, else the SQLite file at `where`.
 std::unique_ptr<Store> open_store(const std::string& where, PostgresOptions options = {});
 
