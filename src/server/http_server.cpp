@@ -205,6 +205,9 @@ class Server {
         io_.run();
         break;
       } catch (const std::exception& problem) {
+        // A server that shares its database cannot trust its memory after
+        // this: it lets a standby lead, and becomes one.
+        if (leading_) step_aside(fmt::format("internal error: {}", problem.what()));
         log(fmt::format("internal error, going on: {}", problem.what()));
       }
     }

@@ -16,10 +16,9 @@ namespace sql = postgres;
 
 class PostgresElection final : public Election {
  public:
+  // Connects when first used: a standby may start before its database.
   PostgresElection(std::string url, std::chrono::milliseconds lease)
-      : url_(std::move(url)), lease_(lease) {
-    postgres::prepare(connection(), url_);
-  }
+      : url_(std::move(url)), lease_(lease) {}
 
   View observe() override {
     pg::Result row = run(
@@ -113,6 +112,12 @@ class PostgresElection final : public Election {
                           fmt::format("SET application_name = 'ferry server (election)'; "
                                       "SET lock_timeout = '{}ms'; SET statement_timeout = '{}ms'",
                                       lease_.count() / 6 + 1, wait().count()));
+      try {
+        postgres::prepare(*connection_, url_);  // the leadership row, on a new database
+      } catch (...) {
+        connection_.reset();
+        throw;
+      }
     }
     return *connection_;
   }
@@ -124,7 +129,7 @@ class PostgresElection final : public Election {
   pg::Result run(const std::string& statement, const pg::Params& params = {}) {
     try {
       return connection().run(statement, params, pg::Clock::now() + wait());
-    } catch (const pg::Error& error) {
+    } catch (const std::runtime_error& error) {
       throw std::runtime_error(fmt::format("election on {}: {}", pg::redacted(url_), error.what()));
     }
   }

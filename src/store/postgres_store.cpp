@@ -56,6 +56,7 @@ int prepare(pg::Connection& connection, const std::string& url) {
                                                pg::redacted(url), table));
     return version;
   } catch (const pg::Error& error) {
+    if (error.connection_lost) throw;  // not the database's fault: maybe later
     try {
       connection.run("ROLLBACK");
     } catch (const pg::Error&) {
@@ -229,8 +230,15 @@ std::vector<Count> removed_counts(const pg::Result& result) {
 class PostgresStore final : public GroupCommitStore {
  public:
   PostgresStore(const std::string& url, PostgresOptions options) : url_(url), options_(options) {
-    pg::Connection check = connect("ferry server (start)");
-    postgres::prepare(check, url_);
+    // A database that cannot be reached now may be later (a standby starts
+    // before it, or while it fails over): lead() checks again. One that is
+    // not ferry's, or is newer, is refused now.
+    try {
+      pg::Connection check = connect("ferry server (start)");
+      postgres::prepare(check, url_);
+    } catch (const pg::Error& unreachable) {
+      if (!unreachable.connection_lost) throw;
+    }
     start();
   }
 
@@ -240,9 +248,9 @@ class PostgresStore final : public GroupCommitStore {
     // Migrations change the schema under the new epoch's fence, one server at
     // a time: a stalled leader that wakes up cannot write into a schema it
     // does not know.
-    pg::Connection connection = connect("ferry server (migration)");
-    postgres::prepare(connection, url_);
     try {
+      pg::Connection connection = connect("ferry server (migration)");
+      postgres::prepare(connection, url_);
       for (;;) {
         connection.run("BEGIN");
         connection.run(fmt::format("SELECT pg_advisory_xact_lock({}, {})", sql::kLockSpace,
@@ -274,8 +282,8 @@ class PostgresStore final : public GroupCommitStore {
 
   Snapshot load() override {
     flush();
-    pg::Connection reader = connect("ferry server (load)");
     try {
+      pg::Connection reader = connect("ferry server (load)");
       return read_snapshot(reader);
     } catch (const pg::Error& error) {
       throw std::runtime_error(
@@ -445,13 +453,9 @@ class PostgresStore final : public GroupCommitStore {
 
  private:
   pg::Connection connect(const std::string& name) const {
-    try {
-      return pg::Connection(
-          url_, postgres::kConnectTimeout,
-          fmt::format("SET application_name = '{}'; SET statement_timeout = '60s'", name));
-    } catch (const pg::Error& error) {
-      throw std::runtime_error(error.what());
-    }
+    return pg::Connection(
+        url_, postgres::kConnectTimeout,
+        fmt::format("SET application_name = '{}'; SET statement_timeout = '60s'", name));
   }
 
   pg::Connection& writer() {

@@ -223,9 +223,10 @@ struct PostgresOptions {
   std::chrono::milliseconds leader_lease{3000};
 };
 bool is_postgres_url(const std::string& where);
-// Connects and checks that the database is ferry's (or empty) with a schema
-// this build can read; changes nothing until lead(). Throws
-// std::runtime_error with a clear message when it cannot.
+// Checks that the database is ferry's (or empty) with a schema this build
+// can read, and throws std::runtime_error with a clear message when it is
+// not; changes nothing until lead(). A database that cannot be reached yet
+// is checked by lead().
 std::unique_ptr<Store> open_postgres_store(const std::string& url, PostgresOptions options = {});
 
 // `where` as it may be shown: a URL's password replaced by "***".
