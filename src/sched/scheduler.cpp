@@ -105,18 +105,131 @@ JobId Scheduler::submit(JobOptions options, Time now) {
   return job.id;
 }
 
-void Scheduler::admit(Job job, Time now) {
+bool Scheduler::resolve_dependencies(Job& job, const EndedState& ended_state) {
+  job.unmet = 0;
+  for (JobId dependency : job.after) {
+    std::optional<State> state;
+    if (const Job* held = find(dependency)) {
+      if (!is_final(held->state)) {
+        dependants_[dependency].push_back(job.id);
+        job.unmet++;
+        continue;
+      }
+      state = held->state;
+    } else if (ended_state) {
+      state = ended_state(dependency);
+    }
+    if (!state) {  // removed by retention while this waited: its outcome is gone
+      skip(job, dependency, State::cancelled);
+      job.reason = fmt::format("dependency {} is no longer kept", dependency);
+      return false;
+    }
+    if (job.after_policy == AfterPolicy::success && *state != State::succeeded) {
+      skip(job, dependency, *state);
+      return false;
+    }
+  }
+  return true;
+}
+
+void Scheduler::skip(Job& job, JobId dependency, State state) {
+  delayed_.erase({job.ready_at, job.id});
+  job.skipped = true;
+  job.reason = fmt::format("dependency {} {}", dependency, name(state));
+  set_state(job, State::cancelled);
+}
+
+void Scheduler::ended(JobId first, Time now) {
+  if (dependants_.empty()) return;  // the common case: nothing depends on anything
+  std::vector<JobId> work{first};
+  while (!work.empty()) {
+    JobId id = work.back();
+    work.pop_back();
+    auto found = dependants_.find(id);
+    if (found == dependants_.end()) continue;
+    std::vector<JobId> waiting = std::move(found->second);
+    dependants_.erase(found);
+    State state = find(id)->state;
+    for (JobId dependant : waiting) {
+      Job* job = get(dependant);
+      if (!job || job->state != State::waiting || job->unmet == 0) continue;
+      if (job->after_policy == AfterPolicy::success && state != State::succeeded) {
+        skip(*job, id, state);
+        work.push_back(dependant);
+        continue;
+      }
+      if (--job->unmet == 0) make_ready(*job, now);
+    }
+  }
+}
+
+void Scheduler::unskip(const std::vector<JobId>& ids, Time now, const EndedState& ended_state) {
+  // All back to waiting first, so that they hold each other back rather
+  // than skip each other again.
+  std::vector<Job*> back;
+  for (JobId id : ids)
+    if (Job* job = get(id); job && job->skipped && job->state == State::cancelled) {
+      job->skipped = false;
+      job->reason.clear();
+      set_state(*job, State::waiting);
+      back.push_back(job);
+    }
+  for (Job* job : back)
+    if (job->state == State::waiting && resolve_dependencies(*job, ended_state) && job->unmet == 0)
+      make_ready(*job, now);
+  for (Job* job : back)
+    if (job->state == State::cancelled) ended(job->id, now);
+}
+
+void Scheduler::admit(Job job, Time now, const EndedState& ended_state) {
+  State state = job.state;
+  settle(place(std::move(job)), state, now, ended_state);
+}
+
+void Scheduler::admit(std::vector<Job> jobs, Time now, const EndedState& ended_state) {
+  std::vector<std::pair<Job*, State>> placed;
+  placed.reserve(jobs.size());
+  for (Job& job : jobs) {
+    State state = job.state;
+    placed.push_back({&place(std::move(job)), state});
+  }
+  for (auto [job, state] : placed) settle(*job, state, now, ended_state);
+}
+
+Job& Scheduler::place(Job job) {
   if (job.id == 0 || jobs_.contains(job.id))
     throw std::invalid_argument(fmt::format("admit: job {} is here already", job.id));
   next_id_ = std::max(next_id_, job.id + 1);
   for (const Attempt& attempt : job.attempts)
     next_token_ = std::max(next_token_, attempt.lease + 1);
-  State state = job.state;
   JobId id = job.id;
-  Job& restored = jobs_.emplace(id, std::move(job)).first->second;
-  restored.state = State::waiting;
-  restored.lease_expires.reset();
+  Job& placed = jobs_.emplace(id, std::move(job)).first->second;
+  placed.state = State::waiting;
+  placed.lease_expires.reset();
   counts_.by_state[static_cast<int>(State::waiting)]++;
+  return placed;
+}
+
+void Scheduler::settle(Job& restored, State state, Time now, const EndedState& ended_state) {
+  std::size_t before = changes_.size();
+  settle_into(restored, state, now, ended_state);
+  // Arriving in the state it had is no change; moving on from it (its
+  // dependencies met, or one that can no longer succeed) is, from that state.
+  JobId id = restored.id;
+  auto own = [id](const Change& change) { return change.job == id; };
+  auto first = changes_.begin() + static_cast<std::ptrdiff_t>(before);
+  if (std::none_of(first, changes_.end(), own)) return;
+  changes_.erase(std::remove_if(first, changes_.end(), own), changes_.end());
+  if (restored.state != state) changes_.push_back({id, state, restored.state});
+}
+
+void Scheduler::settle_into(Job& restored, State state, Time now, const EndedState& ended_state) {
+  JobId id = restored.id;
+  if (!is_final(state) && !restored.after.empty()) {
+    restored.skipped = false;
+    if (!resolve_dependencies(restored, ended_state)) return ended(id, now);
+    if (restored.unmet > 0) return;  // waits on its dependencies
+  }
   switch (state) {
     case State::running:
       if (!restored.attempts.empty() && restored.attempts.back().end == AttemptEnd::running)
@@ -128,8 +241,9 @@ void Scheduler::admit(Job job, Time now) {
     case State::queued:
       make_ready(restored, now);
       break;
-    default:  // final: nothing to schedule
+    default:  // final: nothing to schedule, and what waited on it moves on
       set_state(restored, state);
+      ended(id, now);
       break;
   }
 }
@@ -221,6 +335,7 @@ Completion Scheduler::complete(JobId id, std::uint64_t token, bool succeeded, st
   if (succeeded) {
     finish_attempt(*job, AttemptEnd::succeeded, std::move(reason), now);
     set_state(*job, State::succeeded);
+    ended(id, now);
     return Completion::recorded;
   }
   finish_attempt(*job, AttemptEnd::failed, reason, now);
@@ -228,6 +343,7 @@ Completion Scheduler::complete(JobId id, std::uint64_t token, bool succeeded, st
   if (failures > job->options.retry.max_retries) {
     job->reason = std::move(reason);
     set_state(*job, State::failed);
+    ended(id, now);
   } else {
     job->ready_at = now + retry_delay(job->options.retry, failures);
     make_ready(*job, now);
@@ -253,6 +369,7 @@ bool Scheduler::cancel(JobId id, std::string reason, Time now) {
   }
   job->reason = std::move(reason);
   set_state(*job, State::cancelled);
+  ended(id, now);
   return true;
 }
 
@@ -293,6 +410,7 @@ bool Scheduler::forget(JobId id) {
   auto found = jobs_.find(id);
   if (found == jobs_.end() || !is_final(found->second.state)) return false;
   counts_.by_state[static_cast<int>(found->second.state)]--;
+  dependants_.erase(id);
   jobs_.erase(found);
   return true;
 }

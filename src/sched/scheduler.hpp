@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -69,10 +70,21 @@ struct Attempt {
   std::string reason;
 };
 
+// When a job with dependencies may run: once each of them succeeded, or
+// once each of them ended, whatever the outcome.
+enum class AfterPolicy : std::uint8_t { success, end };
+
 struct Job {
   JobId id = 0;
   JobOptions options;
   State state = State::waiting;
+  // The jobs it runs after. While one of them has not ended the job waits;
+  // under AfterPolicy::success, one that ends without succeeding ends this
+  // job as cancelled, without running ("skipped"), and so on downstream.
+  std::vector<JobId> after;
+  AfterPolicy after_policy = AfterPolicy::success;
+  std::uint32_t unmet = 0;            // dependencies still to end
+  bool skipped = false;               // cancelled because a dependency could not succeed
   std::uint32_t retry_base = 0;       // attempts before this index were before a manual retry
   Time ready_at{0};                   // when a waiting job becomes queued
   std::optional<Time> lease_expires;  // while running under an expiring lease
@@ -81,6 +93,10 @@ struct Job {
 
   int failures() const;  // failed attempts since retry_base: they spend retries
 };
+
+// How the scheduler learns how a dependency it no longer holds ended (it
+// was forgotten): its final state, or none when there is no such job.
+using EndedState = std::function<std::optional<State>(JobId)>;
 
 struct Lease {
   JobId job = 0;
@@ -114,7 +130,19 @@ class Scheduler {
   // a restart, and for an ended job brought back to be retried. A job that
   // was running gets a new attempt: its open one ends lease_expired ("server
   // restarted") and the job is queued again, without spending a retry.
-  void admit(Job job, Time now);
+  // Arriving in the state it had is no change (take_changes() does not list
+  // it); what follows from it is (a waiting job whose dependencies all ended
+  // is queued, one whose dependency failed is skipped).
+  // Its dependencies are resolved here: those held that have not ended hold
+  // it back; those ended (held or, through `ended`, not) let it go or skip it.
+  void admit(Job job, Time now, const EndedState& ended_state = {});
+  // Many at once, depending on each other in any order (a batch, a restart).
+  void admit(std::vector<Job> jobs, Time now, const EndedState& ended_state = {});
+
+  // Puts jobs skipped because a dependency could not succeed back to
+  // waiting on their dependencies (after such a dependency was retried), as
+  // if admitted anew. Jobs held that were not skipped are left alone.
+  void unskip(const std::vector<JobId>& ids, Time now, const EndedState& ended_state = {});
 
   // Lets go of an ended job (its record lives on elsewhere, in the store):
   // memory follows the work in flight, not the work ever done. False for a
@@ -174,14 +202,26 @@ class Scheduler {
   void set_state(Job& job, State state);
   void make_ready(Job& job, Time now);  // queued now, or waiting until ready_at
   void finish_attempt(Job& job, AttemptEnd end, std::string reason, Time now);
+  // admit() in two steps: held first (waiting, on nothing yet), then put in
+  // the state it had, its dependencies resolved.
+  Job& place(Job job);
+  void settle(Job& job, State state, Time now, const EndedState& ended_state);
+  void settle_into(Job& job, State state, Time now, const EndedState& ended_state);
+  // Counts `job`'s dependencies that have not ended, and holds it back on
+  // them; false when one that ended skips it.
+  bool resolve_dependencies(Job& job, const EndedState& ended_state);
+  void skip(Job& job, JobId dependency, State state);
+  // A job ended: its dependants move on, or are skipped in turn.
+  void ended(JobId job, Time now);
 
   // The jobs held, by id: those not ended, and ended ones not yet forgotten.
   // Nodes: a job never moves while it is held.
   std::unordered_map<JobId, Job> jobs_;
   JobId next_id_ = 1;  // for submit()
   std::map<std::string, ReadyQueue, std::less<>> queues_;
-  std::set<std::pair<Time, JobId>> delayed_;   // waiting jobs by ready_at
-  std::set<std::pair<Time, JobId>> expiring_;  // running jobs by lease expiry
+  std::set<std::pair<Time, JobId>> delayed_;                  // waiting jobs by ready_at
+  std::set<std::pair<Time, JobId>> expiring_;                 // running jobs by lease expiry
+  std::unordered_map<JobId, std::vector<JobId>> dependants_;  // of jobs that have not ended
   std::uint64_t next_token_ = 1;
   Counts counts_;
   std::vector<Change> changes_;

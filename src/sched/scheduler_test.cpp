@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace ferry::sched {
 namespace {
 
@@ -193,6 +195,130 @@ TEST(Scheduler, EndedJobsAreForgottenAndCanBeBroughtBack) {
   EXPECT_TRUE(s.retry(done, Time{4}));
   EXPECT_EQ(s.lease(Time{5}, "w", std::nullopt)->attempt, 2);
   EXPECT_GT(s.submit({}, Time{6}), waiting);  // ids go on from the highest held
+}
+
+// A job held on its dependencies, as admit() takes it.
+Job after(JobId id, std::vector<JobId> dependencies, AfterPolicy policy = AfterPolicy::success) {
+  Job job;
+  job.id = id;
+  job.after = std::move(dependencies);
+  job.after_policy = policy;
+  return job;
+}
+
+// Runs the next job to its end; returns its id.
+JobId run_next(Scheduler& s, bool succeeded, Time now) {
+  auto lease = s.lease(now, "w", std::nullopt);
+  EXPECT_TRUE(lease);
+  if (!lease) return 0;
+  s.complete(lease->job, lease->token, succeeded, succeeded ? "" : "exit 1", now);
+  return lease->job;
+}
+
+TEST(Scheduler, ADiamondRunsInDependencyOrder) {
+  Scheduler s;
+  // 1 -> 2, 3 -> 4
+  s.admit(after(1, {}), Time{0});
+  s.admit(after(2, {1}), Time{0});
+  s.admit(after(3, {1}), Time{0});
+  s.admit(after(4, {2, 3}), Time{0});
+  EXPECT_EQ(s.find(4)->state, State::waiting);
+  EXPECT_EQ(run_next(s, true, Time{1}), 1u);
+  EXPECT_EQ(s.find(2)->state, State::queued);
+  EXPECT_EQ(s.find(3)->state, State::queued);
+  EXPECT_EQ(run_next(s, true, Time{2}), 2u);
+  EXPECT_EQ(s.find(4)->state, State::waiting);  // 3 still runs
+  EXPECT_EQ(run_next(s, true, Time{3}), 3u);
+  EXPECT_EQ(run_next(s, true, Time{4}), 4u);
+  EXPECT_TRUE(s.all_final());
+}
+
+TEST(Scheduler, AFailureSkipsEverythingDownstreamUnlessItRunsAtTheEnd) {
+  Scheduler s;
+  s.admit(after(1, {}), Time{0});
+  s.admit(after(2, {1}), Time{0});
+  s.admit(after(3, {2}), Time{0});
+  s.admit(after(4, {2}, AfterPolicy::end), Time{0});  // a cleanup: runs whatever happened
+  EXPECT_EQ(run_next(s, false, Time{1}), 1u);
+  EXPECT_EQ(s.find(2)->state, State::cancelled);
+  EXPECT_EQ(s.find(2)->reason, "dependency 1 failed");
+  EXPECT_TRUE(s.find(2)->skipped);
+  EXPECT_EQ(s.find(3)->reason, "dependency 2 cancelled");
+  EXPECT_EQ(s.find(4)->state, State::queued);  // 2 ended: that is all it waits for
+  EXPECT_TRUE(s.find(2)->attempts.empty());
+  auto changes = s.take_changes();
+  EXPECT_EQ(std::count_if(changes.begin(), changes.end(),
+                          [](const Change& c) { return c.to == State::cancelled; }),
+            2);
+}
+
+TEST(Scheduler, RetryingAFailedDependencyPutsItsSkippedDependantsBackInLine) {
+  Scheduler s;
+  s.admit(after(1, {}), Time{0});
+  s.admit(after(2, {1}), Time{0});
+  s.admit(after(3, {2}), Time{0});
+  s.admit(after(5, {}), Time{0});
+  s.admit(after(4, {1, 5}), Time{0});
+  EXPECT_EQ(run_next(s, false, Time{1}), 1u);
+  EXPECT_EQ(s.find(4)->state, State::cancelled);
+  EXPECT_TRUE(s.cancel(5, "by hand", Time{1}));  // cancelled by a user: not skipped
+  ASSERT_TRUE(s.retry(1, Time{2}));
+  s.unskip({2, 3, 4}, Time{2});
+  EXPECT_EQ(s.find(2)->state, State::waiting);
+  EXPECT_EQ(s.find(3)->state, State::waiting);
+  // 4 also needs 5, which a user cancelled: skipped again, saying why.
+  EXPECT_EQ(s.find(4)->state, State::cancelled);
+  EXPECT_EQ(s.find(4)->reason, "dependency 5 cancelled");
+  EXPECT_EQ(run_next(s, true, Time{3}), 1u);
+  EXPECT_EQ(run_next(s, true, Time{4}), 2u);
+  EXPECT_EQ(run_next(s, true, Time{5}), 3u);
+}
+
+TEST(Scheduler, DependenciesNoLongerHeldAreAskedFor) {
+  Scheduler s;
+  EndedState ended = [](JobId id) -> std::optional<State> {
+    if (id == 7) return State::succeeded;
+    if (id == 8) return State::failed;
+    return std::nullopt;  // 9: removed by retention
+  };
+  s.admit(after(10, {7}), Time{0}, ended);
+  EXPECT_EQ(s.find(10)->state, State::queued);
+  s.admit(after(11, {7, 8}), Time{0}, ended);
+  EXPECT_EQ(s.find(11)->reason, "dependency 8 failed");
+  s.admit(after(12, {8}, AfterPolicy::end), Time{0}, ended);
+  EXPECT_EQ(s.find(12)->state, State::queued);
+  s.admit(after(13, {9}), Time{0}, ended);
+  EXPECT_EQ(s.find(13)->reason, "dependency 9 is no longer kept");
+  // A delayed job with dependencies waits for both.
+  Job later = after(14, {10});
+  later.ready_at = Time{100};
+  s.admit(later, Time{0}, ended);
+  EXPECT_EQ(run_next(s, true, Time{5}), 10u);
+  EXPECT_EQ(s.find(14)->state, State::waiting);
+  EXPECT_EQ(s.next_wakeup(), Time{100});
+  s.advance(Time{100});
+  EXPECT_EQ(s.find(14)->state, State::queued);
+}
+
+TEST(Scheduler, ABatchMayDependOnItsLaterJobs) {
+  Scheduler s;
+  Job failed = after(3, {});
+  failed.state = State::failed;
+  s.admit({after(1, {2}), after(2, {}), after(4, {3}), failed}, Time{0});
+  EXPECT_EQ(s.find(1)->state, State::waiting);  // on 2, admitted after it
+  EXPECT_EQ(s.find(2)->state, State::queued);
+  EXPECT_EQ(s.find(4)->reason, "dependency 3 failed");
+  EXPECT_EQ(run_next(s, true, Time{1}), 2u);
+  EXPECT_EQ(s.find(1)->state, State::queued);
+}
+
+TEST(Scheduler, ALongChainOfSkipsNeedsNoDeepStack) {
+  Scheduler s;
+  s.admit(after(1, {}), Time{0});
+  for (JobId id = 2; id <= 200'000; ++id) s.admit(after(id, {id - 1}), Time{0});
+  EXPECT_EQ(run_next(s, false, Time{1}), 1u);
+  EXPECT_EQ(s.find(200'000)->state, State::cancelled);
+  EXPECT_TRUE(s.all_final());
 }
 
 TEST(Scheduler, AReleasedLeaseRequeuesAtOnceWithoutSpendingARetry) {

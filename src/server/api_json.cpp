@@ -108,17 +108,24 @@ std::vector<std::string> names_of(const json::value& value, const Path& path) {
 
 }  // namespace
 
-std::vector<JobSpec> parse_submit(std::string_view body, const SpecLimits& limits) {
+Submission parse_submit(std::string_view body, const SpecLimits& limits) {
   // One job, or a batch: a batch is the only object with a "jobs" field.
   json::value document = parse_document(body);
   if (document.is_object() && document.as_object().contains("jobs"))
-    return parse_job_batch(body, limits);
-  return {parse_job_spec(body, limits)};
+    return submission_of(document, limits);
+  Submission one;
+  one.jobs.push_back(spec_of(document, limits));
+  if (!one.jobs[0].after_refs.empty())
+    fail("after", "a job alone has no other job to name by ref: submit a batch");
+  return one;
 }
 
-std::string render_submitted(const std::vector<JobId>& ids, const std::vector<JobId>& existing) {
-  return json::serialize(json::object{{"ids", json::array(ids.begin(), ids.end())},
-                                      {"existing", json::array(existing.begin(), existing.end())}});
+std::string render_submitted(const Service::Submitted& submitted) {
+  json::object answer{
+      {"ids", json::array(submitted.ids.begin(), submitted.ids.end())},
+      {"existing", json::array(submitted.existing.begin(), submitted.existing.end())}};
+  if (submitted.flow) answer["flow"] = submitted.flow;
+  return json::serialize(answer);
 }
 
 LeaseRequest parse_lease(std::string_view body, std::size_t max_completions) {
@@ -173,10 +180,11 @@ std::string render_lease(const LeaseReply& reply, std::chrono::milliseconds leas
                    R"({}{{"id":{},"token":{},"attempt":{},"lease_expires_ms":{},"spec":{}}})",
                    &job == &reply.jobs.front() ? "" : ",", job.id, job.token, job.attempt,
                    job.lease_expires.count(), job.spec_json);
-  fmt::format_to(std::back_inserter(out),
-                 R"(],"lease_seconds":{},"acknowledged":[{}],"stop":[{}],"rejected":[)",
-                 json::serialize(seconds_value(lease_duration)), fmt::join(reply.acknowledged, ","),
-                 fmt::join(reply.stop, ","));
+  fmt::format_to(
+      std::back_inserter(out),
+      R"(],"lease_seconds":{},"acknowledged":[{}],"stop":[{}],"stop_tokens":[{}],"rejected":[)",
+      json::serialize(seconds_value(lease_duration)), fmt::join(reply.acknowledged, ","),
+      fmt::join(reply.stop, ","), fmt::join(reply.stop_tokens, ","));
   for (const RejectedCompletion& rejected : reply.rejected) {
     json::object item{{"index", rejected.index}, {"error", rejected.error}};
     if (rejected.job) item["job"] = rejected.job;
@@ -344,11 +352,15 @@ EventFilter parse_event_query(std::string_view query, std::size_t max_ids, JobId
       filter.ids->erase(std::unique(filter.ids->begin(), filter.ids->end()), filter.ids->end());
     } else if (key == "queue") {
       filter.queue = name_of(json::value(value), "queue");
+    } else if (key == "flow") {
+      auto id = job_id_of(value);
+      if (!id) fail("flow", "must be a flow id");
+      filter.flow = *id;
     } else if (key == "results") {
       if (value != "true" && value != "false") fail("results", "must be true or false");
       filter.results = value == "true";
     } else {
-      fail(key, "is not a known query parameter (ids, queue, results)");
+      fail(key, "is not a known query parameter (ids, flow, queue, results)");
     }
   });
   return filter;
@@ -483,6 +495,53 @@ std::string render_not_leader(const std::string& leader) {
                                   "again, or another server of the list"
                                 : "this server stands by; the leader is " + leader},
       {"leader", leader.empty() ? json::value(nullptr) : json::value(leader)}});
+}
+
+std::string render_flow(const FlowView& flow) {
+  json::object answer{
+      {"id", flow.row.id},
+      {"name", flow.row.name},
+      {"key", flow.row.key.empty() ? json::value(nullptr) : json::value(flow.row.key)},
+      {"created_ms", flow.row.created_ms},
+      {"state", flow.state},
+      {"first_job", flow.row.first_job},
+      {"jobs_made", flow.row.jobs},
+      {"counts", by_state(flow.counts)}};
+  json::array jobs;
+  for (const FlowView::Job& job : flow.jobs)
+    jobs.push_back(json::object{{"id", job.id},
+                                {"ref", job.ref},
+                                {"name", job.name},
+                                {"state", sched::name(job.state)},
+                                {"reason", job.reason},
+                                {"attempts", job.attempts}});
+  answer["jobs"] = std::move(jobs);
+  return json::serialize(answer);
+}
+
+std::string render_flows(const std::vector<FlowView>& flows) {
+  std::string out = R"({"flows":[)";
+  for (const FlowView& flow : flows)
+    out += (&flow == &flows.front() ? "" : ",") + render_flow(flow);
+  out += fmt::format(R"(],"next_before":{}}})",
+                     flows.empty() ? std::string("null") : std::to_string(flows.back().row.id));
+  return out;
+}
+
+FlowsQuery parse_flows_query(std::string_view query) {
+  FlowsQuery flows;
+  for_each_parameter(query, [&](const std::string& key, const std::string& value) {
+    if (key == "before") {
+      auto id = job_id_of(value);
+      if (!id) fail(key, "must be a flow id");
+      flows.before = *id;
+    } else if (key == "limit") {
+      flows.limit = limit_of(value);
+    } else {
+      fail(key, "is not a known query parameter (before, limit)");
+    }
+  });
+  return flows;
 }
 
 }  // namespace ferry::server

@@ -14,10 +14,19 @@
 namespace ferry::server {
 
 // POST /v1/jobs: one job object, or {"jobs": [...]}.
-std::vector<JobSpec> parse_submit(std::string_view body, const SpecLimits& limits);
-// {"ids": [...], "existing": [...]}: `existing`, those that a kept job with
-// the same key had already.
-std::string render_submitted(const std::vector<JobId>& ids, const std::vector<JobId>& existing);
+Submission parse_submit(std::string_view body, const SpecLimits& limits);
+// {"ids": [...], "existing": [...], "flow": 7}: `existing`, those that a kept
+// job (or flow) with the same key had already; "flow" when a flow was made.
+std::string render_submitted(const Service::Submitted& submitted);
+
+// GET /v1/flows/{id}, and GET /v1/flows?before=&limit= (the part after '?').
+std::string render_flow(const FlowView& flow);
+std::string render_flows(const std::vector<FlowView>& flows);
+struct FlowsQuery {
+  std::uint64_t before = 0;
+  std::size_t limit = 50;
+};
+FlowsQuery parse_flows_query(std::string_view query);
 
 // POST /v1/lease.
 LeaseRequest parse_lease(std::string_view body, std::size_t max_completions);
@@ -53,8 +62,9 @@ std::string render_queues(const std::map<std::string, sched::Counts>& queues);
 struct EventFilter {
   std::optional<std::vector<JobId>> ids;  // sorted; none: every job
   std::optional<JobId> missing;
-  std::string queue;     // empty: any
-  bool results = false;  // final events carry the last attempt's output
+  std::uint64_t flow = 0;  // only this flow's jobs (its ids are filled in by the caller)
+  std::string queue;       // empty: any
+  bool results = false;    // final events carry the last attempt's output
   bool wants(const JobEvent& event) const;
 };
 EventFilter parse_event_query(std::string_view query, std::size_t max_ids, JobId highest);

@@ -64,7 +64,7 @@ TEST(ApiJson, DuplicateKeysAreRefused) {
   EXPECT_NE(refusal([] { parse_lease(R"({"worker":"w","worker":"v"})", 10); }), "");
   // The same key in different objects is fine.
   EXPECT_EQ(parse_submit(R"({"jobs":[{"command":{"argv":["a"]}},{"command":{"argv":["b"]}}]})", {})
-                .size(),
+                .jobs.size(),
             2u);
 }
 

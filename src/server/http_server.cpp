@@ -102,8 +102,7 @@ asio::awaitable<void> close(TlsStream& stream) {
   co_await std::move(goodbye);
 }
 
-asio::awaitable<std::vector<JobSpec>> parse_submit_elsewhere(std::string_view body,
-                                                             SpecLimits limits) {
+asio::awaitable<Submission> parse_submit_elsewhere(std::string_view body, SpecLimits limits) {
   co_return parse_submit(body, limits);
 }
 
@@ -530,6 +529,19 @@ class Server {
     if (!refused && filter->missing)
       refused =
           error(http::status::not_found, "not_found", fmt::format("no job {}", *filter->missing));
+    if (!refused && filter->flow) {
+      // A flow's jobs: the ids its batch was given, and its events those of them.
+      std::optional<FlowView> flow = service_.flow(filter->flow);
+      if (!flow)
+        refused =
+            error(http::status::not_found, "not_found", fmt::format("no flow {}", filter->flow));
+      else if (filter->ids)
+        refused = error(http::status::bad_request, "invalid_request", "give ids or flow, not both");
+      else {
+        filter->ids.emplace();
+        for (const FlowView::Job& job : flow->jobs) filter->ids->push_back(job.id);
+      }
+    }
     if (!refused && filter->ids)
       if (auto missing = service_.first_missing(*filter->ids))
         refused = error(http::status::not_found, "not_found", fmt::format("no job {}", *missing));
@@ -728,15 +740,17 @@ class Server {
     }
     if (target == "/v1/jobs") {
       if (method != http::verb::post) co_return wrong_method(method, target, "GET, HEAD, POST");
-      std::vector<JobSpec> specs;
+      Submission submission;
       if (body.size() < kOffloadedParse) {
-        specs = parse_submit(body, config_.limits);
+        submission = parse_submit(body, config_.limits);
       } else {  // a big batch would stall every other client while parsed
         auto parsing = asio::co_spawn(parsers_, parse_submit_elsewhere(body, config_.limits),
                                       asio::use_awaitable);
-        specs = co_await std::move(parsing);
+        submission = co_await std::move(parsing);
       }
-      auto submitting = submit(std::move(specs));
+      if (std::string problem = service_.check(submission); !problem.empty())
+        co_return error(http::status::bad_request, "invalid_request", problem);
+      auto submitting = submit(std::move(submission));
       co_return co_await std::move(submitting);
     }
     if (target == "/v1/lease") {
@@ -772,6 +786,48 @@ class Server {
                       render_stats(service_.counts(), service_.subscribers(), service_.store_view(),
                                    service_.jobs_in_memory())};
     }
+    if (target == "/v1/flows") {
+      if (method != http::verb::get) co_return wrong_method(method, target, kRead);
+      no_body();
+      FlowsQuery flows = parse_flows_query(query);
+      co_return Reply{http::status::ok, render_flows(service_.flows(flows.before, flows.limit))};
+    }
+    if (target.rfind("/v1/flows/", 0) == 0) {
+      std::string_view rest = target.substr(10);
+      std::string_view action;
+      for (std::string_view suffix : {"/cancel", "/retry"})
+        if (rest.size() > suffix.size() && rest.substr(rest.size() - suffix.size()) == suffix) {
+          rest.remove_suffix(suffix.size());
+          action = suffix;
+        }
+      auto id = parse_job_id(rest);
+      if (!id)
+        co_return error(http::status::not_found, "not_found",
+                        fmt::format("no such path: {}", target));
+      std::optional<FlowView> flow = service_.flow(*id);
+      if (!action.empty()) {
+        if (method != http::verb::post) co_return wrong_method(method, target, "POST");
+        no_body();
+      } else if (method != http::verb::get) {
+        co_return wrong_method(method, target, kRead);
+      } else {
+        no_body();
+      }
+      if (!flow)
+        co_return error(http::status::not_found, "not_found", fmt::format("no flow {}", *id));
+      if (action.empty()) co_return Reply{http::status::ok, render_flow(*flow)};
+      // Cancel: every job not ended. Retry: every failed or cancelled one
+      // (those skipped come back with the jobs they waited on).
+      bool cancel = action == "/cancel";
+      std::vector<JobId> ids;
+      for (const FlowView::Job& job : flow->jobs)
+        if (cancel ? !sched::is_final(job.state)
+                   : job.state == sched::State::failed ||
+                         (job.state == sched::State::cancelled && !job.skipped))
+          ids.push_back(job.id);
+      auto acting = per_job(cancel ? &Service::cancel : &Service::retry, std::move(ids));
+      co_return co_await std::move(acting);
+    }
     if (target.rfind("/v1/jobs/", 0) == 0) {
       std::string_view rest = target.substr(9);
       PerJobOperation action = nullptr;
@@ -806,31 +862,23 @@ class Server {
 
   // Each bridges one Service call into the coroutine: the callback's values
   // come back as one struct.
-  struct Submitted {
-    std::vector<JobId> ids;
-    std::vector<JobId> existing;
-    std::string error;
-  };
-  asio::awaitable<Reply> submit(std::vector<JobSpec> specs) {
-    StartSubmit start{service_, std::move(specs)};
-    auto waiting = callback_result<Submitted>(io_, std::move(start));
-    Submitted result = co_await std::move(waiting);
+  asio::awaitable<Reply> submit(Submission submission) {
+    StartSubmit start{service_, std::move(submission)};
+    auto waiting = callback_result<Service::Submitted>(io_, std::move(start));
+    Service::Submitted result = co_await std::move(waiting);
     if (!result.error.empty())
       co_return error(http::status::service_unavailable, "store_failed", result.error);
     // 201 when a job was made; 200 when every one existed already (by its key).
     bool made = result.existing.size() < result.ids.size();
-    co_return Reply{made ? http::status::created : http::status::ok,
-                    render_submitted(result.ids, result.existing)};
+    co_return Reply{made ? http::status::created : http::status::ok, render_submitted(result)};
   }
   struct StartSubmit {
     Service& service;
-    std::vector<JobSpec> specs;
+    Submission submission;
     template <class Resume>
     void operator()(Resume resume) {
-      service.submit(std::move(specs), [resume](std::vector<JobId> ids, std::vector<JobId> existing,
-                                                std::string why) {
-        resume(Submitted{std::move(ids), std::move(existing), std::move(why)});
-      });
+      service.submit(std::move(submission),
+                     [resume](Service::Submitted result) { resume(std::move(result)); });
     }
   };
 

@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <map>
 
 #include "server/api_limits.hpp"
 #include "server/json_fields.hpp"
@@ -93,6 +95,27 @@ JobSpec job_of(const json::value& value, const Path& path, const SpecLimits& lim
     spec.timeout = seconds_of(*timeout, fields.path("timeout"));
   if (const json::value* delay = fields.take("delay"))
     spec.delay = seconds_of(*delay, fields.path("delay"));
+  if (const json::value* ref = fields.take("ref")) spec.ref = name_of(*ref, fields.path("ref"));
+  if (const json::value* after = fields.take("after")) {
+    Path after_path = fields.path("after");
+    if (!after->is_array()) fail(after_path, "must be an array of job ids and refs");
+    if (after->as_array().size() > 1000) fail(after_path, "must name at most 1000 jobs");
+    for (std::size_t i = 0; i < after->as_array().size(); ++i) {
+      const json::value& item = after->as_array()[i];
+      if (item.is_string())
+        spec.after_refs.push_back(name_of(item, at(after_path, i)));
+      else if (item.is_number())
+        spec.after.push_back(id_of(item, at(after_path, i)));
+      else
+        fail(at(after_path, i), "must be a job id or a ref");
+    }
+  }
+  if (const json::value* policy = fields.take("after_policy")) {
+    std::string given = string_of(*policy, fields.path("after_policy"), 16);
+    if (given != "success" && given != "end")
+      fail(fields.path("after_policy"), "must be \"success\" or \"end\"");
+    spec.after_policy = given == "end" ? sched::AfterPolicy::end : sched::AfterPolicy::success;
+  }
   if (const json::value* key = fields.take("key"))
     spec.key = string_of(*key, fields.path("key"), 256, false);
   if (const json::value* keep = fields.take("keep"))
@@ -114,21 +137,97 @@ JobSpec parse_job_spec(std::string_view text, const SpecLimits& limits) {
   return job_of(parse_document(text), "", limits);
 }
 
-std::vector<JobSpec> parse_job_batch(std::string_view text, const SpecLimits& limits) {
-  json::value document = parse_document(text);
+Submission parse_job_batch(std::string_view text, const SpecLimits& limits) {
+  return submission_of(parse_document(text), limits);
+}
+
+namespace {
+
+// Refs name jobs of one batch: each once, each named one there, no cycle.
+void check_refs(const std::vector<JobSpec>& jobs) {
+  std::map<std::string_view, std::size_t> index;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    if (jobs[i].ref.empty()) continue;
+    auto [place, fresh] = index.emplace(jobs[i].ref, i);
+    if (!fresh)
+      fail(join(at("jobs", i), "ref"),
+           fmt::format("'{}' is the ref of jobs[{}] too", jobs[i].ref, place->second));
+  }
+  for (std::size_t i = 0; i < jobs.size(); ++i)
+    for (std::size_t k = 0; k < jobs[i].after_refs.size(); ++k)
+      if (!index.contains(jobs[i].after_refs[k]))
+        fail(at(join(at("jobs", i), "after"), k),
+             fmt::format("no job of this batch has the ref '{}'", jobs[i].after_refs[k]));
+  // Depth-first, without recursion: 0 unvisited, 1 on the path, 2 done.
+  std::vector<int> mark(jobs.size(), 0);
+  for (std::size_t start = 0; start < jobs.size(); ++start) {
+    if (mark[start]) continue;
+    std::vector<std::pair<std::size_t, std::size_t>> path{{start, 0}};  // job, next edge
+    mark[start] = 1;
+    while (!path.empty()) {
+      auto& [job, edge] = path.back();
+      if (edge == jobs[job].after_refs.size()) {
+        mark[job] = 2;
+        path.pop_back();
+        continue;
+      }
+      std::size_t next = index.at(jobs[job].after_refs[edge++]);
+      if (mark[next] == 1) {
+        std::string cycle = jobs[next].ref;
+        auto from = std::find_if(path.begin(), path.end(),
+                                 [&](const auto& step) { return step.first == next; });
+        for (auto step = from + 1; step != path.end(); ++step)
+          cycle += " -> " + jobs[step->first].ref;
+        fail("jobs", fmt::format("the dependencies form a cycle: {} -> {}", cycle, jobs[next].ref));
+      }
+      if (mark[next] == 0) {
+        mark[next] = 1;
+        path.push_back({next, 0});
+      }
+    }
+  }
+}
+
+}  // namespace
+
+JobSpec spec_of(const json::value& document, const SpecLimits& limits) {
+  return job_of(document, "", limits);
+}
+
+Submission submission_of(const json::value& document, const SpecLimits& limits) {
   Fields fields(document, "");
   const json::value* jobs = fields.take("jobs");
+  const json::value* flow = fields.take("flow");
   fields.reject_unknown();
   if (!jobs || !jobs->is_array()) fail("jobs", "must be an array of jobs");
   const json::array& items = jobs->as_array();
   if (items.empty()) fail("jobs", "must hold at least one job");
   if (items.size() > limits.max_jobs_per_batch)
     fail("jobs", fmt::format("must hold at most {} jobs per request", limits.max_jobs_per_batch));
-  std::vector<JobSpec> specs;
-  specs.reserve(items.size());
+  Submission submission;
+  submission.jobs.reserve(items.size());
   for (std::size_t i = 0; i < items.size(); ++i)
-    specs.push_back(job_of(items[i], at("jobs", i), limits));
-  return specs;
+    submission.jobs.push_back(job_of(items[i], at("jobs", i), limits));
+  check_refs(submission.jobs);
+  bool has_refs = std::any_of(submission.jobs.begin(), submission.jobs.end(),
+                              [](const JobSpec& job) { return !job.ref.empty(); });
+  if (flow) {
+    Fields given(*flow, "flow");
+    submission.flow.emplace();
+    if (const json::value* name = given.take("name"))
+      submission.flow->name = string_of(*name, given.path("name"), 256);
+    if (const json::value* key = given.take("key"))
+      submission.flow->key = string_of(*key, given.path("key"), 256, false);
+    given.reject_unknown();
+  } else if (has_refs) {
+    submission.flow.emplace();
+  }
+  if (submission.flow)
+    for (std::size_t i = 0; i < submission.jobs.size(); ++i)
+      if (!submission.jobs[i].key.empty())
+        fail(join(at("jobs", i), "key"),
+             "a job of a flow has no key of its own: give the flow one (\"flow\": {\"key\": ...})");
+  return submission;
 }
 
 std::string to_json(const JobSpec& spec) {
@@ -165,6 +264,13 @@ std::string to_json(const JobSpec& spec) {
   if (!spec.labels.empty()) object["labels"] = json::array(spec.labels.begin(), spec.labels.end());
   if (!spec.key.empty()) object["key"] = spec.key;
   if (spec.keep) object["keep"] = seconds_value(*spec.keep);
+  if (!spec.ref.empty()) object["ref"] = spec.ref;
+  if (!spec.after.empty() || !spec.after_refs.empty()) {
+    json::array after(spec.after.begin(), spec.after.end());
+    for (const std::string& ref : spec.after_refs) after.push_back(json::value(ref));
+    object["after"] = std::move(after);
+  }
+  if (spec.after_policy == sched::AfterPolicy::end) object["after_policy"] = "end";
   return json::serialize(object);
 }
 

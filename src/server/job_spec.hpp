@@ -22,6 +22,8 @@
 #include <variant>
 #include <vector>
 
+#include "sched/scheduler.hpp"
+
 namespace ferry::server {
 
 struct SpecError : std::runtime_error {
@@ -58,7 +60,28 @@ struct JobSpec {
   std::string key;
   // How long the server keeps it once ended (0: for ever); none: its default.
   std::optional<std::chrono::milliseconds> keep;
+  // Dependencies: jobs it runs after, by id, and (in a batch) by the `ref`
+  // of another job of the same batch; the server turns refs into ids.
+  std::string ref;
+  std::vector<std::uint64_t> after;
+  std::vector<std::string> after_refs;
+  sched::AfterPolicy after_policy = sched::AfterPolicy::success;
   bool operator==(const JobSpec&) const = default;
+};
+
+// A batch submitted as one flow: its jobs, a name for people, and a key that
+// makes the submit idempotent (the flow is made once while it is kept).
+struct FlowSpec {
+  std::string name;
+  std::string key;
+  bool operator==(const FlowSpec&) const = default;
+};
+
+// What POST /v1/jobs carries. A batch is a flow when it says so ("flow") or
+// when its jobs name each other by ref.
+struct Submission {
+  std::vector<JobSpec> jobs;
+  std::optional<FlowSpec> flow;
 };
 
 struct SpecLimits {
@@ -72,8 +95,10 @@ struct SpecLimits {
 // One job object.
 JobSpec parse_job_spec(std::string_view json, const SpecLimits& limits = {});
 
-// {"jobs": [job, ...]}: a batch of at least one and at most max_jobs_per_batch.
-std::vector<JobSpec> parse_job_batch(std::string_view json, const SpecLimits& limits = {});
+// {"jobs": [job, ...], "flow": {...}}: a batch of at least one and at most
+// max_jobs_per_batch. Refs are checked here: unique in the batch, every one
+// named in `after` is there, and they form no cycle.
+Submission parse_job_batch(std::string_view json, const SpecLimits& limits = {});
 
 // The canonical JSON form: fixed field order, fields at their defaults left out.
 std::string to_json(const JobSpec& spec);

@@ -139,10 +139,11 @@ TEST(JobSpec, LimitsAreEnforced) {
 }
 
 TEST(JobBatch, ParsesAndLimitsBatches) {
-  auto specs =
+  Submission batch =
       parse_job_batch(R"({"jobs": [{"command": {"argv": ["a"]}}, {"call": {"function": "f"}}]})");
-  ASSERT_EQ(specs.size(), 2u);
-  EXPECT_TRUE(std::holds_alternative<CallSpec>(specs[1].work));
+  ASSERT_EQ(batch.jobs.size(), 2u);
+  EXPECT_TRUE(std::holds_alternative<CallSpec>(batch.jobs[1].work));
+  EXPECT_FALSE(batch.flow);
 
   auto error = [](std::string_view json, SpecLimits limits = {}) -> std::string {
     try {
@@ -161,6 +162,47 @@ TEST(JobBatch, ParsesAndLimitsBatches) {
   small.max_jobs_per_batch = 1;
   EXPECT_EQ(error(R"({"jobs": [{"call": {"function": "f"}}, {"call": {"function": "f"}}]})", small),
             "jobs: must hold at most 1 jobs per request");
+}
+
+TEST(JobBatch, RefsNameJobsOfTheBatchWithoutCycles) {
+  Submission flow = parse_job_batch(R"({"jobs": [
+    {"ref": "prepare", "command": {"argv": ["p"]}},
+    {"ref": "work", "after": ["prepare", 17], "command": {"argv": ["w"]}},
+    {"ref": "report", "after": ["work"], "after_policy": "end", "command": {"argv": ["r"]}}]})");
+  ASSERT_TRUE(flow.flow);  // refs make it a flow
+  EXPECT_EQ(flow.jobs[1].after_refs, std::vector<std::string>{"prepare"});
+  EXPECT_EQ(flow.jobs[1].after, std::vector<std::uint64_t>{17});
+  EXPECT_EQ(flow.jobs[2].after_policy, sched::AfterPolicy::end);
+  Submission named = parse_job_batch(
+      R"({"flow": {"name": "nightly", "key": "2026-11-27"}, "jobs": [{"command": {"argv": ["a"]}}]})");
+  EXPECT_EQ(named.flow, (FlowSpec{"nightly", "2026-11-27"}));
+
+  auto error = [](std::string_view json) -> std::string {
+    try {
+      parse_job_batch(json);
+    } catch (const SpecError& e) {
+      return e.what();
+    }
+    return "(accepted)";
+  };
+  EXPECT_EQ(error(R"({"jobs": [{"ref": "a", "command": {"argv": ["x"]}},
+                               {"ref": "a", "command": {"argv": ["y"]}}]})"),
+            "jobs[1].ref: 'a' is the ref of jobs[0] too");
+  EXPECT_EQ(error(R"({"jobs": [{"after": ["nowhere"], "command": {"argv": ["x"]}}]})"),
+            "jobs[0].after[0]: no job of this batch has the ref 'nowhere'");
+  EXPECT_EQ(error(R"({"jobs": [{"ref": "a", "after": ["c"], "command": {"argv": ["x"]}},
+                               {"ref": "b", "after": ["a"], "command": {"argv": ["y"]}},
+                               {"ref": "c", "after": ["b"], "command": {"argv": ["z"]}}]})"),
+            "jobs: the dependencies form a cycle: a -> c -> b -> a");
+  EXPECT_EQ(error(R"({"jobs": [{"ref": "self", "after": ["self"], "command": {"argv": ["x"]}}]})"),
+            "jobs: the dependencies form a cycle: self -> self");
+  EXPECT_EQ(error(R"({"jobs": [{"ref": "a", "key": "k", "command": {"argv": ["x"]}}]})"),
+            "jobs[0].key: a job of a flow has no key of its own: give the flow one (\"flow\": "
+            "{\"key\": ...})");
+  EXPECT_EQ(error(R"({"jobs": [{"after": [0], "command": {"argv": ["x"]}}]})"),
+            "jobs[0].after[0]: must be a positive whole number");
+  EXPECT_EQ(error(R"({"jobs": [{"after_policy": "sometimes", "command": {"argv": ["x"]}}]})"),
+            "jobs[0].after_policy: must be \"success\" or \"end\"");
 }
 
 }  // namespace

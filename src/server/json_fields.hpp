@@ -87,3 +87,10 @@ double seconds(std::chrono::milliseconds duration);
 json::value seconds_value(std::chrono::milliseconds duration);
 
 }  // namespace ferry::server::json_fields
+
+namespace ferry::server {
+// A document parsed already, as one job (parse_job_spec) or as a batch
+// (parse_job_batch).
+JobSpec spec_of(const boost::json::value& document, const SpecLimits& limits);
+Submission submission_of(const boost::json::value& document, const SpecLimits& limits);
+}  // namespace ferry::server

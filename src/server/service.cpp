@@ -76,11 +76,10 @@ std::vector<std::string> Service::eligible_queues(const LeaseRequest& request) c
   return keys;
 }
 
-void Service::admit(JobId id, const JobSpec& spec, std::string_view spec_json, sched::State state,
-                    Time created, Time ready_at, std::vector<sched::Attempt> attempts,
-                    std::string reason, std::size_t retry_base) {
+sched::Job Service::hold(const store::JobRow& row, const JobSpec& spec,
+                         std::vector<sched::Attempt> attempts) {
   sched::Job job;
-  job.id = id;
+  job.id = row.id;
   // A call can only run where its function is registered: workers announce
   // theirs as labels "function:NAME", and the call requires that label.
   std::vector<std::string> labels = spec.labels;
@@ -89,19 +88,31 @@ void Service::admit(JobId id, const JobSpec& spec, std::string_view spec_json, s
   job.options.queue = queue_key(spec.queue, std::move(labels), call != nullptr);
   job.options.priority = spec.priority;
   job.options.retry = {spec.retries, spec.retry_delay, options_.max_backoff};
-  job.options.not_before = created + spec.delay;
-  job.state = state;
-  job.ready_at = ready_at;
+  job.options.not_before = Time{row.created_ms} + spec.delay;
+  job.state = state_named(row.state);
+  job.ready_at = Time{row.ready_at_ms};
   job.attempts = std::move(attempts);
-  job.reason = std::move(reason);
-  job.retry_base = static_cast<std::uint32_t>(retry_base);
-  auto [place, added] = records_.try_emplace(id);
+  job.reason = row.reason;
+  job.retry_base = static_cast<std::uint32_t>(row.retry_base);
+  job.after = spec.after;
+  job.after_policy = spec.after_policy;
+  job.skipped = row.skipped;
+  auto [place, added] = records_.try_emplace(row.id);
   Record& record = place->second;
-  if (added) record.spec = specs_.add(spec_json);  // a spec never changes: one held is kept
-  record.created = created;
-  if (!spec.key.empty()) keys_[spec.key] = id;
-  scheduler_.admit(std::move(job), now_());
-  next_id_ = std::max(next_id_, id + 1);
+  if (added) record.spec = specs_.add(row.spec);  // a spec never changes: one held is kept
+  record.created = Time{row.created_ms};
+  record.flow = row.flow;
+  if (!spec.key.empty()) keys_[spec.key] = row.id;
+  next_id_ = std::max(next_id_, row.id + 1);
+  return job;
+}
+
+sched::EndedState Service::ended_state() const {
+  return [this](JobId id) -> std::optional<sched::State> {
+    std::optional<store::StoredJob> stored = store_.read_job(id);
+    if (!stored) return std::nullopt;
+    return state_named(stored->row.state);
+  };
 }
 
 const sched::Job* Service::bring_back(JobId id) {
@@ -114,12 +125,32 @@ const sched::Job* Service::bring_back(JobId id) {
     attempts.push_back(attempt_of(row));
     (*reports)[row.number] = report_of(row);
   }
-  const store::JobRow& row = stored->row;
-  admit(id, parse_job_spec(row.spec), row.spec, state_named(row.state), Time{row.created_ms},
-        Time{row.ready_at_ms}, std::move(attempts), row.reason,
-        static_cast<std::size_t>(row.retry_base));
+  scheduler_.admit(hold(stored->row, parse_job_spec(stored->row.spec), std::move(attempts)), now_(),
+                   ended_state());
   if (!reports->empty()) records_.at(id).reports = std::move(reports);
-  return scheduler_.find(id);  // the caller discards the changes admitting it made
+  return scheduler_.find(id);
+}
+
+std::vector<JobId> Service::skipped_after(const std::vector<JobId>& retried) {
+  std::vector<JobId> skipped;
+  std::set<JobId> seen(retried.begin(), retried.end());
+  std::vector<JobId> frontier = retried;
+  while (!frontier.empty()) {
+    JobId id = frontier.back();
+    frontier.pop_back();
+    for (JobId dependant : store_.dependants(id)) {
+      if (!seen.insert(dependant).second) continue;
+      bool held = scheduler_.find(dependant) != nullptr;
+      const sched::Job* job = bring_back(dependant);
+      if (job && job->skipped) {
+        skipped.push_back(dependant);
+        frontier.push_back(dependant);
+      } else if (!held && job && sched::is_final(job->state)) {
+        forget(dependant);  // looked at, and not for this
+      }
+    }
+  }
+  return skipped;
 }
 
 void Service::forget(JobId id) {
@@ -145,6 +176,7 @@ std::uint64_t Service::rebuild() {
   std::unordered_map<JobId, Record> held = std::move(records_);
   records_.clear();
   keys_.clear();
+  std::vector<sched::Job> jobs;
   std::size_t next_attempt = 0;
   for (const store::JobRow& row : snapshot.jobs) {
     std::vector<sched::Attempt> attempts;
@@ -160,17 +192,17 @@ std::uint64_t Service::rebuild() {
       records_[row.id].spec = kept->second.spec;
       held.erase(kept);
     }
-    admit(row.id, parse_job_spec(row.spec), row.spec, state_named(row.state), Time{row.created_ms},
-          Time{row.ready_at_ms}, std::move(attempts), row.reason,
-          static_cast<std::size_t>(row.retry_base));
+    jobs.push_back(hold(row, parse_job_spec(row.spec), std::move(attempts)));
     if (!reports.empty())
       records_.at(row.id).reports = std::make_unique<std::map<int, Completion>>(std::move(reports));
   }
+  scheduler_.admit(std::move(jobs), now_(), ended_state());
   for (auto& [id, record] : held) unused_specs_.push_back(record.spec);
   counts_.clear();
   for (const store::Count& count : snapshot.counts)
     counts_[count.queue].by_state[static_cast<int>(state_named(count.state))] += count.jobs;
   next_id_ = std::max(next_id_, snapshot.next_id);
+  next_flow_ = std::max(next_flow_, snapshot.next_flow);
   // Rebuilding is not news: the store has it all. (It holds no running jobs:
   // leases are not stored, so what ran when the server stopped is queued.)
   scheduler_.take_changes();
@@ -369,7 +401,7 @@ void Service::collect_changes(store::Batch& batch) {
     batch.state_changes.push_back({job.id, std::string(sched::name(change.to)),
                                    job.ready_at.count(), job.reason,
                                    static_cast<std::int64_t>(job.retry_base),
-                                   sched::is_final(change.to) ? now_().count() : 0});
+                                   sched::is_final(change.to) ? now_().count() : 0, job.skipped});
     auto attempt_row = [&](const sched::Attempt& attempt) {
       store::AttemptRow row{job.id,
                             attempt.number,
@@ -403,73 +435,130 @@ void Service::collect_changes(store::Batch& batch) {
 
 // --- Operations -----------------------------------------------------------
 
-void Service::submit(std::vector<JobSpec> specs, Submitted done) {
+std::string Service::check(const Submission& submission) const {
+  std::vector<JobId> named;
+  for (const JobSpec& job : submission.jobs)
+    named.insert(named.end(), job.after.begin(), job.after.end());
+  std::sort(named.begin(), named.end());
+  named.erase(std::unique(named.begin(), named.end()), named.end());
+  std::optional<JobId> missing = first_missing(named);
+  if (!missing) return "";
+  for (std::size_t i = 0; i < submission.jobs.size(); ++i) {
+    const std::vector<JobId>& after = submission.jobs[i].after;
+    if (std::find(after.begin(), after.end(), *missing) != after.end())
+      return fmt::format("{}after: no job {}",
+                         submission.jobs.size() > 1 ? fmt::format("jobs[{}].", i) : "", *missing);
+  }
+  return fmt::format("no job {}", *missing);
+}
+
+void Service::submit(Submission submission, std::function<void(Submitted)> done) {
   Time now = now_();
+  std::vector<JobSpec>& specs = submission.jobs;
+  Submitted answer;
+  // A flow whose key a kept flow has: that flow, and nothing new.
+  if (submission.flow && !submission.flow->key.empty()) {
+    std::optional<std::uint64_t> known;
+    if (auto held = flow_keys_.find(submission.flow->key); held != flow_keys_.end())
+      known = held->second;
+    if (!known) known = store_.find_flow_key(submission.flow->key);
+    if (known) {
+      answer.flow = *known;
+      // Written, empty, to answer after the commit of the submit that made it.
+      write(store::Batch{}, [this, answer, done = std::move(done)](const std::string&) mutable {
+        std::optional<store::FlowRow> flow = store_.read_flow(answer.flow);
+        if (!flow) return done({.error = "the flow with the same key was not stored; try again"});
+        for (std::uint64_t i = 0; i < flow->jobs; ++i) answer.ids.push_back(flow->first_job + i);
+        answer.existing = answer.ids;
+        done(std::move(answer));
+      });
+      return;
+    }
+  }
   store::Batch batch;
-  std::vector<JobId> ids;
-  std::vector<JobId> existing;
   std::vector<std::size_t> fresh;  // indexes of specs that make new jobs
-  std::vector<std::string> jsons;
+  JobId first = next_id_;
+  std::map<std::string_view, JobId> by_ref;
+  for (std::size_t i = 0; i < specs.size(); ++i)
+    if (!specs[i].ref.empty()) by_ref[specs[i].ref] = first + i;  // no keys in a flow: all new
   for (std::size_t i = 0; i < specs.size(); ++i) {
-    const JobSpec& spec = specs[i];
+    JobSpec& spec = specs[i];
     if (!spec.key.empty()) {
       // A key held (by a job of this batch too), or kept in the store.
       std::optional<JobId> known;
       if (auto held = keys_.find(spec.key); held != keys_.end()) known = held->second;
       if (!known) known = store_.find_key(spec.key);
       if (known) {
-        ids.push_back(*known);
-        existing.push_back(*known);
+        answer.ids.push_back(*known);
+        answer.existing.push_back(*known);
         continue;
       }
     }
     JobId id = next_id_++;
-    ids.push_back(id);
+    answer.ids.push_back(id);
     fresh.push_back(i);
-    jsons.push_back(to_json(spec));
+    for (const std::string& ref : spec.after_refs) spec.after.push_back(by_ref.at(ref));
+    spec.after_refs.clear();
     if (!spec.key.empty()) keys_[spec.key] = id;  // reserved until the commit says
-    bool delayed = spec.delay.count() > 0;
+    // A job with dependencies waits on them; admitting it says what then.
+    bool waits = spec.delay.count() > 0 || !spec.after.empty();
     store::JobRow row{id,
                       spec.queue,
                       spec.priority,
-                      jsons.back(),
-                      delayed ? "waiting" : "queued",
+                      to_json(spec),
+                      waits ? "waiting" : "queued",
                       now.count(),
                       (now + spec.delay).count(),
                       ""};
     row.key = spec.key;
     if (spec.keep) row.keep_ms = spec.keep->count();
+    row.after = spec.after;
     batch.new_jobs.push_back(std::move(row));
   }
+  if (submission.flow && !fresh.empty()) {
+    answer.flow = next_flow_++;
+    batch.new_flows.push_back({answer.flow, submission.flow->name, submission.flow->key,
+                               now.count(), first, fresh.size()});
+    for (store::JobRow& row : batch.new_jobs) row.flow = answer.flow;
+    if (!submission.flow->key.empty()) flow_keys_[submission.flow->key] = answer.flow;
+  }
+  std::vector<store::JobRow> rows = batch.new_jobs;  // what they are once durable
   // Written even when every job existed: its answer then comes after the
   // commit of whatever submit made those jobs.
-  write(std::move(batch), [this, specs = std::move(specs), ids, existing, fresh,
-                           jsons = std::move(jsons), now,
-                           done = std::move(done)](const std::string& error) mutable {
-    if (!error.empty()) {
-      for (std::size_t i : fresh)
-        if (auto held = keys_.find(specs[i].key); held != keys_.end() && held->second == ids[i])
-          keys_.erase(held);
-      return done({}, {}, error);
-    }
-    for (std::size_t n = 0; n < fresh.size(); ++n) {
-      const JobSpec& spec = specs[fresh[n]];
-      JobId id = ids[fresh[n]];
-      auto state = spec.delay.count() > 0 ? sched::State::waiting : sched::State::queued;
-      admit(id, spec, jsons[n], state, now, now + spec.delay, {}, "", 0);
-      count_change(spec.queue, std::nullopt, state);
-      changed_.push_back({id, state, 0});
-    }
-    // Admitting durable jobs tells the store nothing new; every other
-    // operation collects its changes before it returns, so none are lost here.
-    scheduler_.take_changes();
-    // A key another submit reserved, whose commit failed: that job is not.
-    for (JobId id : existing)
-      if (!exists(id)) return done({}, {}, "the job with the same key was not stored; try again");
-    done(ids, existing, "");
-    announce();
-    serve_parked();
-  });
+  write(std::move(batch),
+        [this, specs = std::move(specs), rows = std::move(rows), fresh, flow = submission.flow,
+         answer = std::move(answer), done = std::move(done)](const std::string& error) mutable {
+          if (flow && !flow->key.empty()) flow_keys_.erase(flow->key);
+          if (!error.empty()) {
+            for (std::size_t i : fresh)
+              if (auto held = keys_.find(specs[i].key);
+                  held != keys_.end() && held->second == answer.ids[i])
+                keys_.erase(held);
+            return done({.error = error});
+          }
+          std::vector<sched::Job> jobs;
+          for (std::size_t n = 0; n < fresh.size(); ++n)
+            jobs.push_back(hold(rows[n], specs[fresh[n]], {}));
+          scheduler_.admit(std::move(jobs), now_(), ended_state());
+          // Arrived as stored, they are news to the subscribers only.
+          for (const store::JobRow& row : rows) {
+            sched::State state = state_named(row.state);
+            count_change(row.queue, std::nullopt, state);
+            changed_.push_back({row.id, state, 0});
+          }
+          // A key another submit reserved, whose commit failed: that job is not.
+          for (JobId id : answer.existing)
+            if (!exists(id))
+              return done({.error = "the job with the same key was not stored; try again"});
+          done(std::move(answer));
+          announce();
+          // What admitting them changed (dependencies met already, or one that
+          // failed already) is news to the store too.
+          store::Batch moved;
+          collect_changes(moved);
+          commit(std::move(moved), [](const std::string&) {});
+          serve_parked();
+        });
 }
 
 void Service::grant(const LeaseRequest& request, LeaseReply& reply, store::Batch& batch) {
@@ -494,8 +583,10 @@ void Service::lease(LeaseRequest request, Leased done) {
   LeaseReply reply;
   store::Batch batch;
   for (const Heartbeat& heartbeat : request.heartbeats)
-    if (!scheduler_.renew(heartbeat.job, heartbeat.token, now, options_.lease_duration))
+    if (!scheduler_.renew(heartbeat.job, heartbeat.token, now, options_.lease_duration)) {
       reply.stop.push_back(heartbeat.job);
+      reply.stop_tokens.push_back(heartbeat.token);
+    }
   // A refused report of a current attempt still ends it: as failed, saying why.
   for (const RejectedCompletion& rejected : request.rejected)
     if (rejected.job && rejected.token && current_lease(rejected.job, rejected.token))
@@ -570,15 +661,18 @@ void Service::release(const std::vector<LeasedJob>& jobs) {
 
 void Service::for_each_job(std::vector<JobId> ids,
                            const std::function<std::string(const sched::Job&, Time)>& act,
-                           PerJob done) {
+                           PerJob done,
+                           const std::function<void(const std::vector<JobId>&, Time)>& then) {
   Time now = now_();
   for (JobId id : ids) bring_back(id);
-  scheduler_.take_changes();  // held again: nothing changed yet
   std::vector<std::string> results;
+  std::vector<JobId> acted;
   for (JobId id : ids) {
     const sched::Job* job = scheduler_.find(id);
     results.push_back(job ? act(*job, now) : fmt::format("no job {}", id));
+    if (results.back().empty()) acted.push_back(id);
   }
+  if (then) then(acted, now);
   store::Batch batch;
   collect_changes(batch);
   // Brought back only to be looked at: let go of them again.
@@ -614,7 +708,12 @@ void Service::retry(std::vector<JobId> ids, PerJob done) {
         return fmt::format("job {} is {}: only failed or cancelled jobs are retried", job.id,
                            sched::name(state));
       },
-      std::move(done));
+      std::move(done),
+      [this](const std::vector<JobId>& retried, Time now) {
+        // What was skipped because of them waits on them again.
+        std::vector<JobId> skipped = skipped_after(retried);
+        if (!skipped.empty()) scheduler_.unskip(skipped, now, ended_state());
+      });
 }
 
 // --- Time -----------------------------------------------------------------
@@ -710,7 +809,9 @@ JobView Service::view_of(JobId id, const sched::Job& job, const Record& record) 
           job.reason,
           record.created,
           {},
-          job.attempts.size()};
+          job.attempts.size(),
+          record.flow,
+          job.skipped};
 }
 
 JobView Service::view_of(const store::StoredJob& stored) {
@@ -723,7 +824,9 @@ JobView Service::view_of(const store::StoredJob& stored) {
                row.reason,
                Time{row.created_ms},
                {},
-               stored.attempts.size()};
+               stored.attempts.size(),
+               row.flow,
+               row.skipped};
   for (const store::AttemptRow& attempt : stored.attempts)
     view.attempts.push_back({attempt_of(attempt), report_of(attempt)});
   return view;
@@ -795,6 +898,61 @@ ListPage Service::list(const ListQuery& query) const {
   }
   page.next_before = stored.next_before;
   return page;
+}
+
+std::optional<FlowView> Service::flow(std::uint64_t id) const {
+  std::optional<store::FlowRow> row = store_.read_flow(id);
+  if (!row) return std::nullopt;
+  FlowView view{*row, {}, {}, ""};
+  JobId first = row->first_job, last = row->first_job + row->jobs - 1;
+  std::vector<store::StoredJob> stored = store_.read_jobs(first, last);
+  std::size_t next = 0;
+  for (JobId job_id = first; job_id <= last; ++job_id) {
+    while (next < stored.size() && stored[next].row.id < job_id) ++next;
+    FlowView::Job job{job_id, "", "", sched::State::cancelled, "", 0};
+    std::string_view spec;
+    if (const sched::Job* held = scheduler_.find(job_id)) {
+      job.state = held->state;
+      job.reason = held->reason;
+      job.attempts = held->attempts.size();
+      job.skipped = held->skipped;
+      spec = record(job_id)->spec.view;
+    } else if (next < stored.size() && stored[next].row.id == job_id) {
+      const store::JobRow& kept = stored[next].row;
+      job.state = state_named(kept.state);
+      job.reason = kept.reason;
+      job.attempts = stored[next].attempts.size();
+      job.skipped = kept.skipped;
+      spec = kept.spec;
+    } else {
+      continue;  // removed by retention
+    }
+    JobSpec parsed = parse_job_spec(spec);
+    job.ref = parsed.ref;
+    job.name = parsed.name;
+    view.counts.by_state[static_cast<int>(job.state)]++;
+    view.jobs.push_back(std::move(job));
+  }
+  const sched::Counts& counts = view.counts;
+  bool running =
+      counts[sched::State::waiting] + counts[sched::State::queued] + counts[sched::State::running] >
+      0;
+  view.state = running                                               ? "running"
+               : counts[sched::State::succeeded] == view.jobs.size() ? "succeeded"
+               : counts[sched::State::failed] > 0                    ? "failed"
+                                                                     : "cancelled";
+  return view;
+}
+
+std::vector<FlowView> Service::flows(std::uint64_t before, std::size_t limit) const {
+  std::vector<FlowView> views;
+  for (const store::FlowRow& row : store_.list_flows(before, limit)) {
+    std::optional<FlowView> view = flow(row.id);
+    if (!view) continue;
+    view->jobs.clear();  // a listing counts them only
+    views.push_back(std::move(*view));
+  }
+  return views;
 }
 
 std::map<std::string, sched::Counts> Service::queues() const {

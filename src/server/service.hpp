@@ -111,7 +111,11 @@ struct LeasedJob {
 struct LeaseReply {
   std::vector<LeasedJob> jobs;
   std::vector<std::uint64_t> acknowledged;  // tokens of completions the worker may forget
-  std::vector<JobId> stop;  // heartbeats for jobs no longer the worker's: stop running them
+  // Heartbeats for leases no longer the worker's: stop running them. By job,
+  // and by token: after a restart the same job may be leased to the same
+  // worker anew while its old attempt still runs there.
+  std::vector<JobId> stop;
+  std::vector<std::uint64_t> stop_tokens;
   std::vector<RejectedCompletion> rejected;  // the worker drops these too
   std::string error;                         // the store failed: nothing was acknowledged
 };
@@ -131,6 +135,8 @@ struct JobView {
   Time created{0};
   std::vector<AttemptView> attempts;  // in a list: none; attempt_count says how many
   std::size_t attempt_count = 0;
+  std::uint64_t flow = 0;  // the flow it belongs to; 0: none
+  bool skipped = false;    // cancelled because a dependency could not succeed
 };
 
 struct ListQuery {
@@ -189,6 +195,25 @@ class TextArena {
   std::optional<std::uint32_t> filling_;
 };
 
+// A flow: the jobs one batch made, which depend on each other.
+struct FlowView {
+  store::FlowRow row;
+  struct Job {
+    JobId id = 0;
+    std::string ref;
+    std::string name;
+    sched::State state = sched::State::waiting;
+    std::string reason;
+    std::size_t attempts = 0;
+    bool skipped = false;
+  };
+  std::vector<Job> jobs;  // in id order; none for a listing
+  sched::Counts counts;   // its kept jobs by state
+  // running while a job has not ended; else succeeded when all did, failed
+  // when one failed, cancelled otherwise.
+  std::string state;
+};
+
 // What /v1/stats says of the store.
 struct StoreView {
   store::Size size;
@@ -216,11 +241,19 @@ class Service {
   // Tokens of an epoch: epoch << kTokenBits, and up (a trillion leases).
   static constexpr int kTokenBits = 40;
 
-  // `ids` in the order of `specs`; `existing`: those of them that a kept job
-  // with the same key already had (no new job was made for it).
-  using Submitted =
-      std::function<void(std::vector<JobId> ids, std::vector<JobId> existing, std::string error)>;
-  void submit(std::vector<JobSpec> specs, Submitted done);
+  // What a submit gives: `ids` in the order of the jobs; `existing`, those
+  // of them that a kept job (or flow) with the same key had already (nothing
+  // new was made for them); the flow made, if the jobs are one.
+  struct Submitted {
+    std::vector<JobId> ids;
+    std::vector<JobId> existing;
+    std::uint64_t flow = 0;
+    std::string error;  // the store failed: nothing was made
+  };
+  // Why the store would refuse the jobs' dependencies ("jobs[2].after: no
+  // job 41"); "" when it would not. Ask before submit().
+  std::string check(const Submission& submission) const;
+  void submit(Submission submission, std::function<void(Submitted)> done);
 
   using Leased = std::function<void(LeaseReply reply)>;
   void lease(LeaseRequest request, Leased done);
@@ -232,12 +265,19 @@ class Service {
   // Operations on many jobs answer, for each id, "" when done, else why not.
   using PerJob = std::function<void(std::vector<std::string> results, std::string error)>;
 
-  // Why not: "no job 9", "job 3 already succeeded".
+  // Why not: "no job 9", "job 3 already succeeded". Jobs that run after a
+  // cancelled one end too (skipped), unless they run after whatever ends.
   void cancel(std::vector<JobId> ids, PerJob done);
 
-  // Runs failed or cancelled jobs again, each with a fresh retry budget. For
-  // each id: "" when done, else why not ("job 3 is running").
+  // Runs failed or cancelled jobs again, each with a fresh retry budget; the
+  // jobs skipped because of them go back to waiting on them. For each id:
+  // "" when done, else why not ("job 3 is running").
   void retry(std::vector<JobId> ids, PerJob done);
+
+  // A flow, and each of its jobs as it is now.
+  std::optional<FlowView> flow(std::uint64_t id) const;
+  // Flows newest first: at most `limit` with ids below `before` (0: any).
+  std::vector<FlowView> flows(std::uint64_t before, std::size_t limit) const;
 
   // Moves time on: queues delayed jobs, takes back expired leases, answers
   // long polls whose wait ran out, removes ended jobs past their retention
@@ -298,6 +338,7 @@ class Service {
   struct Record {
     TextArena::Text spec;  // canonical JSON
     Time created{0};
+    std::uint64_t flow = 0;
     std::unique_ptr<std::map<int, Completion>> reports;  // by attempt number, once any
   };
   const Record* record(JobId id) const;
@@ -330,10 +371,15 @@ class Service {
   };
   std::string queue_key(const std::string& queue, std::vector<std::string> labels, bool call);
   std::vector<std::string> eligible_queues(const LeaseRequest& request) const;
-  // Holds a durable job in memory.
-  void admit(JobId id, const JobSpec& spec, std::string_view spec_json, sched::State state,
-             Time created, Time ready_at, std::vector<sched::Attempt> attempts, std::string reason,
-             std::size_t retry_base);
+  // Holds a durable job in memory: its record here, and the job to give the
+  // scheduler (many are admitted at once: they may depend on each other).
+  sched::Job hold(const store::JobRow& row, const JobSpec& spec,
+                  std::vector<sched::Attempt> attempts);
+  // How a dependency the scheduler no longer holds ended, from the store.
+  sched::EndedState ended_state() const;
+  // With the ended jobs that ran after `retried`, skipped because of it,
+  // held again (and so on downstream): those to unskip.
+  std::vector<JobId> skipped_after(const std::vector<JobId>& retried);
   // Holds an ended job again (from the store), to change it.
   const sched::Job* bring_back(JobId id);
   // Lets go of an ended job whose end is durable.
@@ -345,8 +391,10 @@ class Service {
   void count_change(std::string_view queue, std::optional<sched::State> from, sched::State to);
   void write(store::Batch batch, std::function<void(const std::string& error)> then);
   // Applies `act` to each job (it answers "" or why not), then makes it durable.
+  // `then` sees the jobs acted on, before their changes are written.
   void for_each_job(std::vector<JobId> ids,
-                    const std::function<std::string(const sched::Job&, Time)>& act, PerJob done);
+                    const std::function<std::string(const sched::Job&, Time)>& act, PerJob done,
+                    const std::function<void(const std::vector<JobId>&, Time)>& then = {});
   void serve_parked();
   // Forgets workers silent too long, and the longest silent past kMaxWorkers.
   void forget_workers(Time now);
@@ -384,6 +432,8 @@ class Service {
   TextArena specs_;
   std::vector<TextArena::Text> unused_specs_;    // freed a turn later: answers may point into them
   std::unordered_map<std::string, JobId> keys_;  // of the jobs held, and those being submitted
+  std::unordered_map<std::string, std::uint64_t> flow_keys_;  // of flows being submitted
+  std::uint64_t next_flow_ = 1;
   std::map<std::string, sched::Counts, std::less<>> counts_;  // every kept job, by queue
   std::map<std::string, QueueKey> queue_keys_;
   JobId next_id_ = 1;  // ids are reserved at submit, admitted at commit

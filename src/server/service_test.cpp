@@ -66,17 +66,22 @@ class ServiceTest : public ::testing::Test {
   }
 
   std::vector<JobId> submit(const std::vector<std::string>& jobs) {
-    std::vector<JobSpec> specs;
-    for (const std::string& json : jobs) specs.push_back(parse_job_spec(json));
-    std::vector<JobId> ids;
-    std::string error = "no answer";
-    service->submit(specs, [&](std::vector<JobId> given, std::vector<JobId>, std::string why) {
-      ids = std::move(given);
-      error = std::move(why);
-    });
+    Submission submission;
+    for (const std::string& json : jobs) submission.jobs.push_back(parse_job_spec(json));
+    return submit(std::move(submission)).ids;
+  }
+
+  // A batch as POST /v1/jobs takes it: {"jobs": [...], "flow": {...}}.
+  Service::Submitted submit_batch(const std::string& body) { return submit(parse_job_batch(body)); }
+
+  Service::Submitted submit(Submission submission) {
+    EXPECT_EQ(service->check(submission), "");
+    Service::Submitted answer{.error = "no answer"};
+    service->submit(std::move(submission),
+                    [&](Service::Submitted given) { answer = std::move(given); });
     settle();
-    EXPECT_EQ(error, "");
-    return ids;
+    EXPECT_EQ(answer.error, "");
+    return answer;
   }
 
   std::optional<LeaseReply> lease_async(LeaseRequest request, std::optional<LeaseReply>& reply) {
@@ -123,8 +128,8 @@ class ServiceTest : public ::testing::Test {
 
 TEST_F(ServiceTest, AJobCanBeLeasedOnlyOnceItIsDurable) {
   std::vector<JobId> ids;
-  service->submit({parse_job_spec(R"({"command": {"argv": ["true"]}})")},
-                  [&](std::vector<JobId> given, std::vector<JobId>, std::string) { ids = given; });
+  service->submit(Submission{{parse_job_spec(R"({"command": {"argv": ["true"]}})")}, {}},
+                  [&](Service::Submitted given) { ids = given.ids; });
   // Not committed yet: no id for the client, nothing for a worker.
   std::optional<LeaseReply> early;
   service->lease(poll("w1"), [&](LeaseReply reply) { early = reply; });
@@ -292,15 +297,11 @@ TEST_F(ServiceTest, RetentionRemovesEndedJobsWhenTheirTimeRunsOut) {
 TEST_F(ServiceTest, ASubmitWithAKnownKeyGivesTheJobThatHasIt) {
   std::vector<JobId> existing;
   auto submit_keyed = [&](std::vector<std::string> jobs) {
-    std::vector<JobSpec> specs;
-    for (const std::string& json : jobs) specs.push_back(parse_job_spec(json));
-    std::vector<JobId> ids;
-    service->submit(specs, [&](std::vector<JobId> given, std::vector<JobId> known, std::string) {
-      ids = std::move(given);
-      existing = std::move(known);
-    });
-    settle();
-    return ids;
+    Submission submission;
+    for (const std::string& json : jobs) submission.jobs.push_back(parse_job_spec(json));
+    Service::Submitted answer = submit(std::move(submission));
+    existing = answer.existing;
+    return answer.ids;
   };
   auto first = submit_keyed({R"({"command": {"argv": ["a"]}, "key": "k1"})",
                              R"({"command": {"argv": ["b"]}, "key": "k1"})",
@@ -321,6 +322,102 @@ TEST_F(ServiceTest, ASubmitWithAKnownKeyGivesTheJobThatHasIt) {
                           R"({"command": {"argv": ["a"]}, "key": "k2"})"}),
             (std::vector<JobId>{1, 3}));
   EXPECT_EQ(existing, std::vector<JobId>{1});
+}
+
+TEST_F(ServiceTest, AFlowRunsInDependencyOrderAndAFailureSkipsWhatFollows) {
+  // a -> b, c -> d -> e: the diamond of the load test, with a tail.
+  Service::Submitted flow = submit_batch(R"({"flow": {"name": "diamond"}, "jobs": [
+    {"ref": "a", "command": {"argv": ["a"]}},
+    {"ref": "b", "after": ["a"], "command": {"argv": ["b"]}},
+    {"ref": "c", "after": ["a"], "command": {"argv": ["c"]}},
+    {"ref": "d", "after": ["b", "c"], "command": {"argv": ["d"]}},
+    {"ref": "e", "after": ["d"], "command": {"argv": ["e"]}}]})");
+  ASSERT_EQ(flow.ids, (std::vector<JobId>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(flow.flow, 1u);
+  auto run = [&](bool succeeded) {
+    LeaseReply leased = lease(poll("w", 10));
+    LeaseRequest report = poll("w", 0);
+    std::vector<JobId> ran;
+    for (const LeasedJob& job : leased.jobs) {
+      ran.push_back(job.id);
+      report.completions.push_back(done(job, succeeded));
+    }
+    lease(report);
+    return ran;
+  };
+  EXPECT_EQ(run(true), std::vector<JobId>{1});
+  EXPECT_EQ(state(4), sched::State::waiting);
+  LeaseReply middle = lease(poll("w", 10));
+  ASSERT_EQ(middle.jobs.size(), 2u);  // b and c, not d
+  LeaseRequest report = poll("w", 0);
+  report.completions = {done(middle.jobs[0], false), done(middle.jobs[1], true)};
+  lease(report);
+  // b failed: d and e end without running, saying why, and leave memory.
+  EXPECT_EQ(state(4), sched::State::cancelled);
+  EXPECT_EQ(service->job(4)->reason, "dependency 2 failed");
+  EXPECT_TRUE(service->job(5)->skipped);
+  EXPECT_EQ(service->jobs_in_memory(), 0u);
+  std::optional<FlowView> view = service->flow(1);
+  ASSERT_TRUE(view);
+  EXPECT_EQ(view->state, "failed");
+  EXPECT_EQ(view->row.name, "diamond");
+  EXPECT_EQ(view->jobs.at(3).ref, "d");
+  EXPECT_TRUE(view->jobs.at(3).skipped);
+
+  // Retried, b runs again, and what was skipped because of it waits on it.
+  reopen();
+  std::vector<std::string> results;
+  service->retry({2}, [&](std::vector<std::string> given, std::string) { results = given; });
+  settle();
+  EXPECT_EQ(results, std::vector<std::string>{""});
+  EXPECT_EQ(state(4), sched::State::waiting);
+  EXPECT_EQ(state(5), sched::State::waiting);
+  EXPECT_EQ(run(true), std::vector<JobId>{2});
+  EXPECT_EQ(run(true), std::vector<JobId>{4});
+  reopen();  // a restart between: e still waits on nothing but its turn
+  EXPECT_EQ(run(true), std::vector<JobId>{5});
+  EXPECT_EQ(service->flow(1)->state, "succeeded");
+  EXPECT_EQ(service->flows(0, 10).size(), 1u);
+}
+
+TEST_F(ServiceTest, DependenciesOnEarlierJobsAndRunningAtTheEnd) {
+  auto first = submit({R"({"command": {"argv": ["ok"]}})", R"({"command": {"argv": ["bad"]}})"});
+  LeaseReply leased = lease(poll("w", 2));
+  LeaseRequest report = poll("w", 0);
+  report.completions = {done(leased.jobs[0], true), done(leased.jobs[1], false)};
+  lease(report);
+  // After ended jobs: one that succeeded lets it run, one that failed skips
+  // it at once, unless it runs at the end whatever happened.
+  auto after =
+      submit({R"({"command": {"argv": ["next"]}, "after": [1]})",
+              R"({"command": {"argv": ["never"]}, "after": [1, 2]})",
+              R"({"command": {"argv": ["cleanup"]}, "after": [2], "after_policy": "end"})"});
+  EXPECT_EQ(state(after[0]), sched::State::queued);
+  EXPECT_EQ(service->job(after[1])->reason, "dependency 2 failed");
+  EXPECT_EQ(state(after[2]), sched::State::queued);
+  reopen();
+  EXPECT_EQ(store->read_job(after[1])->row.state, "cancelled");  // stored so
+  EXPECT_EQ(state(after[0]), sched::State::queued);
+  Submission unknown;
+  unknown.jobs.push_back(parse_job_spec(R"({"command": {"argv": ["x"]}, "after": [99]})"));
+  EXPECT_EQ(service->check(unknown), "after: no job 99");
+  EXPECT_EQ(
+      service->check(parse_job_batch(
+          R"({"jobs": [{"command": {"argv": ["x"]}}, {"command": {"argv": ["y"]}, "after": [1, 77]}]})")),
+      "jobs[1].after: no job 77");
+}
+
+TEST_F(ServiceTest, AFlowWithAKnownKeyIsMadeOnce) {
+  std::string body = R"({"flow": {"name": "nightly", "key": "2026-11-27"}, "jobs": [
+    {"ref": "a", "command": {"argv": ["a"]}}, {"ref": "b", "after": ["a"], "command": {"argv": ["b"]}}]})";
+  Service::Submitted first = submit_batch(body);
+  Service::Submitted again = submit_batch(body);
+  EXPECT_EQ(again.flow, first.flow);
+  EXPECT_EQ(again.ids, first.ids);
+  EXPECT_EQ(again.existing, first.ids);
+  reopen();
+  EXPECT_EQ(submit_batch(body).flow, first.flow);
+  EXPECT_EQ(service->counts().total(), 2u);
 }
 
 TEST_F(ServiceTest, StaleAndRepeatedCompletionsAreAcknowledgedAndIgnored) {
@@ -381,6 +478,26 @@ TEST_F(ServiceTest, ASilentWorkersJobRunsAgainElsewhere) {
   store::Snapshot durable = store->load();
   ASSERT_EQ(durable.attempts.size(), 1u);  // the running one is stored when it ends
   EXPECT_EQ(durable.attempts[0].end, "lease_expired");
+}
+
+// After a restart the same job may be leased anew to the worker whose old
+// attempt of it still runs: "stop" names the old lease by its token.
+TEST_F(ServiceTest, StopNamesTheLeaseNotOnlyTheJob) {
+  submit({R"({"command": {"argv": ["long"]}})"});
+  LeasedJob old = lease(poll("w", 1)).jobs.at(0);
+  reopen();
+  LeaseRequest beat = poll("w", 1);
+  beat.heartbeats = {{old.id, old.token}};
+  LeaseReply reply = lease(beat);
+  EXPECT_EQ(reply.stop, std::vector<JobId>{old.id});
+  EXPECT_EQ(reply.stop_tokens, std::vector<std::uint64_t>{old.token});
+  ASSERT_EQ(reply.jobs.size(), 1u);
+  LeasedJob fresh = reply.jobs[0];
+  EXPECT_EQ(fresh.id, old.id);
+  LeaseRequest both = poll("w", 0);
+  both.heartbeats = {{old.id, old.token}, {fresh.id, fresh.token}};
+  LeaseReply again = lease(both);
+  EXPECT_EQ(again.stop_tokens, std::vector<std::uint64_t>{old.token});
 }
 
 TEST_F(ServiceTest, HeartbeatsKeepALease) {

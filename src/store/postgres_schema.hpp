@@ -41,7 +41,7 @@ inline constexpr std::int32_t kMigrationLock = 2;
 inline constexpr std::int32_t kLeaderLocks = 1 << 30;
 
 // Tables a database must not have unless it is ferry's.
-inline constexpr const char* kOurTables[] = {"jobs", "attempts", "server"};
+inline constexpr const char* kOurTables[] = {"jobs", "attempts", "server", "dependencies", "flows"};
 
 // Each entry takes the schema from version i to i + 1, as SQLite's does.
 // Append, never edit.
@@ -82,8 +82,9 @@ inline constexpr const char* kMigrations[] = {
         value bigint NOT NULL
       );
     )sql",
-    // 2: keys, ended_ms and keep_ms, the partial indexes of ended jobs; and
-    // (PostgreSQL only) one of unfinished jobs, which a new leader reads.
+    // 2: keys, ended_ms and keep_ms, the partial indexes of ended jobs, and
+    // (PostgreSQL only) one of unfinished jobs, which a new leader reads;
+    // flows: a job's flow, whether it was skipped, its dependencies.
     R"sql(
       ALTER TABLE jobs ADD COLUMN key text;
       ALTER TABLE jobs ADD COLUMN ended_ms bigint NOT NULL DEFAULT 0;
@@ -96,6 +97,23 @@ inline constexpr const char* kMigrations[] = {
       CREATE INDEX jobs_ended_at ON jobs (ended_ms) WHERE ended_ms > 0;
       CREATE INDEX jobs_kept_until ON jobs ((ended_ms + keep_ms)) WHERE keep_ms > 0 AND ended_ms > 0;
       CREATE INDEX jobs_unfinished ON jobs (id) WHERE ended_ms = 0;
+      ALTER TABLE jobs ADD COLUMN flow_id bigint;
+      ALTER TABLE jobs ADD COLUMN skipped boolean NOT NULL DEFAULT false;
+      CREATE TABLE dependencies (
+        job_id   bigint NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        after_id bigint NOT NULL,
+        PRIMARY KEY (job_id, after_id)
+      );
+      CREATE INDEX dependencies_by_after ON dependencies (after_id);
+      CREATE TABLE flows (
+        id         bigint PRIMARY KEY,
+        name       text   NOT NULL,
+        key        text,
+        created_ms bigint NOT NULL,
+        first_job  bigint NOT NULL,
+        jobs       bigint NOT NULL
+      );
+      CREATE UNIQUE INDEX flows_by_key ON flows (key) WHERE key IS NOT NULL;
     )sql",
 };
 inline constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
@@ -105,7 +123,10 @@ inline constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 // Read back by job_row() and attempt_row(), in this order.
 inline constexpr const char* kJobColumns =
     "id, queue, priority, spec, state, created_ms, ready_at_ms, reason, retry_base, "
-    "coalesce(key, ''), ended_ms, keep_ms";
+    "coalesce(key, ''), ended_ms, keep_ms, coalesce(flow_id, 0), skipped";
+inline constexpr int kJobColumnCount = 14;
+inline constexpr const char* kFlowColumns =
+    "id, name, coalesce(key, ''), created_ms, first_job, jobs";
 inline constexpr const char* kAttemptColumns =
     R"(job_id, number, worker, started_ms, ended_ms, "end", reason, exit_code, signal, )"
     "stdout_tail, stderr_tail, result, cpu_us, max_rss_kb, lease";
@@ -119,19 +140,32 @@ inline constexpr const char* kAttemptColumns =
 inline constexpr const char* kFence =
     "SELECT 1 FROM leadership WHERE id = 1 AND epoch = $1 FOR KEY SHARE";
 
+inline constexpr const char* kInsertFlows = R"sql(
+  INSERT INTO flows (id, name, key, created_ms, first_job, jobs)
+  SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],
+                       $6::bigint[])
+)sql";
+
 inline constexpr const char* kInsertJobs = R"sql(
   INSERT INTO jobs (id, queue, priority, spec, state, created_ms, ready_at_ms, reason,
-                    retry_base, key, ended_ms, keep_ms)
+                    retry_base, key, ended_ms, keep_ms, flow_id, skipped)
   SELECT * FROM unnest($1::bigint[], $2::text[], $3::integer[], $4::text[], $5::text[],
                        $6::bigint[], $7::bigint[], $8::text[], $9::bigint[], $10::text[],
-                       $11::bigint[], $12::bigint[])
+                       $11::bigint[], $12::bigint[], $13::bigint[], $14::boolean[])
+)sql";
+
+// After kInsertJobs: a new job's dependencies, a row each.
+inline constexpr const char* kInsertDependencies = R"sql(
+  INSERT INTO dependencies (job_id, after_id)
+  SELECT * FROM unnest($1::bigint[], $2::bigint[])
 )sql";
 
 inline constexpr const char* kChangeStates = R"sql(
   UPDATE jobs SET state = c.state, ready_at_ms = c.ready_at_ms, reason = c.reason,
-                  retry_base = c.retry_base, ended_ms = c.ended_ms
-  FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[])
-    AS c (id, state, ready_at_ms, reason, retry_base, ended_ms)
+                  retry_base = c.retry_base, ended_ms = c.ended_ms, skipped = c.skipped
+  FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[],
+              $7::boolean[])
+    AS c (id, state, ready_at_ms, reason, retry_base, ended_ms, skipped)
   WHERE jobs.id = c.id
 )sql";
 
@@ -160,9 +194,13 @@ inline constexpr const char* kSetEpoch =
 
 // Retention: ended jobs whose time is up, oldest first, at most $3 of them —
 // ended before $2 without a keep of their own ($2 NULL: none such), or whose
-// own keep ran out by $1 — removed with their attempts (ON DELETE CASCADE).
-// Answers the removed jobs counted by queue and state; ids are never reused,
-// so the highest removed is remembered.
+// own keep ran out by $1 — removed with their attempts and dependencies (ON
+// DELETE CASCADE); a flow goes with the last of its jobs. Answers the
+// removed jobs counted by queue and state; ids are never reused, so the
+// highest removed job and flow are remembered.
+//
+// Every part of one statement sees the jobs as they were before it: a flow
+// is empty when each of its jobs is gone already or removed here.
 inline constexpr const char* kExpire = R"sql(
   WITH victims AS (
     SELECT id FROM (
@@ -175,10 +213,18 @@ inline constexpr const char* kExpire = R"sql(
         ORDER BY ended_ms + keep_ms LIMIT $3)
     ) due ORDER BY rule, due LIMIT $3
   ), removed AS (
-    DELETE FROM jobs WHERE id IN (SELECT id FROM victims) RETURNING id, queue, state
+    DELETE FROM jobs WHERE id IN (SELECT id FROM victims) RETURNING id, queue, state, flow_id
+  ), emptied AS (
+    DELETE FROM flows WHERE id IN (SELECT flow_id FROM removed WHERE flow_id IS NOT NULL)
+      AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id BETWEEN flows.first_job
+                        AND flows.first_job + flows.jobs - 1
+                        AND jobs.id NOT IN (SELECT id FROM removed))
+    RETURNING id
   ), highest AS (
-    INSERT INTO server (name, value) SELECT 'removed_up_to', max(id) FROM removed
-      HAVING max(id) IS NOT NULL
+    INSERT INTO server (name, value)
+      SELECT 'removed_up_to', max(id) FROM removed HAVING max(id) IS NOT NULL
+      UNION ALL
+      SELECT 'flows_removed_up_to', max(id) FROM emptied HAVING max(id) IS NOT NULL
     ON CONFLICT (name) DO UPDATE SET value = greatest(server.value, excluded.value)
   )
   SELECT queue, state, count(*) FROM removed GROUP BY queue, state

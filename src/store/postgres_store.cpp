@@ -84,8 +84,22 @@ JobRow job_row(const pg::Result& row, int at, int first = 0) {
           row.integer(at, first + 8),
           std::string(row.text(at, first + 9)),
           row.integer(at, first + 10),
-          row.optional_integer(at, first + 11)};
+          row.optional_integer(at, first + 11),
+          static_cast<std::uint64_t>(row.integer(at, first + 12)),
+          row.boolean(at, first + 13),
+          {}};
 }
+
+FlowRow flow_row(const pg::Result& row, int at) {
+  return {static_cast<std::uint64_t>(row.integer(at, 0)),
+          std::string(row.text(at, 1)),
+          std::string(row.text(at, 2)),
+          row.integer(at, 3),
+          static_cast<std::uint64_t>(row.integer(at, 4)),
+          static_cast<std::uint64_t>(row.integer(at, 5))};
+}
+
+std::string_view boolean(bool value) { return value ? "true" : "false"; }
 
 AttemptRow attempt_row(const pg::Result& row, int at) {
   AttemptRow attempt;
@@ -128,9 +142,27 @@ struct Writes {
 };
 
 void add_writes(const Batch& batch, Writes& writes) {
+  if (!batch.new_flows.empty()) {
+    pg::Array id, name, key, created, first_job, jobs;
+    for (const FlowRow& flow : batch.new_flows) {
+      id.add(static_cast<std::int64_t>(flow.id));
+      name.add(flow.name);
+      if (flow.key.empty())
+        key.add_null();
+      else
+        key.add(flow.key);
+      created.add(flow.created_ms);
+      first_job.add(static_cast<std::int64_t>(flow.first_job));
+      jobs.add(static_cast<std::int64_t>(flow.jobs));
+    }
+    pg::Params params;
+    for (pg::Array* column : {&id, &name, &key, &created, &first_job, &jobs})
+      params.add(column->literal());
+    writes.statements.push_back({sql::kInsertFlows, std::move(params)});
+  }
   if (!batch.new_jobs.empty()) {
     pg::Array id, queue, priority, spec, state, created, ready_at, reason, retry_base, key, ended,
-        keep;
+        keep, flow, skipped, dependant, dependency;
     for (const JobRow& job : batch.new_jobs) {
       id.add(static_cast<std::int64_t>(job.id));
       queue.add(job.queue);
@@ -147,19 +179,32 @@ void add_writes(const Batch& batch, Writes& writes) {
         key.add(job.key);
       ended.add(job.ended_ms);
       keep.add(job.keep_ms);
+      if (job.flow)
+        flow.add(static_cast<std::int64_t>(job.flow));
+      else
+        flow.add_null();
+      skipped.add(boolean(job.skipped));
+      for (std::uint64_t after : job.after) {
+        dependant.add(static_cast<std::int64_t>(job.id));
+        dependency.add(static_cast<std::int64_t>(after));
+      }
     }
     pg::Params params;
     for (pg::Array* column : {&id, &queue, &priority, &spec, &state, &created, &ready_at, &reason,
-                              &retry_base, &key, &ended, &keep})
+                              &retry_base, &key, &ended, &keep, &flow, &skipped})
       params.add(column->literal());
     writes.statements.push_back({sql::kInsertJobs, std::move(params)});
+    if (dependant.size() > 0)
+      writes.statements.push_back(
+          {sql::kInsertDependencies,
+           pg::Params().add(dependant.literal()).add(dependency.literal())});
   }
   if (!batch.state_changes.empty()) {
     // The last change of each job wins, as if they ran one after another:
     // each sets every column it touches.
     std::map<std::uint64_t, const StateChange*> last;
     for (const StateChange& change : batch.state_changes) last[change.job_id] = &change;
-    pg::Array id, state, ready_at, reason, retry_base, ended;
+    pg::Array id, state, ready_at, reason, retry_base, ended, skipped;
     for (const auto& [job, change] : last) {
       id.add(static_cast<std::int64_t>(job));
       state.add(change->state);
@@ -167,10 +212,11 @@ void add_writes(const Batch& batch, Writes& writes) {
       reason.add(change->reason);
       retry_base.add(change->retry_base);
       ended.add(change->ended_ms);
+      skipped.add(boolean(change->skipped));
     }
     writes.changed_ids = id;
     pg::Params params;
-    for (pg::Array* column : {&id, &state, &ready_at, &reason, &retry_base, &ended})
+    for (pg::Array* column : {&id, &state, &ready_at, &reason, &retry_base, &ended, &skipped})
       params.add(column->literal());
     writes.change_at = writes.statements.size();
     writes.changed_jobs = last.size();
@@ -366,7 +412,8 @@ class PostgresStore final : public GroupCommitStore {
       pg::Result rows = db.run(query, params);
       ListPage page;
       for (int row = 0; row < rows.rows(); ++row)
-        page.jobs.push_back({job_row(rows, row), static_cast<std::size_t>(rows.integer(row, 12))});
+        page.jobs.push_back({job_row(rows, row),
+                             static_cast<std::size_t>(rows.integer(row, sql::kJobColumnCount))});
       if (page.jobs.size() == filter.limit)
         page.next_before = page.jobs.back().row.id;
       else if (floor > 1)
@@ -378,6 +425,49 @@ class PostgresStore final : public GroupCommitStore {
   std::optional<std::uint64_t> find_key(const std::string& key) override {
     return reading([&](pg::Connection& db) -> std::optional<std::uint64_t> {
       pg::Result found = db.run("SELECT id FROM jobs WHERE key = $1", pg::Params().add(key));
+      if (found.rows() == 0) return std::nullopt;
+      return static_cast<std::uint64_t>(found.integer(0, 0));
+    });
+  }
+
+  std::vector<std::uint64_t> dependants(std::uint64_t id) override {
+    return reading([&](pg::Connection& db) {
+      pg::Result found =
+          db.run("SELECT job_id FROM dependencies WHERE after_id = $1 ORDER BY job_id",
+                 pg::Params().add(static_cast<std::int64_t>(id)));
+      std::vector<std::uint64_t> ids;
+      for (int row = 0; row < found.rows(); ++row)
+        ids.push_back(static_cast<std::uint64_t>(found.integer(row, 0)));
+      return ids;
+    });
+  }
+
+  std::optional<FlowRow> read_flow(std::uint64_t id) override {
+    return reading([&](pg::Connection& db) -> std::optional<FlowRow> {
+      pg::Result found = db.run(fmt::format("SELECT {} FROM flows WHERE id = $1", sql::kFlowColumns),
+                                pg::Params().add(static_cast<std::int64_t>(id)));
+      if (found.rows() == 0) return std::nullopt;
+      return flow_row(found, 0);
+    });
+  }
+
+  std::vector<FlowRow> list_flows(std::uint64_t before, std::size_t limit) override {
+    return reading([&](pg::Connection& db) {
+      pg::Result found = db.run(
+          fmt::format("SELECT {} FROM flows WHERE id < $1 ORDER BY id DESC LIMIT $2",
+                      sql::kFlowColumns),
+          pg::Params()
+              .add(before > 0 ? static_cast<std::int64_t>(before) : INT64_MAX)
+              .add(static_cast<std::int64_t>(limit)));
+      std::vector<FlowRow> flows;
+      for (int row = 0; row < found.rows(); ++row) flows.push_back(flow_row(found, row));
+      return flows;
+    });
+  }
+
+  std::optional<std::uint64_t> find_flow_key(const std::string& key) override {
+    return reading([&](pg::Connection& db) -> std::optional<std::uint64_t> {
+      pg::Result found = db.run("SELECT id FROM flows WHERE key = $1", pg::Params().add(key));
       if (found.rows() == 0) return std::nullopt;
       return static_cast<std::uint64_t>(found.integer(0, 0));
     });
@@ -404,7 +494,8 @@ class PostgresStore final : public GroupCommitStore {
       // PostgreSQL's to reuse (VACUUM), and not counted here.
       size.bytes = static_cast<std::uint64_t>(
           db.run("SELECT pg_total_relation_size('jobs') + pg_total_relation_size('attempts') + "
-                 "pg_total_relation_size('server')")
+                 "pg_total_relation_size('server') + pg_total_relation_size('dependencies') + "
+                 "pg_total_relation_size('flows')")
               .integer(0, 0));
       pg::Result oldest = db.run("SELECT id, created_ms FROM jobs ORDER BY id LIMIT 1");
       if (oldest.rows() > 0) {
@@ -497,6 +588,8 @@ class PostgresStore final : public GroupCommitStore {
                        const std::vector<const Batch*>& batches) {
     Batch merged;
     for (const Batch* batch : batches) {
+      merged.new_flows.insert(merged.new_flows.end(), batch->new_flows.begin(),
+                              batch->new_flows.end());
       merged.new_jobs.insert(merged.new_jobs.end(), batch->new_jobs.begin(), batch->new_jobs.end());
       merged.state_changes.insert(merged.state_changes.end(), batch->state_changes.begin(),
                                   batch->state_changes.end());
@@ -591,16 +684,21 @@ class PostgresStore final : public GroupCommitStore {
     for (int row = 0; row < counts.rows(); ++row)
       snapshot.counts.push_back({std::string(counts.text(row, 0)), std::string(counts.text(row, 1)),
                                  static_cast<std::uint64_t>(counts.integer(row, 2))});
-    std::uint64_t removed_up_to = 0;
+    std::uint64_t removed_up_to = 0, flows_removed_up_to = 0;
     pg::Result server = db.run("SELECT name, value FROM server");
     for (int row = 0; row < server.rows(); ++row) {
       if (server.text(row, 0) == "epoch")
         snapshot.epoch = static_cast<std::uint64_t>(server.integer(row, 1));
       if (server.text(row, 0) == "removed_up_to")
         removed_up_to = static_cast<std::uint64_t>(server.integer(row, 1));
+      if (server.text(row, 0) == "flows_removed_up_to")
+        flows_removed_up_to = static_cast<std::uint64_t>(server.integer(row, 1));
     }
     auto highest = static_cast<std::uint64_t>(db.run("SELECT max(id) FROM jobs").integer(0, 0));
     snapshot.next_id = std::max(highest, removed_up_to) + 1;
+    auto highest_flow =
+        static_cast<std::uint64_t>(db.run("SELECT max(id) FROM flows").integer(0, 0));
+    snapshot.next_flow = std::max(highest_flow, flows_removed_up_to) + 1;
     db.run("COMMIT");
     return snapshot;
   }

@@ -64,6 +64,23 @@ const char* const kMigrations[] = {
       ALTER TABLE jobs ADD COLUMN key TEXT;
       ALTER TABLE jobs ADD COLUMN ended_ms INTEGER NOT NULL DEFAULT 0;
       ALTER TABLE jobs ADD COLUMN keep_ms INTEGER;
+      ALTER TABLE jobs ADD COLUMN flow_id INTEGER;
+      ALTER TABLE jobs ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
+      CREATE TABLE dependencies (
+        job_id   INTEGER NOT NULL REFERENCES jobs (id),
+        after_id INTEGER NOT NULL,
+        PRIMARY KEY (job_id, after_id)
+      ) WITHOUT ROWID;
+      CREATE INDEX dependencies_by_after ON dependencies (after_id);
+      CREATE TABLE flows (
+        id         INTEGER PRIMARY KEY,
+        name       TEXT    NOT NULL,
+        key        TEXT,
+        created_ms INTEGER NOT NULL,
+        first_job  INTEGER NOT NULL,
+        jobs       INTEGER NOT NULL
+      );
+      CREATE UNIQUE INDEX flows_by_key ON flows (key) WHERE key IS NOT NULL;
       UPDATE jobs SET ended_ms = coalesce(
           (SELECT max(ended_ms) FROM attempts WHERE job_id = jobs.id), created_ms)
         WHERE state IN ('succeeded', 'failed', 'cancelled');
@@ -264,7 +281,8 @@ void migrate(Database& db, const std::string& path) {
 
 constexpr const char* kJobColumns =
     "id, queue, priority, spec, state, created_ms, ready_at_ms, reason, retry_base, "
-    "coalesce(key, ''), ended_ms, keep_ms";
+    "coalesce(key, ''), ended_ms, keep_ms, coalesce(flow_id, 0), skipped";
+constexpr int kJobColumnCount = 14;
 JobRow job_row(Statement& row, int first = 0) {
   return {static_cast<std::uint64_t>(row.integer(first + 0)),
           row.text(first + 1),
@@ -277,7 +295,20 @@ JobRow job_row(Statement& row, int first = 0) {
           row.integer(first + 8),
           row.text(first + 9),
           row.integer(first + 10),
-          row.optional_int64(first + 11)};
+          row.optional_int64(first + 11),
+          static_cast<std::uint64_t>(row.integer(first + 12)),
+          row.integer(first + 13) != 0,
+          {}};
+}
+
+constexpr const char* kFlowColumns = "id, name, coalesce(key, ''), created_ms, first_job, jobs";
+FlowRow flow_row(Statement& row) {
+  return {static_cast<std::uint64_t>(row.integer(0)),
+          row.text(1),
+          row.text(2),
+          row.integer(3),
+          static_cast<std::uint64_t>(row.integer(4)),
+          static_cast<std::uint64_t>(row.integer(5))};
 }
 
 constexpr const char* kAttemptColumns =
@@ -323,11 +354,16 @@ class SqliteStore final : public GroupCommitStore {
     migrate(db_, path);
     insert_job_.emplace(db_,
                         "INSERT INTO jobs (id, queue, priority, spec, state, created_ms, "
-                        "ready_at_ms, reason, retry_base, key, ended_ms, keep_ms) "
-                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+                        "ready_at_ms, reason, retry_base, key, ended_ms, keep_ms, flow_id, "
+                        "skipped) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+                        "?13, ?14)");
+    insert_dependency_.emplace(db_, "INSERT INTO dependencies (job_id, after_id) VALUES (?1, ?2)");
+    insert_flow_.emplace(db_,
+                         "INSERT INTO flows (id, name, key, created_ms, first_job, jobs) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
     change_state_.emplace(db_,
                           "UPDATE jobs SET state = ?2, ready_at_ms = ?3, reason = ?4, "
-                          "retry_base = ?5, ended_ms = ?6 WHERE id = ?1");
+                          "retry_base = ?5, ended_ms = ?6, skipped = ?7 WHERE id = ?1");
     put_attempt_.emplace(
         db_,
         "INSERT INTO attempts (job_id, number, worker, started_ms, ended_ms, end, reason, "
@@ -339,17 +375,27 @@ class SqliteStore final : public GroupCommitStore {
     set_epoch_.emplace(db_, "INSERT OR REPLACE INTO server (name, value) VALUES ('epoch', ?1)");
     expired_by_default_.emplace(
         db_,
-        "SELECT id, queue, state FROM jobs WHERE ended_ms > 0 AND keep_ms IS NULL "
-        "AND ended_ms <= ?1 ORDER BY ended_ms LIMIT ?2");
+        "SELECT id, queue, state, coalesce(flow_id, 0) FROM jobs WHERE ended_ms > 0 "
+        "AND keep_ms IS NULL AND ended_ms <= ?1 ORDER BY ended_ms LIMIT ?2");
     expired_by_own_keep_.emplace(
         db_,
-        "SELECT id, queue, state FROM jobs WHERE keep_ms > 0 AND ended_ms > 0 "
-        "AND ended_ms + keep_ms <= ?1 ORDER BY ended_ms + keep_ms LIMIT ?2");
+        "SELECT id, queue, state, coalesce(flow_id, 0) FROM jobs WHERE keep_ms > 0 "
+        "AND ended_ms > 0 AND ended_ms + keep_ms <= ?1 ORDER BY ended_ms + keep_ms LIMIT ?2");
     remove_attempts_.emplace(db_, "DELETE FROM attempts WHERE job_id = ?1");
+    remove_dependencies_.emplace(db_, "DELETE FROM dependencies WHERE job_id = ?1");
+    // A flow goes with the last of its jobs.
+    remove_flow_.emplace(db_,
+                         "DELETE FROM flows WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM jobs "
+                         "WHERE jobs.id BETWEEN flows.first_job AND flows.first_job + "
+                         "flows.jobs - 1)");
     remove_job_.emplace(db_, "DELETE FROM jobs WHERE id = ?1");
     removed_up_to_.emplace(db_,
                            "INSERT INTO server (name, value) VALUES ('removed_up_to', ?1) "
                            "ON CONFLICT (name) DO UPDATE SET value = max(value, ?1)");
+    flows_removed_up_to_.emplace(
+        db_,
+        "INSERT INTO server (name, value) VALUES ('flows_removed_up_to', ?1) "
+        "ON CONFLICT (name) DO UPDATE SET value = max(value, ?1)");
     for (auto [statement, sql] :
          {std::pair{&begin_, "BEGIN IMMEDIATE"}, std::pair{&commit_, "COMMIT"},
           std::pair{&savepoint_, "SAVEPOINT batch"}, std::pair{&release_, "RELEASE batch"},
@@ -432,12 +478,50 @@ class SqliteStore final : public GroupCommitStore {
     query.bind(6, static_cast<std::int64_t>(filter.limit));
     ListPage page;
     while (query.next_row())
-      page.jobs.push_back({job_row(query), static_cast<std::size_t>(query.integer(12))});
+      page.jobs.push_back(
+          {job_row(query), static_cast<std::size_t>(query.integer(kJobColumnCount))});
     if (page.jobs.size() == filter.limit)
       page.next_before = page.jobs.back().row.id;
     else if (floor > 1)
       page.next_before = floor;
     return page;
+  }
+
+  std::vector<std::uint64_t> dependants(std::uint64_t id) override {
+    Statement& query = reader().dependants;
+    query.bind(1, static_cast<std::int64_t>(id));
+    std::vector<std::uint64_t> found;
+    while (query.next_row()) found.push_back(static_cast<std::uint64_t>(query.integer(0)));
+    query.reset();
+    return found;
+  }
+
+  std::optional<FlowRow> read_flow(std::uint64_t id) override {
+    Statement& query = reader().flow;
+    query.bind(1, static_cast<std::int64_t>(id));
+    std::optional<FlowRow> found;
+    if (query.next_row()) found = flow_row(query);
+    query.reset();
+    return found;
+  }
+
+  std::vector<FlowRow> list_flows(std::uint64_t before, std::size_t limit) override {
+    Statement& query = reader().flows;
+    query.bind(1, before > 0 ? static_cast<std::int64_t>(before) : INT64_MAX)
+        .bind(2, static_cast<std::int64_t>(limit));
+    std::vector<FlowRow> found;
+    while (query.next_row()) found.push_back(flow_row(query));
+    query.reset();
+    return found;
+  }
+
+  std::optional<std::uint64_t> find_flow_key(const std::string& key) override {
+    Statement& query = reader().flow_key;
+    query.bind(1, key);
+    std::optional<std::uint64_t> id;
+    if (query.next_row()) id = static_cast<std::uint64_t>(query.integer(0));
+    query.reset();
+    return id;
   }
 
   std::optional<std::uint64_t> find_key(const std::string& key) override {
@@ -561,18 +645,31 @@ class SqliteStore final : public GroupCommitStore {
       snapshot.counts.push_back(
           {counts.text(0), counts.text(1), static_cast<std::uint64_t>(counts.integer(2))});
     Statement server(reader, "SELECT name, value FROM server");
-    std::uint64_t removed_up_to = 0;
+    std::uint64_t removed_up_to = 0, removed_flows_up_to = 0;
     while (server.next_row()) {
       if (server.text(0) == "epoch") snapshot.epoch = static_cast<std::uint64_t>(server.integer(1));
       if (server.text(0) == "removed_up_to")
         removed_up_to = static_cast<std::uint64_t>(server.integer(1));
+      if (server.text(0) == "flows_removed_up_to")
+        removed_flows_up_to = static_cast<std::uint64_t>(server.integer(1));
     }
     auto highest = static_cast<std::uint64_t>(reader.single_integer("SELECT max(id) FROM jobs"));
     snapshot.next_id = std::max(highest, removed_up_to) + 1;
+    auto highest_flow =
+        static_cast<std::uint64_t>(reader.single_integer("SELECT max(id) FROM flows"));
+    snapshot.next_flow = std::max(highest_flow, removed_flows_up_to) + 1;
     return snapshot;
   }
 
   void apply(const Batch& batch) {
+    for (const FlowRow& flow : batch.new_flows)
+      insert_flow_->bind(1, static_cast<std::int64_t>(flow.id))
+          .bind(2, flow.name)
+          .bind_or_null(3, flow.key)
+          .bind(4, flow.created_ms)
+          .bind(5, static_cast<std::int64_t>(flow.first_job))
+          .bind(6, static_cast<std::int64_t>(flow.jobs))
+          .run();
     for (const JobRow& job : batch.new_jobs)
       insert_job_->bind(1, static_cast<std::int64_t>(job.id))
           .bind(2, job.queue)
@@ -586,7 +683,14 @@ class SqliteStore final : public GroupCommitStore {
           .bind_or_null(10, job.key)
           .bind(11, job.ended_ms)
           .bind(12, job.keep_ms)
+          .bind(13, job.flow ? std::optional<std::int64_t>(job.flow) : std::nullopt)
+          .bind(14, std::int64_t{job.skipped})
           .run();
+    for (const JobRow& job : batch.new_jobs)
+      for (std::uint64_t dependency : job.after)
+        insert_dependency_->bind(1, static_cast<std::int64_t>(job.id))
+            .bind(2, static_cast<std::int64_t>(dependency))
+            .run();
     for (const StateChange& change : batch.state_changes) {
       int changed = change_state_->bind(1, static_cast<std::int64_t>(change.job_id))
                         .bind(2, change.state)
@@ -594,6 +698,7 @@ class SqliteStore final : public GroupCommitStore {
                         .bind(4, change.reason)
                         .bind(5, change.retry_base)
                         .bind(6, change.ended_ms)
+                        .bind(7, std::int64_t{change.skipped})
                         .run();
       if (changed == 0) throw std::runtime_error(fmt::format("no job {}", change.job_id));
     }
@@ -623,11 +728,13 @@ class SqliteStore final : public GroupCommitStore {
     struct Victim {
       std::int64_t id;
       std::string queue, state;
+      std::int64_t flow;
     };
     std::vector<Victim> victims;
     auto collect = [&](Statement& query, std::int64_t until) {
       query.bind(1, until).bind(2, static_cast<std::int64_t>(expiry.limit - victims.size()));
-      while (query.next_row()) victims.push_back({query.integer(0), query.text(1), query.text(2)});
+      while (query.next_row())
+        victims.push_back({query.integer(0), query.text(1), query.text(2), query.integer(3)});
       query.reset();
     };
     if (expiry.default_until_ms) collect(*expired_by_default_, *expiry.default_until_ms);
@@ -636,7 +743,10 @@ class SqliteStore final : public GroupCommitStore {
     std::int64_t highest = 0;
     for (const Victim& victim : victims) {
       remove_attempts_->bind(1, victim.id).run();
+      remove_dependencies_->bind(1, victim.id).run();
       remove_job_->bind(1, victim.id).run();
+      if (victim.flow && remove_flow_->bind(1, victim.flow).run() > 0)
+        flows_removed_up_to_->bind(1, victim.flow).run();
       highest = std::max(highest, victim.id);
       auto same = [&](const Count& count) {
         return count.queue == victim.queue && count.state == victim.state;
@@ -660,6 +770,12 @@ class SqliteStore final : public GroupCommitStore {
                                    kAttemptColumns)
                            .c_str()),
           key(db, "SELECT id FROM jobs WHERE key = ?1"),
+          dependants(db, "SELECT job_id FROM dependencies WHERE after_id = ?1 ORDER BY job_id"),
+          flow(db, fmt::format("SELECT {} FROM flows WHERE id = ?1", kFlowColumns).c_str()),
+          flows(db, fmt::format("SELECT {} FROM flows WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+                                kFlowColumns)
+                        .c_str()),
+          flow_key(db, "SELECT id FROM flows WHERE key = ?1"),
           ids(db, "SELECT id FROM jobs WHERE id BETWEEN ?1 AND ?2 ORDER BY id"),
           jobs(db, fmt::format("SELECT {} FROM jobs WHERE id BETWEEN ?1 AND ?2 ORDER BY id",
                                kJobColumns)
@@ -669,7 +785,7 @@ class SqliteStore final : public GroupCommitStore {
                                          kAttemptColumns)
                                  .c_str()) {}
     Database db;
-    Statement job, attempts, key, ids, jobs, range_attempts;
+    Statement job, attempts, key, dependants, flow, flows, flow_key, ids, jobs, range_attempts;
   };
   Reader& reader() {
     if (!reader_) reader_.emplace(path_);
@@ -680,8 +796,9 @@ class SqliteStore final : public GroupCommitStore {
   ExclusiveUse exclusive_;
   Database db_;  // used by the writer thread only, after construction
   std::optional<Statement> insert_job_, change_state_, put_attempt_, set_epoch_;
-  std::optional<Statement> expired_by_default_, expired_by_own_keep_, remove_attempts_, remove_job_,
-      removed_up_to_;
+  std::optional<Statement> insert_dependency_, insert_flow_;
+  std::optional<Statement> expired_by_default_, expired_by_own_keep_, remove_attempts_,
+      remove_dependencies_, remove_job_, remove_flow_, removed_up_to_, flows_removed_up_to_;
   // Prepared once: a transaction holds a savepoint per batch, often hundreds.
   std::optional<Statement> begin_, commit_, savepoint_, release_, undo_;
   std::optional<Reader> reader_;

@@ -48,7 +48,21 @@ struct JobRow {
   std::string key;                      // "": none; else unique among the kept jobs
   std::int64_t ended_ms = 0;            // when it reached its final state; 0 while unfinished
   std::optional<std::int64_t> keep_ms;  // kept this long once ended; none: the server's default
+  std::uint64_t flow = 0;               // the flow it belongs to; 0: none
+  bool skipped = false;                 // cancelled because a dependency could not succeed
+  std::vector<std::uint64_t> after;     // its dependencies (written with a new job)
   bool operator==(const JobRow&) const = default;
+};
+
+// A flow: the jobs of one batch, ids first_job .. first_job + jobs - 1.
+struct FlowRow {
+  std::uint64_t id = 0;
+  std::string name;
+  std::string key;  // "": none; else unique among the kept flows
+  std::int64_t created_ms = 0;
+  std::uint64_t first_job = 0;
+  std::uint64_t jobs = 0;
+  bool operator==(const FlowRow&) const = default;
 };
 
 // One attempt at a job, written when it ends.
@@ -79,6 +93,7 @@ struct StateChange {
   std::string reason;
   std::int64_t retry_base = 0;
   std::int64_t ended_ms = 0;  // for a final state: when it ended (0 otherwise)
+  bool skipped = false;
 };
 
 // How many kept jobs of a queue are in a state.
@@ -100,6 +115,7 @@ struct Expiry {
 
 // Changes that become durable together, or not at all.
 struct Batch {
+  std::vector<FlowRow> new_flows;
   std::vector<JobRow> new_jobs;
   std::vector<StateChange> state_changes;
   std::vector<AttemptRow> attempts;    // inserted, or replacing the same (job_id, number)
@@ -107,7 +123,8 @@ struct Batch {
   std::optional<Expiry> expiry;        // retention: what it removed goes to `expired`
   std::shared_ptr<std::vector<Count>> expired;
   bool empty() const {
-    return new_jobs.empty() && state_changes.empty() && attempts.empty() && !epoch && !expiry;
+    return new_flows.empty() && new_jobs.empty() && state_changes.empty() && attempts.empty() &&
+           !epoch && !expiry;
   }
 };
 
@@ -117,6 +134,7 @@ struct Snapshot {
   std::vector<AttemptRow> attempts;  // of those jobs, by job id, then number
   std::uint64_t epoch = 0;           // the last server start's (0: none yet)
   std::uint64_t next_id = 1;         // above every id ever stored, removed ones included
+  std::uint64_t next_flow = 1;       // likewise for flows
   std::vector<Count> counts;         // every kept job
 };
 
@@ -182,6 +200,12 @@ class Store {
   virtual ListPage list_jobs(const ListFilter& filter) = 0;
   // The kept job with this key.
   virtual std::optional<std::uint64_t> find_key(const std::string& key) = 0;
+  // The jobs that run after job `id`.
+  virtual std::vector<std::uint64_t> dependants(std::uint64_t id) = 0;
+  virtual std::optional<FlowRow> read_flow(std::uint64_t id) = 0;
+  // Kept flows, newest first: at most `limit`, ids below `before` (0: any).
+  virtual std::vector<FlowRow> list_flows(std::uint64_t before, std::size_t limit) = 0;
+  virtual std::optional<std::uint64_t> find_flow_key(const std::string& key) = 0;
   // Of these ids (ascending), the first that is not a kept job.
   virtual std::optional<std::uint64_t> first_missing(const std::vector<std::uint64_t>& ids) = 0;
   virtual Size size() = 0;

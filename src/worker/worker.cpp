@@ -210,11 +210,19 @@ class Worker {
         return report.at("token").to_number<std::uint64_t>() == acknowledged;
       });
     }
-    for (const json::value& stopped : reply.at("stop").as_array()) {
+    // By token: the job may run here twice, its old attempt (to stop) and a
+    // new lease of it (to keep), after a server restart.
+    const json::value* tokens = reply.if_contains("stop_tokens");
+    for (std::size_t i = 0; i < reply.at("stop").as_array().size(); ++i) {
+      const json::value& stopped = reply.at("stop").as_array()[i];
+      const json::value* token = tokens && tokens->is_array() && i < tokens->as_array().size()
+                                     ? &tokens->as_array()[i]
+                                     : nullptr;
       if (!stopped.is_number()) continue;
       auto job = stopped.to_number<std::uint64_t>();
       for (const auto& [id, running] : running_)
-        if (running.job == job) {
+        if (running.job == job &&
+            (!token || !token->is_number() || token->to_number<std::uint64_t>() == running.token)) {
           log(fmt::format("job {} was taken back by the server; stopping it", job));
           processes_.terminate(id, config_.kill_grace);
         }
