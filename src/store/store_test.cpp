@@ -335,6 +335,97 @@ TEST_P(StoreTest, RetentionRemovesExactlyWhatItShould) {
   EXPECT_EQ(store_->load().next_id, 10u);
 }
 
+// A job of a flow, waiting for `after`.
+JobRow in_flow(std::uint64_t id, std::uint64_t flow, std::vector<std::uint64_t> after = {}) {
+  JobRow row = job(id, after.empty() ? "queued" : "waiting");
+  row.flow = flow;
+  row.after = std::move(after);
+  return row;
+}
+
+TEST_P(StoreTest, KeepsFlowsTheirJobsAndWhoWaitsForWhom) {
+  FlowRow build{.id = 1, .name = "build", .key = "nightly-1", .created_ms = 42, .first_job = 1,
+                .jobs = 3};
+  FlowRow other{.id = 2, .name = "other", .created_ms = 43, .first_job = 4, .jobs = 1};
+  ASSERT_EQ(write_and_wait(*store_, Batch{.new_flows = {build, other},
+                                          .new_jobs = {in_flow(1, 1), in_flow(2, 1, {1}),
+                                                       in_flow(3, 1, {1, 2}), in_flow(4, 2)}}),
+            "");
+  EXPECT_EQ(store_->read_flow(1), build);
+  EXPECT_EQ(store_->read_flow(2), other);
+  EXPECT_FALSE(store_->read_flow(3));
+  EXPECT_EQ(store_->find_flow_key("nightly-1"), 1u);
+  EXPECT_FALSE(store_->find_flow_key("nightly-2"));
+  EXPECT_EQ(store_->list_flows(0, 10), (std::vector<FlowRow>{other, build}));
+  EXPECT_EQ(store_->list_flows(2, 10), (std::vector<FlowRow>{build}));
+  EXPECT_EQ(store_->list_flows(0, 1), (std::vector<FlowRow>{other}));
+  EXPECT_EQ(store_->dependants(1), (std::vector<std::uint64_t>{2, 3}));
+  EXPECT_EQ(store_->dependants(2), (std::vector<std::uint64_t>{3}));
+  EXPECT_TRUE(store_->dependants(3).empty());
+
+  // A flow's key is unique among kept flows; a bad flow spares the batch nothing.
+  FlowRow again{.id = 3, .name = "again", .key = "nightly-1", .created_ms = 44, .first_job = 5,
+                .jobs = 1};
+  EXPECT_NE(write_and_wait(*store_, Batch{.new_flows = {again}, .new_jobs = {in_flow(5, 3)}}), "");
+  EXPECT_FALSE(store_->read_job(5));
+
+  // Skipped: cancelled because a dependency failed; a retry clears it.
+  ASSERT_EQ(
+      write_and_wait(*store_, Batch{.state_changes = {{1, "failed", 1000, "exit 1", 0, 50},
+                                                      {2, "cancelled", 1000, "", 0, 50, true}}}),
+      "");
+  std::optional<StoredJob> skipped = store_->read_job(2);
+  ASSERT_TRUE(skipped);
+  EXPECT_TRUE(skipped->row.skipped);
+  EXPECT_EQ(skipped->row.flow, 1u);
+  EXPECT_TRUE(skipped->row.after.empty());  // dependencies are read through dependants()
+  ASSERT_EQ(write_and_wait(*store_, Batch{.state_changes = {{2, "waiting", 1000, ""}}}), "");
+  EXPECT_FALSE(store_->read_job(2)->row.skipped);
+
+  // All of it survives a restart; new flow ids go above the highest.
+  store_ = reopen();
+  Snapshot snapshot = store_->load();
+  EXPECT_EQ(snapshot.next_flow, 3u);
+  ASSERT_EQ(snapshot.jobs.size(), 3u);  // 2, 3 and 4: job 1 ended
+  EXPECT_EQ(snapshot.jobs[0].flow, 1u);
+  EXPECT_EQ(store_->read_flow(1), build);
+  EXPECT_EQ(store_->dependants(1), (std::vector<std::uint64_t>{2, 3}));
+}
+
+TEST_P(StoreTest, RetentionRemovesAFlowWithTheLastOfItsJobs) {
+  FlowRow pair{.id = 1, .name = "pair", .key = "p", .created_ms = 1, .first_job = 1, .jobs = 2};
+  FlowRow single{.id = 2, .name = "single", .key = "s", .created_ms = 1, .first_job = 3, .jobs = 1};
+  JobRow first = ended(1, "succeeded", 100), second = ended(2, "succeeded", 300),
+         third = ended(3, "failed", 100);
+  for (JobRow* row : {&first, &second}) row->flow = 1;
+  second.after = {1};
+  third.flow = 2;
+  ASSERT_EQ(write_and_wait(*store_, Batch{.new_flows = {pair, single},
+                                          .new_jobs = {first, second, third}}),
+            "");
+  // Jobs 1 and 3 go: flow 2 with its only job, flow 1 stays for job 2.
+  ASSERT_EQ(write_and_wait(*store_,
+                           Batch{.expiry = Expiry{.now_ms = 1000, .default_until_ms = 200}}),
+            "");
+  EXPECT_FALSE(store_->read_job(1));
+  EXPECT_EQ(store_->read_flow(1), pair);
+  EXPECT_FALSE(store_->read_flow(2));
+  EXPECT_FALSE(store_->find_flow_key("s"));
+  EXPECT_EQ(store_->find_flow_key("p"), 1u);
+  EXPECT_EQ(store_->dependants(1), (std::vector<std::uint64_t>{2}));  // a dependant's record
+  // Job 2 goes, with its dependencies, and flow 1 with it.
+  ASSERT_EQ(write_and_wait(*store_,
+                           Batch{.expiry = Expiry{.now_ms = 1000, .default_until_ms = 400}}),
+            "");
+  EXPECT_FALSE(store_->read_flow(1));
+  EXPECT_TRUE(store_->list_flows(0, 10).empty());
+  EXPECT_TRUE(store_->dependants(1).empty());
+  EXPECT_EQ(count_elsewhere("SELECT count(*) FROM dependencies"), 0);
+  // Flow ids are never reused.
+  store_ = reopen();
+  EXPECT_EQ(store_->load().next_flow, 3u);
+}
+
 TEST_P(StoreTest, FindsTheFirstMissingId) {
   ASSERT_EQ(write_and_wait(*store_, Batch{.new_jobs = {job(2), job(3), job(5)}}), "");
   EXPECT_EQ(store_->first_missing({2, 3, 5}), std::nullopt);
@@ -555,6 +646,9 @@ TEST_P(StoreTest, NoAcknowledgedBatchIsLostWhenTheProcessIsKilled) {
       });
       if (id % 64 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
+    // Not before every batch committed: on a busy machine the writes are
+    // queued long before 3000 of them are, and the killing must find it alive.
+    store->flush();
     ::_exit(0);
   }
   ::close(acks[1]);
