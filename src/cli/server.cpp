@@ -91,7 +91,8 @@ Subcommand add_server(CLI::App& app) {
     server::ServerConfig config;
   };
   auto flags = std::make_shared<Flags>();
-  CLI::App* command = app.add_subcommand("server", "Run the durable job server (HTTP API, SQLite or PostgreSQL)");
+  CLI::App* command =
+      app.add_subcommand("server", "Run the durable job server (HTTP API, SQLite or PostgreSQL)");
   command->add_option("--listen", flags->listen,
                       "HOST:PORT to listen on [default: 127.0.0.1:7077]");
   command->add_option("--db", flags->config.db,

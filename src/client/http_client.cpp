@@ -118,8 +118,7 @@ std::shared_ptr<ssl::context> client_tls() {
   if (problem)
     throw std::invalid_argument(fmt::format(
         "cannot load the certificate authorities{}: {}",
-        authority_file && *authority_file ? fmt::format(" of FERRY_TLS_CA={}", authority_file)
-                                          : "",
+        authority_file && *authority_file ? fmt::format(" of FERRY_TLS_CA={}", authority_file) : "",
         problem.message()));
   tls->set_verify_mode(ssl::verify_peer);
   return tls;
@@ -191,8 +190,8 @@ Response HttpClient::on_leader(std::chrono::steady_clock::time_point give_up, At
     tried = 0;
     if (Clock::now() + backoff >= give_up) {
       if (refused) return *refused;
-      throw Unreachable(fmt::format("no server of {} could be reached (the last: {})", urls(),
-                                    unreachable));
+      throw Unreachable(
+          fmt::format("no server of {} could be reached (the last: {})", urls(), unreachable));
     }
     pause(backoff);
     backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));

@@ -18,8 +18,8 @@ ServerList::ServerList(const std::string& urls) {
   std::size_t start = 0;
   for (;;) {
     std::size_t comma = urls.find(',', start);
-    std::string url =
-        normalized(urls.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    std::string url = normalized(
+        urls.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
     if (url.empty())
       throw std::invalid_argument("'" + urls +
                                   "' is not a server URL or a comma-separated list of them");

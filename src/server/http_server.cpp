@@ -167,7 +167,8 @@ class Server {
     std::string address = fmt::format("{}://{}:{}", tls_ ? "https" : "http", config_.host,
                                       acceptor.local_endpoint().port());
     if (shared) {  // several servers on one database: one leads
-      std::string advertised = config_.advertise.empty() ? advertised_address(acceptor) : config_.advertise;
+      std::string advertised =
+          config_.advertise.empty() ? advertised_address(acceptor) : config_.advertise;
       leadership_ = std::make_unique<Leadership>(
           store::open_postgres_election(config_.db, config_.leader_lease),
           config_.name.empty() ? default_name() : config_.name, advertised,
@@ -186,7 +187,7 @@ class Server {
     signals.async_wait([&](boost::system::error_code, int) {
       log("stopping");
       acceptor.close();
-      store_->flush();  // what was accepted is durable before we go
+      store_->flush();                         // what was accepted is durable before we go
       if (leadership_) leadership_->resign();  // a standby takes over at once
       io_.stop();
     });
@@ -700,8 +701,8 @@ class Server {
     target = target.substr(0, target.find('?'));
     http::verb method = request.method() == http::verb::head ? http::verb::get : request.method();
     if (target == "/healthz")
-      co_return Reply{http::status::ok,
-                      serving() ? R"({"ok":true,"role":"leader"})" : R"({"ok":true,"role":"standby"})"};
+      co_return Reply{http::status::ok, serving() ? R"({"ok":true,"role":"leader"})"
+                                                  : R"({"ok":true,"role":"standby"})"};
     std::optional<Reply> failed;
     try {
       auto routing = route(method, target, query, request.body(), std::move(connected));

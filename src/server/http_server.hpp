@@ -12,10 +12,10 @@ namespace ferry::server {
 
 struct ServerConfig {
   std::string host = "127.0.0.1";
-  unsigned short port = 7077;  // 0: any free port (see address_file)
+  unsigned short port = 7077;     // 0: any free port (see address_file)
   std::string db = "./ferry.db";  // an SQLite file, or postgresql://...
-  std::string token;         // empty: no authentication (allowed on loopback only)
-  std::string address_file;  // if set, "http://HOST:PORT" is written there once listening
+  std::string token;              // empty: no authentication (allowed on loopback only)
+  std::string address_file;       // if set, "http://HOST:PORT" is written there once listening
   std::size_t max_body_bytes = 32 << 20;
   std::size_t max_completions = 4096;
   std::size_t max_event_ids = 1'000'000;  // jobs one event stream may name

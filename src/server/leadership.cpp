@@ -20,8 +20,8 @@ constexpr const char* kListeningSocket = "FERRY_LISTENING_SOCKET";
 
 }  // namespace
 
-Leadership::Leadership(std::unique_ptr<store::Election> election, std::string name,
-                       std::string url, Post post, Events events)
+Leadership::Leadership(std::unique_ptr<store::Election> election, std::string name, std::string url,
+                       Post post, Events events)
     : election_(std::move(election)),
       name_(std::move(name)),
       url_(std::move(url)),
@@ -38,7 +38,9 @@ Leadership::~Leadership() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Leadership::start() { thread_ = std::thread([this] { run(); }); }
+void Leadership::start() {
+  thread_ = std::thread([this] { run(); });
+}
 
 bool Leadership::leading() const {
   return epoch_ != 0 && Clock::now().time_since_epoch().count() < valid_until_;
@@ -60,7 +62,8 @@ void Leadership::resign() {
     try {
       election_->resign(epoch);
     } catch (const std::exception& problem) {
-      log(fmt::format("could not give up the leadership (a standby takes over when the lease "
+      log(
+          fmt::format("could not give up the leadership (a standby takes over when the lease "
                       "runs out): {}",
                       problem.what()));
     }

@@ -86,7 +86,7 @@ class Leadership {
   Events events_;
   std::chrono::milliseconds lease_;
 
-  std::atomic<std::uint64_t> epoch_{0};  // won; 0 while standing by
+  std::atomic<std::uint64_t> epoch_{0};     // won; 0 while standing by
   std::atomic<Clock::rep> valid_until_{0};  // leading() until then (Clock ticks)
   mutable std::mutex mutex_;
   std::condition_variable wake_;

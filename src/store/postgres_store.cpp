@@ -444,8 +444,9 @@ class PostgresStore final : public GroupCommitStore {
 
   std::optional<FlowRow> read_flow(std::uint64_t id) override {
     return reading([&](pg::Connection& db) -> std::optional<FlowRow> {
-      pg::Result found = db.run(fmt::format("SELECT {} FROM flows WHERE id = $1", sql::kFlowColumns),
-                                pg::Params().add(static_cast<std::int64_t>(id)));
+      pg::Result found =
+          db.run(fmt::format("SELECT {} FROM flows WHERE id = $1", sql::kFlowColumns),
+                 pg::Params().add(static_cast<std::int64_t>(id)));
       if (found.rows() == 0) return std::nullopt;
       return flow_row(found, 0);
     });
@@ -453,12 +454,12 @@ class PostgresStore final : public GroupCommitStore {
 
   std::vector<FlowRow> list_flows(std::uint64_t before, std::size_t limit) override {
     return reading([&](pg::Connection& db) {
-      pg::Result found = db.run(
-          fmt::format("SELECT {} FROM flows WHERE id < $1 ORDER BY id DESC LIMIT $2",
-                      sql::kFlowColumns),
-          pg::Params()
-              .add(before > 0 ? static_cast<std::int64_t>(before) : INT64_MAX)
-              .add(static_cast<std::int64_t>(limit)));
+      pg::Result found =
+          db.run(fmt::format("SELECT {} FROM flows WHERE id < $1 ORDER BY id DESC LIMIT $2",
+                             sql::kFlowColumns),
+                 pg::Params()
+                     .add(before > 0 ? static_cast<std::int64_t>(before) : INT64_MAX)
+                     .add(static_cast<std::int64_t>(limit)));
       std::vector<FlowRow> flows;
       for (int row = 0; row < found.rows(); ++row) flows.push_back(flow_row(found, row));
       return flows;

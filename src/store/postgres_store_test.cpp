@@ -222,8 +222,7 @@ TEST_F(PostgresStoreTest, AnUnreachableDatabaseIsNamedWithoutItsPassword) {
   auto store = open_postgres_store(unreachable);
   auto election = open_postgres_election(unreachable, 1s);
   for (std::function<void()> use : std::vector<std::function<void()>>{
-           [&] { store->lead(1); }, [&] { election->try_lead("a", ""); },
-           [&] { store->load(); }}) {
+           [&] { store->lead(1); }, [&] { election->try_lead("a", ""); }, [&] { store->load(); }}) {
     try {
       use();
       ADD_FAILURE() << "used a database that is not there";

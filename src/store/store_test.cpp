@@ -344,8 +344,8 @@ JobRow in_flow(std::uint64_t id, std::uint64_t flow, std::vector<std::uint64_t> 
 }
 
 TEST_P(StoreTest, KeepsFlowsTheirJobsAndWhoWaitsForWhom) {
-  FlowRow build{.id = 1, .name = "build", .key = "nightly-1", .created_ms = 42, .first_job = 1,
-                .jobs = 3};
+  FlowRow build{
+      .id = 1, .name = "build", .key = "nightly-1", .created_ms = 42, .first_job = 1, .jobs = 3};
   FlowRow other{.id = 2, .name = "other", .created_ms = 43, .first_job = 4, .jobs = 1};
   ASSERT_EQ(write_and_wait(*store_, Batch{.new_flows = {build, other},
                                           .new_jobs = {in_flow(1, 1), in_flow(2, 1, {1}),
@@ -364,8 +364,8 @@ TEST_P(StoreTest, KeepsFlowsTheirJobsAndWhoWaitsForWhom) {
   EXPECT_TRUE(store_->dependants(3).empty());
 
   // A flow's key is unique among kept flows; a bad flow spares the batch nothing.
-  FlowRow again{.id = 3, .name = "again", .key = "nightly-1", .created_ms = 44, .first_job = 5,
-                .jobs = 1};
+  FlowRow again{
+      .id = 3, .name = "again", .key = "nightly-1", .created_ms = 44, .first_job = 5, .jobs = 1};
   EXPECT_NE(write_and_wait(*store_, Batch{.new_flows = {again}, .new_jobs = {in_flow(5, 3)}}), "");
   EXPECT_FALSE(store_->read_job(5));
 
@@ -400,13 +400,13 @@ TEST_P(StoreTest, RetentionRemovesAFlowWithTheLastOfItsJobs) {
   for (JobRow* row : {&first, &second}) row->flow = 1;
   second.after = {1};
   third.flow = 2;
-  ASSERT_EQ(write_and_wait(*store_, Batch{.new_flows = {pair, single},
-                                          .new_jobs = {first, second, third}}),
+  ASSERT_EQ(write_and_wait(*store_,
+                           Batch{.new_flows = {pair, single}, .new_jobs = {first, second, third}}),
             "");
   // Jobs 1 and 3 go: flow 2 with its only job, flow 1 stays for job 2.
-  ASSERT_EQ(write_and_wait(*store_,
-                           Batch{.expiry = Expiry{.now_ms = 1000, .default_until_ms = 200}}),
-            "");
+  ASSERT_EQ(
+      write_and_wait(*store_, Batch{.expiry = Expiry{.now_ms = 1000, .default_until_ms = 200}}),
+      "");
   EXPECT_FALSE(store_->read_job(1));
   EXPECT_EQ(store_->read_flow(1), pair);
   EXPECT_FALSE(store_->read_flow(2));
@@ -414,9 +414,9 @@ TEST_P(StoreTest, RetentionRemovesAFlowWithTheLastOfItsJobs) {
   EXPECT_EQ(store_->find_flow_key("p"), 1u);
   EXPECT_EQ(store_->dependants(1), (std::vector<std::uint64_t>{2}));  // a dependant's record
   // Job 2 goes, with its dependencies, and flow 1 with it.
-  ASSERT_EQ(write_and_wait(*store_,
-                           Batch{.expiry = Expiry{.now_ms = 1000, .default_until_ms = 400}}),
-            "");
+  ASSERT_EQ(
+      write_and_wait(*store_, Batch{.expiry = Expiry{.now_ms = 1000, .default_until_ms = 400}}),
+      "");
   EXPECT_FALSE(store_->read_flow(1));
   EXPECT_TRUE(store_->list_flows(0, 10).empty());
   EXPECT_TRUE(store_->dependants(1).empty());

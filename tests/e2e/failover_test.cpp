@@ -83,8 +83,8 @@ void print_takeovers(const std::string& what, std::vector<double> millis) {
   if (millis.empty()) return;
   std::sort(millis.begin(), millis.end());
   std::cout << "takeover " << what << ": p50 " << millis[millis.size() / 2] << " ms, max "
-            << millis.back() << " ms over " << millis.size() << " rounds (load: "
-            << read_file("/proc/loadavg").substr(0, 14) << ")" << std::endl;
+            << millis.back() << " ms over " << millis.size()
+            << " rounds (load: " << read_file("/proc/loadavg").substr(0, 14) << ")" << std::endl;
 }
 
 // Every job in `acknowledged` ended succeeded, with exactly one attempt that
@@ -138,7 +138,7 @@ class Submitter {
       options.key = "job-" + std::to_string(sent);
       try {
         std::uint64_t id = calls_ && sent % 2 ? client.call("echo", sent, options)
-                                    : client.command({"sleep", "0.02"}, options);
+                                              : client.command({"sleep", "0.02"}, options);
         std::lock_guard lock(mutex_);
         acknowledged_.push_back(id);
         ++sent;
@@ -210,9 +210,8 @@ TEST_F(Failover, TheLeaderKilledTenTimesAtRandomLosesNoAcknowledgedJob) {
     takeovers.push_back(millis_since(killed));
     if (round == 0) {
       // The command line finds the new leader too (the dead one is first).
-      exec::Result submitted = run_ferry({"submit", "--server", list, "--token", "sekrit", "--key",
-                                          "cli", "--", "true"},
-                                         work);
+      exec::Result submitted = run_ferry(
+          {"submit", "--server", list, "--token", "sekrit", "--key", "cli", "--", "true"}, work);
       EXPECT_EQ(submitted.exit_code, 0) << submitted.err;
     }
     servers[*leader] = std::make_unique<Server>(dirs[*leader], "sekrit", database, listen[*leader]);
@@ -248,8 +247,17 @@ TEST_F(Failover, AStalledLeaderCommitsNothingAfterAStandbyTookOver) {
   exec::ProcessSet waiting;
   for (int i = 0; i < 3; ++i) {
     exec::Command curl;
-    curl.argv = {"curl", "-s", "-m", "60", "-o", "/dev/null", "-w", "%{http_code}", "-H",
-                 "Authorization: Bearer sekrit", "--data-binary",
+    curl.argv = {"curl",
+                 "-s",
+                 "-m",
+                 "60",
+                 "-o",
+                 "/dev/null",
+                 "-w",
+                 "%{http_code}",
+                 "-H",
+                 "Authorization: Bearer sekrit",
+                 "--data-binary",
                  R"({"name":"from the stalled leader","command":{"argv":["true"]}})",
                  first.url() + "/v1/jobs"};
     waiting.start(curl);
@@ -300,7 +308,8 @@ class Partition {
         {"ip", "addr", "add", database_net_ + ".1/24", "dev", "fdr" + c},
         {"ip", "link", "set", "fcr" + c, "up"},
         {"ip", "link", "set", "fdr" + c, "up"},
-        {"ip", "netns", "exec", name_, "ip", "addr", "add", client_net_ + ".2/24", "dev", "fcn" + c},
+        {"ip", "netns", "exec", name_, "ip", "addr", "add", client_net_ + ".2/24", "dev",
+         "fcn" + c},
         {"ip", "netns", "exec", name_, "ip", "addr", "add", database_net_ + ".2/24", "dev",
          "fdn" + c},
         {"ip", "netns", "exec", name_, "ip", "link", "set", "fcn" + c, "up"},
@@ -343,8 +352,7 @@ TEST_F(Failover, ALeaderCutOffFromTheDatabaseStepsAsideAndClientsFollowTheNextOn
   Partition partition;
   if (!partition.problem().empty()) GTEST_SKIP() << partition.problem();
   // A PostgreSQL of this test's own, also listening where the namespace reaches it.
-  ThrowawayPostgres postgres(
-      {.listen = {"127.0.0.1", partition.database_address()}});
+  ThrowawayPostgres postgres({.listen = {"127.0.0.1", partition.database_address()}});
   std::string name = "partition";
   postgres.create_database(name);
   TempDir dirs[2], work;
