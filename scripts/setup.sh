@@ -8,6 +8,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libfmt-dev libsqlite3-dev libpq-dev postgresql-15
   libboost1.81-dev libboost-json1.81-dev libssl-dev openssl
+  libyaml-cpp-dev libzip-dev
   curl iproute2
 )
 
