@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The durable server under load, beside its peers, in one run: 20,000 no-op
 # calls through `ferry server` (a real SQLite file, synchronous=FULL) and 2
-# worker processes on loopback; then the same work through ferry's Python
-# client and workers (clients/python), and through Python's
+# worker processes on loopback; the same on a PostgreSQL database on this
+# machine; then the same work through ferry's Python client and workers
+# (clients/python), and through Python's
 # multiprocessing.managers task/result queues, Celery with Redis, Dask
 # distributed and beanstalkd, each with 2 worker processes. Prints jobs/s and
 # ferry's ratio to each; then the latency of one call on an idle server.
@@ -33,6 +34,38 @@ read -r _ done _ seconds < <("$build/bench_server" submit "$jobs" 1000)
 ferry_rate=$(echo "$done / $seconds" | bc -l)
 printf '%-44s %8.2f s %9.0f jobs/s\n' "ferry (durable: SQLite, fsync per commit)" "$seconds" \
   "$ferry_rate"
+
+# The same work with the server on PostgreSQL: a throwaway cluster on this
+# machine (fsync on, synchronous_commit=on), a fresh server and 2 workers.
+source scripts/local_postgres.sh
+if start_local_postgres "$dir" > "$dir/pg-start.log" 2>&1; then
+  pids+=($local_postgres_pid)
+  sqlite_server=$FERRY_SERVER
+  "$build/ferry" server --listen 127.0.0.1:0 --db "$FERRY_PG_URL" \
+    --address-file "$dir/pg-address" 2> "$dir/pg-server.log" &
+  pg_pids=($!)
+  for _ in $(seq 200); do [[ -s $dir/pg-address ]] && break; sleep 0.05; done
+  export FERRY_SERVER=$(cat "$dir/pg-address")
+  # Listening first, then leading once elected.
+  for _ in $(seq 200); do
+    curl -s "$FERRY_SERVER/healthz" | grep -q '"leader"' && break
+    sleep 0.05
+  done
+  for i in 1 2; do
+    "$build/bench_server" worker 2 2>> "$dir/pg-worker.log" &
+    pg_pids+=($!)
+  done
+  pids+=("${pg_pids[@]}")
+  read -r _ done _ seconds < <("$build/bench_server" submit "$jobs" 1000)
+  printf '%-44s %8.2f s %9.0f jobs/s\n' "ferry (durable: PostgreSQL 15, fsync)" "$seconds" \
+    "$(echo "$done / $seconds" | bc -l)"
+  kill "${pg_pids[@]}" 2> /dev/null || true
+  wait "${pg_pids[@]}" 2> /dev/null || true
+  stop_local_postgres
+  export FERRY_SERVER=$sqlite_server
+else
+  printf '%-44s skipped: %s\n' "ferry on PostgreSQL" "$(tail -1 "$dir/pg-start.log")"
+fi
 
 free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # peer NAME COMMAND...: runs a peer that prints "<jobs> <seconds>".

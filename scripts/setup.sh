@@ -7,11 +7,11 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config clang-format
   libgtest-dev libgmock-dev libbenchmark-dev
-  libcli11-dev libfmt-dev libsqlite3-dev
+  libcli11-dev libfmt-dev libsqlite3-dev libpq-dev postgresql-15
   libboost1.81-dev libboost-json1.81-dev libssl-dev openssl
   libyaml-cpp-dev libzip-dev
   tzdata
-  curl
+  curl iproute2
   clang-14 libclang-rt-14-dev llvm-14
   chromium    # the dashboard's browser test (headless; tests/browser)
   prometheus  # its promtool checks the server's /metrics in a test

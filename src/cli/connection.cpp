@@ -16,7 +16,9 @@ namespace ferry::cli {
 void Connection::add_options(CLI::App& command) {
   command.add_option(
       "--server", server_,
-      "Server URL, http:// or https:// [default: FERRY_SERVER, else http://127.0.0.1:7077]");
+      "Server URL, http:// or https://, or the comma-separated URLs of the servers sharing one "
+      "database (the leader is found and followed) [default: FERRY_SERVER, else "
+      "http://127.0.0.1:7077]");
   command.add_option("--token", token_, "The server's token [default: FERRY_TOKEN]");
   command.add_option("--token-file", token_file_, "Read the token from the first line of FILE");
 }

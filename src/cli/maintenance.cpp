@@ -19,6 +19,10 @@ Subcommand add_check(CLI::App& app) {
       "check", "Verify a server's database file without changing it (exit 1 when damaged)");
   command->add_option("--db", *db, "The SQLite database file")->required();
   return {command, [db](const std::vector<std::string>&) {
+            if (store::is_postgres_url(*db))
+              throw run::UsageError(
+                  "ferry check verifies SQLite files; check a PostgreSQL database with its own "
+                  "tools (pg_amcheck)");
             std::vector<std::string> problems = store::check_sqlite_database(*db);
             for (const std::string& problem : problems) std::cout << *db << ": " << problem << "\n";
             if (!problems.empty()) return 1;

@@ -101,13 +101,28 @@ Subcommand add_server(CLI::App& app) {
     std::string keep_finished = "7d";
     double header_timeout = 10;
     std::string log_format = "text";
+    double leader_lease = 3;
     server::ServerConfig config;
   };
   auto flags = std::make_shared<Flags>();
-  CLI::App* command = app.add_subcommand("server", "Run the durable job server (HTTP API, SQLite)");
+  CLI::App* command =
+      app.add_subcommand("server", "Run the durable job server (HTTP API, SQLite or PostgreSQL)");
   command->add_option("--listen", flags->listen,
                       "HOST:PORT to listen on [default: 127.0.0.1:7077]");
-  command->add_option("--db", flags->config.db, "SQLite database file [default: ./ferry.db]");
+  command->add_option("--db", flags->config.db,
+                      "SQLite database file, or postgresql://USER@HOST/DB: a database several "
+                      "servers share, one leading [default: ./ferry.db]");
+  command->add_option("--advertise", flags->config.advertise,
+                      "With PostgreSQL: the URL clients and workers use to reach this server, "
+                      "which standbys name to them [default: http://HOST:PORT it listens on]");
+  command->add_option("--name", flags->config.name,
+                      "With PostgreSQL: this server's name in the leadership [default: HOST-PID]");
+  command
+      ->add_option("--leader-lease", flags->leader_lease,
+                   "With PostgreSQL: seconds a leader that stops renewing stays leader; a "
+                   "standby takes over after it (or at once when the leader's process died) "
+                   "[default: 3]")
+      ->check(CLI::Range(0.3, 3600.0));
   command->add_option("--token", flags->token,
                       "Secret clients and workers must send (or FERRY_TOKEN)");
   command->add_option("--token-file", flags->token_file,
@@ -161,6 +176,7 @@ Subcommand add_server(CLI::App& app) {
         config.token = resolve_token(flags->token, flags->token_file);
         config.service.lease_duration =
             std::chrono::milliseconds(static_cast<long long>(flags->lease_timeout * 1000));
+        config.leader_lease = std::chrono::milliseconds(std::llround(flags->leader_lease * 1000));
         try {
           server::serve(config);
         } catch (const std::runtime_error& problem) {

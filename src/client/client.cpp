@@ -97,6 +97,7 @@ void follow_jobs(HttpClient& http, std::vector<std::uint64_t> ids,
     std::size_t end = std::min(ids.size(), begin + kPerStream);
     std::vector<std::uint64_t> pending(ids.begin() + static_cast<std::ptrdiff_t>(begin),
                                        ids.begin() + static_cast<std::ptrdiff_t>(end));
+    int broken = 0;  // streams in a row that broke before their first event
     while (!pending.empty()) {
       bool heard = false;
       auto on_event = [&](std::string_view data) {
@@ -119,11 +120,16 @@ void follow_jobs(HttpClient& http, std::vector<std::uint64_t> ids,
         if (refusal.status != 200) checked(http, refusal);
       } catch (const DeadlineReached&) {
         throw;
+      } catch (const Unreachable&) {
+        throw;  // no server answered for a good while
       } catch (const ConnectionError&) {
-        // A stream that worked and broke (a restarting server, a dropped
-        // slow reader) is followed anew; one that never worked is an error.
-        if (!heard) throw;
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        // A stream that broke (a server restarting or killed, a dropped
+        // slow reader) is followed anew, on the leader, from the jobs'
+        // current states; one that keeps breaking before it says anything
+        // is an error.
+        broken = heard ? 1 : broken + 1;
+        if (broken > 5) throw;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100) * broken);
       }
     }
   }

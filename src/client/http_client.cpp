@@ -15,6 +15,7 @@
 #include <utility>
 
 #include <fcntl.h>
+#include <poll.h>
 
 namespace ferry::client {
 
@@ -83,36 +84,62 @@ struct HttpClient::Connection {
   }
 };
 
-HttpClient::HttpClient(std::string url, std::string token)
-    : url_(std::move(url)), token_(std::move(token)), connection_(std::make_unique<Connection>()) {
-  while (!url_.empty() && url_.back() == '/') url_.pop_back();
-  std::string scheme = url_.substr(0, url_.find("://") + 3);
+namespace {
+
+struct Endpoint {
+  std::string host;
+  std::string port;
+  bool https = false;
+};
+
+Endpoint parse_url(const std::string& url) {
+  std::string scheme = url.substr(0, url.find("://") + 3);
   if (scheme != "http://" && scheme != "https://")
-    throw std::invalid_argument(fmt::format("'{}' is not an http:// or https:// URL", url_));
-  std::string authority = url_.substr(scheme.size());
+    throw std::invalid_argument(fmt::format("'{}' is not an http:// or https:// URL", url));
+  std::string authority = url.substr(scheme.size());
   auto colon = authority.rfind(':');
   if (colon == std::string::npos || colon + 1 == authority.size() ||
       authority.find('/') != std::string::npos)
-    throw std::invalid_argument(fmt::format("'{}' needs to be {}HOST:PORT", url_, scheme));
-  host_ = authority.substr(0, colon);
-  port_ = authority.substr(colon + 1);
-  if (host_.size() >= 2 && host_.front() == '[') host_ = host_.substr(1, host_.size() - 2);
-  if (scheme == "https://") {
-    tls_ = std::make_shared<ssl::context>(ssl::context::tls_client);
-    const char* authority_file = std::getenv("FERRY_TLS_CA");
-    boost::system::error_code problem;
-    if (authority_file && *authority_file)
-      tls_->load_verify_file(authority_file, problem);
-    else
-      tls_->set_default_verify_paths(problem);
-    if (problem)
-      throw std::invalid_argument(fmt::format(
-          "cannot load the certificate authorities{}: {}",
-          authority_file && *authority_file ? fmt::format(" of FERRY_TLS_CA={}", authority_file)
-                                            : "",
-          problem.message()));
-    tls_->set_verify_mode(ssl::verify_peer);
-  }
+    throw std::invalid_argument(fmt::format("'{}' needs to be {}HOST:PORT", url, scheme));
+  Endpoint endpoint{authority.substr(0, colon), authority.substr(colon + 1), scheme == "https://"};
+  if (endpoint.host.size() >= 2 && endpoint.host.front() == '[')
+    endpoint.host = endpoint.host.substr(1, endpoint.host.size() - 2);
+  return endpoint;
+}
+
+std::shared_ptr<ssl::context> client_tls() {
+  auto tls = std::make_shared<ssl::context>(ssl::context::tls_client);
+  const char* authority_file = std::getenv("FERRY_TLS_CA");
+  boost::system::error_code problem;
+  if (authority_file && *authority_file)
+    tls->load_verify_file(authority_file, problem);
+  else
+    tls->set_default_verify_paths(problem);
+  if (problem)
+    throw std::invalid_argument(fmt::format(
+        "cannot load the certificate authorities{}: {}",
+        authority_file && *authority_file ? fmt::format(" of FERRY_TLS_CA={}", authority_file) : "",
+        problem.message()));
+  tls->set_verify_mode(ssl::verify_peer);
+  return tls;
+}
+
+}  // namespace
+
+HttpClient::HttpClient(std::string urls, std::string token)
+    : servers_(urls), token_(std::move(token)), connection_(std::make_unique<Connection>()) {
+  for (const std::string& url : servers_.urls())
+    if (parse_url(url).https && !tls_) tls_ = client_tls();
+  use_current();
+}
+
+void HttpClient::use_current() {
+  Endpoint endpoint = parse_url(servers_.current());
+  host_ = endpoint.host;
+  port_ = endpoint.port;
+  https_ = endpoint.https;
+  if (https_ && !tls_) tls_ = client_tls();
+  connection_->reset();
 }
 
 HttpClient::~HttpClient() = default;
@@ -121,6 +148,54 @@ void HttpClient::interrupt_on(int fd) {
   int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (copy < 0) throw std::system_error(errno, std::generic_category(), "dup");
   connection_->interrupt.emplace(connection_->io, copy);
+  interrupt_fd_ = copy;
+}
+
+void HttpClient::pause(std::chrono::milliseconds duration) {
+  pollfd watched{interrupt_fd_, POLLIN, 0};
+  if (::poll(&watched, interrupt_fd_ >= 0 ? 1 : 0, static_cast<int>(duration.count())) > 0)
+    throw Interrupted(fmt::format("looking for the leader among {} was interrupted", urls()));
+}
+
+template <class Attempt>
+Response HttpClient::on_leader(std::chrono::steady_clock::time_point give_up, Attempt attempt) {
+  using Clock = std::chrono::steady_clock;
+  std::chrono::milliseconds backoff{100};
+  std::size_t tried = 0;  // servers tried since the last pause
+  for (;;) {
+    std::optional<Response> refused;
+    std::string unreachable;
+    try {
+      Response response = attempt();
+      std::optional<std::string> leader = not_leader(response.status, response.body);
+      if (!leader) return response;
+      refused = std::move(response);
+      // Where the standby points, unless that is where we are.
+      if (!leader->empty() && normalized(*leader) != servers_.current()) {
+        servers_.follow(*leader);
+      } else {
+        servers_.next();
+      }
+    } catch (const Interrupted&) {
+      throw;
+    } catch (const Unreachable& problem) {
+      // One server the user gave, and no other known: as before, at once.
+      if (servers_.size() == 1) throw;
+      unreachable = problem.what();
+      servers_.next();
+    }
+    use_current();
+    if (++tried < servers_.size()) continue;
+    // A round found no leader (an election under way, or every server down).
+    tried = 0;
+    if (Clock::now() + backoff >= give_up) {
+      if (refused) return *refused;
+      throw Unreachable(
+          fmt::format("no server of {} could be reached (the last: {})", urls(), unreachable));
+    }
+    pause(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+  }
 }
 
 void HttpClient::connect(Connection& c, std::chrono::steady_clock::time_point deadline) const {
@@ -128,8 +203,8 @@ void HttpClient::connect(Connection& c, std::chrono::steady_clock::time_point de
   beast::error_code error;
   asio::ip::tcp::resolver resolver(c.io);
   auto endpoints = resolver.resolve(host_, port_, error);
-  if (error) throw ConnectionError(fmt::format("cannot resolve {}: {}", host_, error.message()));
-  if (tls_)
+  if (error) throw Unreachable(fmt::format("cannot resolve {}: {}", host_, error.message()));
+  if (https_)
     c.tls.emplace(c.io, *tls_);
   else
     c.plain.emplace(c.io);
@@ -138,19 +213,18 @@ void HttpClient::connect(Connection& c, std::chrono::steady_clock::time_point de
   if (c.run(error)) {
     c.reset();
     if (std::exchange(c.interrupted, false))
-      throw Interrupted(fmt::format("connecting to {} was interrupted", url_));
-    throw ConnectionError(fmt::format("cannot reach the server at {}: {}", url_, error.message()));
+      throw Interrupted(fmt::format("connecting to {} was interrupted", url()));
+    throw Unreachable(fmt::format("cannot reach the server at {}: {}", url(), error.message()));
   }
   if (!c.tls) return;
   // The name the certificate must carry, and SNI for servers with several.
   if (!SSL_set_tlsext_host_name(c.tls->native_handle(), host_.c_str()))
-    throw ConnectionError(fmt::format("cannot use the host name {} for TLS", host_));
+    throw Unreachable(fmt::format("cannot use the host name {} for TLS", host_));
   c.tls->set_verify_callback(ssl::host_name_verification(host_));
   c.tls->async_handshake(ssl::stream_base::client, c.on_done(error));
   if (c.run(error)) {
     c.reset();
-    throw ConnectionError(
-        fmt::format("TLS with the server at {} failed: {}", url_, error.message()));
+    throw Unreachable(fmt::format("TLS with the server at {} failed: {}", url(), error.message()));
   }
 }
 
@@ -172,6 +246,12 @@ http::request<http::string_body> HttpClient::make_request(const std::string& met
 
 Response HttpClient::request(const std::string& method, const std::string& target,
                              const std::string& body, std::chrono::milliseconds timeout) {
+  return on_leader(std::chrono::steady_clock::now() + timeout,
+                   [&] { return request_once(method, target, body, timeout); });
+}
+
+Response HttpClient::request_once(const std::string& method, const std::string& target,
+                                  const std::string& body, std::chrono::milliseconds timeout) {
   http::request<http::string_body> request = make_request(method, target, body);
   Connection& c = *connection_;
   c.interrupted = false;
@@ -190,17 +270,23 @@ Response HttpClient::request(const std::string& method, const std::string& targe
     }
     c.reset();
     if (std::exchange(c.interrupted, false))
-      throw Interrupted(fmt::format("the request to {} was interrupted", url_));
+      throw Interrupted(fmt::format("the request to {} was interrupted", url()));
     // A kept-alive connection the server closed meanwhile: try once on a new one.
     if (fresh || error == beast::error::timeout)
       throw ConnectionError(
-          fmt::format("no answer from the server at {}: {}", url_, error.message()));
+          fmt::format("no answer from the server at {}: {}", url(), error.message()));
   }
-  throw ConnectionError(fmt::format("no answer from the server at {}", url_));
+  throw ConnectionError(fmt::format("no answer from the server at {}", url()));
 }
 
 Response HttpClient::download(const std::string& target, const std::string& path,
                               std::chrono::milliseconds silence) {
+  return on_leader(std::chrono::steady_clock::now() + kFindLeader,
+                   [&] { return download_once(target, path, silence); });
+}
+
+Response HttpClient::download_once(const std::string& target, const std::string& path,
+                                   std::chrono::milliseconds silence) {
   Connection c;
   connect(c, std::chrono::steady_clock::now() + silence);
   http::request<http::string_body> request = make_request("GET", target, "");
@@ -222,7 +308,7 @@ Response HttpClient::download(const std::string& target, const std::string& path
   parser.get().body().close();
   if (error) {
     std::filesystem::remove(path);
-    throw ConnectionError(fmt::format("the answer from {} broke off: {}", url_, error.message()));
+    throw ConnectionError(fmt::format("the answer from {} broke off: {}", url(), error.message()));
   }
   Response response{static_cast<int>(parser.get().result_int()), {}};
   if (response.status != 200) {  // a refusal: its JSON went to the file
@@ -236,6 +322,13 @@ Response HttpClient::download(const std::string& target, const std::string& path
 Response HttpClient::events(const std::string& target,
                             const std::function<bool(std::string_view data)>& on_event,
                             std::chrono::steady_clock::time_point deadline) {
+  return on_leader(std::min(deadline, std::chrono::steady_clock::now() + kFindLeader),
+                   [&] { return events_once(target, on_event, deadline); });
+}
+
+Response HttpClient::events_once(const std::string& target,
+                                 const std::function<bool(std::string_view data)>& on_event,
+                                 std::chrono::steady_clock::time_point deadline) {
   // A connection of its own: the stream holds it until the end.
   Connection c;
   auto soon = [&] { return std::min(deadline, std::chrono::steady_clock::now() + kSilence); };
@@ -252,7 +345,7 @@ Response HttpClient::events(const std::string& target,
     if (problem == beast::error::timeout && std::chrono::steady_clock::now() >= deadline)
       throw DeadlineReached("the deadline passed");
     throw ConnectionError(
-        fmt::format("the event stream from {} broke: {}", url_, problem.message()));
+        fmt::format("the event stream from {} broke: {}", url(), problem.message()));
   };
   if (error) return broken(error);
   if (parser.get().result() != http::status::ok) {  // a refusal, with a JSON body

@@ -531,6 +531,15 @@ std::string render_error(std::string_view code, std::string_view detail) {
   return json::serialize(json::object{{"error", code}, {"detail", output_text(detail)}});
 }
 
+std::string render_not_leader(const std::string& leader) {
+  return json::serialize(json::object{
+      {"error", "not_leader"},
+      {"detail", leader.empty() ? "this server stands by, and no server leads right now: try "
+                                  "again, or another server of the list"
+                                : "this server stands by; the leader is " + leader},
+      {"leader", leader.empty() ? json::value(nullptr) : json::value(leader)}});
+}
+
 std::string render_flow(const FlowView& flow) {
   json::object answer{
       {"id", flow.row.id},

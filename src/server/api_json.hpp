@@ -90,5 +90,7 @@ std::optional<JobId> parse_job_id(std::string_view text);
 
 // {"error": code, "detail": message}
 std::string render_error(std::string_view code, std::string_view detail);
+// A standby's refusal: {"error": "not_leader", "detail": ..., "leader": URL or null}.
+std::string render_not_leader(const std::string& leader);
 
 }  // namespace ferry::server

@@ -22,6 +22,7 @@
 #include "server/api_json.hpp"
 #include "server/dashboard.hpp"
 #include "server/metrics.hpp"
+#include "server/leadership.hpp"
 
 namespace ferry::server {
 namespace {
@@ -132,7 +133,7 @@ class Server {
  public:
   explicit Server(const ServerConfig& config)
       : config_(config),
-        store_(store::open_sqlite_store(config.db)),
+        store_(store::open_store(config.db, {config.leader_lease})),
         service_(
             *store_, [this](std::function<void()> work) { asio::post(io_, std::move(work)); },
             wall_clock, config.service) {
@@ -154,24 +155,40 @@ class Server {
   }
 
   void run() {
-    service_.start();
+    bool shared = store::is_postgres_url(config_.db);
+    if (!shared) service_.start();  // the only server of its database: it leads
     tcp::endpoint endpoint(asio::ip::make_address(config_.host), config_.port);
     tcp::acceptor acceptor(io_);
-    acceptor.open(endpoint.protocol());
-    acceptor.set_option(asio::socket_base::reuse_address(true));
-    boost::system::error_code bind_error;
-    acceptor.bind(endpoint, bind_error);
-    if (bind_error)
-      throw std::runtime_error(fmt::format("cannot listen on {}:{}: {}", config_.host, config_.port,
-                                           bind_error.message()));
-    acceptor.listen();
+    if (std::optional<int> kept = listening_socket()) {  // a server that stepped aside
+      acceptor.assign(endpoint.protocol(), *kept);
+    } else {
+      acceptor.open(endpoint.protocol());
+      acceptor.set_option(asio::socket_base::reuse_address(true));
+      boost::system::error_code bind_error;
+      acceptor.bind(endpoint, bind_error);
+      if (bind_error)
+        throw std::runtime_error(fmt::format("cannot listen on {}:{}: {}", config_.host,
+                                             config_.port, bind_error.message()));
+      acceptor.listen();
+    }
+    acceptor_ = &acceptor;
     std::string address = fmt::format("{}://{}:{}", tls_ ? "https" : "http", config_.host,
                                       acceptor.local_endpoint().port());
+    if (shared) {  // several servers on one database: one leads
+      std::string advertised =
+          config_.advertise.empty() ? advertised_address(acceptor) : config_.advertise;
+      leadership_ = std::make_unique<Leadership>(
+          store::open_postgres_election(config_.db, config_.leader_lease),
+          config_.name.empty() ? default_name() : config_.name, advertised,
+          [this](std::function<void()> work) { asio::post(io_, std::move(work)); },
+          Leadership::Events{[this](std::uint64_t epoch) { lead(epoch); },
+                             [this](const std::string& why) { step_aside(why); }});
+    }
     if (!config_.address_file.empty()) {
       std::ofstream(config_.address_file + ".tmp") << address << "\n";
       std::rename((config_.address_file + ".tmp").c_str(), config_.address_file.c_str());
     }
-    log(fmt::format("listening on {}, database {}{}", address, config_.db,
+    log(fmt::format("listening on {}, database {}{}", address, store::redacted(config_.db),
                     config_.token.empty() ? ", no token (loopback only)" : ""));
     daemon::notify_ready("listening on " + address);
 
@@ -200,11 +217,17 @@ class Server {
       daemon::notify_stopping("stopping: making what was accepted durable");
       acceptor.close();
       metrics_acceptor.close();
-      store_->flush();  // what was accepted is durable before we go
+      store_->flush();                         // what was accepted is durable before we go
+      if (leadership_) leadership_->resign();  // a standby takes over at once
       io_.stop();
     });
     asio::co_spawn(io_, accept(acceptor, false), asio::detached);
-    asio::co_spawn(io_, ticks(), asio::detached);
+    if (leadership_) {
+      log("standing by until it leads");
+      leadership_->start();
+    } else {
+      asio::co_spawn(io_, ticks(), asio::detached);
+    }
     // Nothing that goes wrong in one request or callback may end the server:
     // each handler catches what its request raises; this is the last net.
     for (;;) {
@@ -212,6 +235,9 @@ class Server {
         io_.run();
         break;
       } catch (const std::exception& problem) {
+        // A server that shares its database cannot trust its memory after
+        // this: it lets a standby lead, and becomes one.
+        if (leading_) step_aside(fmt::format("internal error: {}", problem.what()));
         log(fmt::format("internal error, going on: {}", problem.what()), daemon::Level::error);
       }
     }
@@ -219,6 +245,57 @@ class Server {
   }
 
  private:
+  // Won the election: rebuilds from the database, as a restart does, and
+  // serves. A failure gives the leadership back and starts again.
+  void lead(std::uint64_t epoch) {
+    try {
+      store_->lead(epoch);
+      service_.start();
+    } catch (const std::exception& problem) {
+      log(fmt::format("cannot lead: {}", problem.what()));
+      leadership_->resign();
+      restart(acceptor_ ? acceptor_->native_handle() : -1);
+    }
+    leading_ = true;
+    log(fmt::format("leading (epoch {})", epoch));
+    asio::co_spawn(io_, ticks(), asio::detached);
+  }
+
+  // Lost the leadership (or cannot tell it holds it): everything held in
+  // memory was the leader's, so the server starts again, a standby.
+  [[noreturn]] void step_aside(const std::string& why) {
+    log(fmt::format("stepping aside: {}; starting again as a standby", why));
+    restart(acceptor_ ? acceptor_->native_handle() : -1);
+  }
+
+  // Whether requests are served here, or refused with not_leader.
+  bool serving() const { return !leadership_ || (leading_ && leadership_->leading()); }
+
+  Reply not_leader() const {
+    return {http::status::service_unavailable, render_not_leader(leadership_->leader_url())};
+  }
+
+  // The URL clients reach this server at: its address, with a wildcard one
+  // (0.0.0.0, ::) replaced by the machine's name.
+  std::string advertised_address(const tcp::acceptor& acceptor) const {
+    std::string host = config_.host;
+    if (acceptor.local_endpoint().address().is_unspecified()) {
+      char name[256] = "localhost";
+      ::gethostname(name, sizeof name - 1);
+      host = name;
+    } else if (host.find(':') != std::string::npos) {
+      host = "[" + host + "]";
+    }
+    return fmt::format("{}://{}:{}", tls_ ? "https" : "http", host,
+                       acceptor.local_endpoint().port());
+  }
+
+  static std::string default_name() {
+    char name[256] = "server";
+    ::gethostname(name, sizeof name - 1);
+    return fmt::format("{}-{}", name, ::getpid());
+  }
+
   // Connections beyond the descriptors this process may open could not even
   // be refused politely: the soft limit is raised to the hard one, and the
   // cap kept under it.
@@ -306,6 +383,9 @@ class Server {
       next_tick_ = wall_clock() + wait;
       auto sleeping = tick_timer_.async_wait(use_tuple);
       co_await std::move(sleeping);
+      // A leader whose lease may have run out serves nothing more.
+      if (leading_ && !leadership_->leading())
+        step_aside("the leadership could not be renewed in time");
       service_.tick();
     }
   }
@@ -409,6 +489,7 @@ class Server {
       if (!early && bodies_in_flight_ + length > config_.max_bodies_in_flight)
         early = error(http::status::service_unavailable, "busy",
                       "too many request bodies in flight; try again");
+      if (!early && path != "/healthz" && !serving()) early = not_leader();
       if (early) {
         auto sending = send(stream, header.version(), false, head, std::move(*early));
         co_await std::move(sending);
@@ -735,8 +816,10 @@ class Server {
     } removed{copy};
     if (!refused) {
       auto making = asio::co_spawn(parsers_, make_backup(*store_, copy), asio::use_awaitable);
-      std::string problem = co_await std::move(making);
-      if (!problem.empty())
+      auto [problem, unsupported] = co_await std::move(making);
+      if (unsupported)
+        refused = error(http::status::not_implemented, "not_supported", problem);
+      else if (!problem.empty())
         refused = error(http::status::internal_server_error, "internal",
                         fmt::format("cannot back up the database: {}", problem));
     }
@@ -764,13 +847,17 @@ class Server {
     }
   }
 
-  static asio::awaitable<std::string> make_backup(store::Store& store, std::string path) {
+  // Why the backup failed ("": it did not), and whether the store cannot make one.
+  static asio::awaitable<std::pair<std::string, bool>> make_backup(store::Store& store,
+                                                                   std::string path) {
     try {
       store.backup(path);
+    } catch (const store::Unsupported& problem) {
+      co_return std::pair<std::string, bool>(problem.what(), true);
     } catch (const std::exception& problem) {
-      co_return problem.what();
+      co_return std::pair<std::string, bool>(problem.what(), false);
     }
-    co_return std::string();
+    co_return std::pair<std::string, bool>();
   }
 
   // Turns what a request raises into its answer: a request that fails is
@@ -784,7 +871,9 @@ class Server {
                                  : target.substr(target.find('?') + 1);
     target = target.substr(0, target.find('?'));
     http::verb method = request.method() == http::verb::head ? http::verb::get : request.method();
-    if (target == "/healthz") co_return Reply{http::status::ok, R"({"ok":true})"};
+    if (target == "/healthz")
+      co_return Reply{http::status::ok, serving() ? R"({"ok":true,"role":"leader"})"
+                                                  : R"({"ok":true,"role":"standby"})"};
     if (is_dashboard_path(target)) co_return dashboard_reply(method, target, request);
     std::optional<Reply> failed;
     try {
@@ -1169,6 +1258,9 @@ class Server {
   std::optional<ssl::context> tls_;
   std::unique_ptr<store::Store> store_;
   Service service_;
+  std::unique_ptr<Leadership> leadership_;  // several servers on one database; else none
+  bool leading_ = false;                    // won, and the Service started
+  tcp::acceptor* acceptor_ = nullptr;
   asio::steady_timer tick_timer_{io_};
   Time next_tick_{0};
   std::size_t max_connections_ = 0;

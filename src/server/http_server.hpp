@@ -13,10 +13,10 @@ namespace ferry::server {
 
 struct ServerConfig {
   std::string host = "127.0.0.1";
-  unsigned short port = 7077;  // 0: any free port (see address_file)
-  std::string db = "./ferry.db";
-  std::string token;         // empty: no authentication (allowed on loopback only)
-  std::string address_file;  // if set, "http://HOST:PORT" is written there once listening
+  unsigned short port = 7077;     // 0: any free port (see address_file)
+  std::string db = "./ferry.db";  // an SQLite file, or postgresql://...
+  std::string token;              // empty: no authentication (allowed on loopback only)
+  std::string address_file;       // if set, "http://HOST:PORT" is written there once listening
   std::size_t max_body_bytes = 32 << 20;
   std::size_t max_completions = 4096;
   std::size_t max_event_ids = 1'000'000;  // jobs one event stream may name
@@ -40,6 +40,12 @@ struct ServerConfig {
   std::optional<unsigned short> metrics_port;
   std::string tls_cert;  // PEM files; when set, the server speaks only HTTPS
   std::string tls_key;
+  // With a PostgreSQL database several servers share it, one leading
+  // (server/leadership.hpp): how others name this one, the URL clients
+  // should use for it (empty: its address), and the leader's lease.
+  std::string name;  // empty: HOST-PID
+  std::string advertise;
+  std::chrono::milliseconds leader_lease{3000};
   SpecLimits limits;
   Service::Options service;
 };

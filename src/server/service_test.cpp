@@ -7,34 +7,61 @@
 #include <filesystem>
 #include <mutex>
 
+#include "store/election.hpp"
+#include "throwaway_postgres.hpp"
+
 namespace ferry::server {
 namespace {
 
 using namespace std::chrono_literals;
 
+enum class Backend { sqlite, postgres };
+
 // A service on a real store, with a clock the test moves and a `post` queue
-// the test runs: every interleaving is the test's choice.
-class ServiceTest : public ::testing::Test {
+// the test runs: every interleaving is the test's choice. Every test runs on
+// both stores: an SQLite file, and a PostgreSQL database (a throwaway
+// server's) that this service leads.
+class ServiceTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
     static int tests = 0;
+    ++tests;
+    if (GetParam() == Backend::postgres) {
+      if (auto why = ferry::testing::ThrowawayPostgres::unavailable()) GTEST_SKIP() << *why;
+      url = ferry::testing::shared_postgres().create_database(
+          fmt::format("s{}_{}", ::getpid(), tests));
+    }
     dir = std::filesystem::temp_directory_path() /
-          fmt::format("ferry-service-{}-{}", ::getpid(), ++tests);
+          fmt::format("ferry-service-{}-{}", ::getpid(), tests);
     std::filesystem::create_directories(dir);
-    store = store::open_sqlite_store((dir / "ferry.db").string());
+    store = open_store();
     restart();
+  }
+
+  std::unique_ptr<store::Store> open_store() {
+    if (GetParam() == Backend::sqlite) return store::open_sqlite_store((dir / "ferry.db").string());
+    // Elected, as a server is before its service starts.
+    auto opened = store::open_postgres_store(url);
+    auto election = store::open_postgres_election(url, 3s);
+    std::optional<std::uint64_t> epoch = election->try_lead("test", "");
+    if (!epoch) {  // the store before this one (the same test's) led
+      election->resign(election->observe().epoch);
+      epoch = election->try_lead("test", "");
+    }
+    opened->lead(epoch.value());
+    return opened;
   }
   void TearDown() override {
     service.reset();
     store.reset();
-    std::filesystem::remove_all(dir);
+    if (!dir.empty()) std::filesystem::remove_all(dir);
   }
 
   // As after a crash: a new store and service on the same database.
   void reopen() {
     service.reset();
     store.reset();
-    store = store::open_sqlite_store((dir / "ferry.db").string());
+    store = open_store();
     restart();
   }
 
@@ -122,11 +149,18 @@ class ServiceTest : public ::testing::Test {
   Time clock{1'700'000'000'000};
   Service::Options options{.lease_duration = 10s, .max_wait = 30s};
   std::filesystem::path dir;
+  std::string url;  // the PostgreSQL database's
   std::unique_ptr<store::Store> store;
   std::unique_ptr<Service> service;
 };
 
-TEST_F(ServiceTest, AJobCanBeLeasedOnlyOnceItIsDurable) {
+std::string backend_name(const ::testing::TestParamInfo<Backend>& backend) {
+  return backend.param == Backend::sqlite ? "sqlite" : "postgres";
+}
+INSTANTIATE_TEST_SUITE_P(Backends, ServiceTest,
+                         ::testing::Values(Backend::sqlite, Backend::postgres), backend_name);
+
+TEST_P(ServiceTest, AJobCanBeLeasedOnlyOnceItIsDurable) {
   std::vector<JobId> ids;
   service->submit(Submission{{parse_job_spec(R"({"command": {"argv": ["true"]}})")}, {}},
                   [&](Service::Submitted given) { ids = given.ids; });
@@ -142,7 +176,7 @@ TEST_F(ServiceTest, AJobCanBeLeasedOnlyOnceItIsDurable) {
   EXPECT_EQ(lease(poll("w1")).jobs.size(), 1u);
 }
 
-TEST_F(ServiceTest, EventsComeOnceDurableInOrderAndUnsubscribingStopsThem) {
+TEST_P(ServiceTest, EventsComeOnceDurableInOrderAndUnsubscribingStopsThem) {
   std::vector<std::string> seen;
   auto record = [&](const JobEvent& event) {
     seen.push_back(fmt::format("{} {} {} {}", event.id, sched::name(event.state), event.queue,
@@ -175,7 +209,7 @@ TEST_F(ServiceTest, EventsComeOnceDurableInOrderAndUnsubscribingStopsThem) {
   EXPECT_TRUE(seen.empty());
 }
 
-TEST_F(ServiceTest, RunsAJobAndRecordsItsResult) {
+TEST_P(ServiceTest, RunsAJobAndRecordsItsResult) {
   auto ids = submit({R"({"command": {"argv": ["echo", "hi"]}, "name": "greet"})"});
   LeaseReply first = lease(poll("w1"));
   ASSERT_EQ(first.jobs.size(), 1u);
@@ -210,7 +244,7 @@ TEST_F(ServiceTest, RunsAJobAndRecordsItsResult) {
   EXPECT_EQ(service->counts()[sched::State::succeeded], 1u);
 }
 
-TEST_F(ServiceTest, EndedJobsLeaveMemoryAndAreReadBackFromTheStore) {
+TEST_P(ServiceTest, EndedJobsLeaveMemoryAndAreReadBackFromTheStore) {
   auto ids =
       submit({R"({"command": {"argv": ["a"]}, "name": "first"})",
               R"({"command": {"argv": ["b"]}, "queue": "q2"})", R"({"command": {"argv": ["c"]}})"});
@@ -261,7 +295,7 @@ TEST_F(ServiceTest, EndedJobsLeaveMemoryAndAreReadBackFromTheStore) {
   EXPECT_EQ(service->counts().total(), 3u);
 }
 
-TEST_F(ServiceTest, RetentionRemovesEndedJobsWhenTheirTimeRunsOut) {
+TEST_P(ServiceTest, RetentionRemovesEndedJobsWhenTheirTimeRunsOut) {
   options.keep_finished = 10s;
   reopen();
   auto ids =
@@ -294,7 +328,7 @@ TEST_F(ServiceTest, RetentionRemovesEndedJobsWhenTheirTimeRunsOut) {
   EXPECT_EQ(submit({R"({"command": {"argv": ["e"]}})"}), std::vector<JobId>{5});
 }
 
-TEST_F(ServiceTest, ASubmitWithAKnownKeyGivesTheJobThatHasIt) {
+TEST_P(ServiceTest, ASubmitWithAKnownKeyGivesTheJobThatHasIt) {
   std::vector<JobId> existing;
   auto submit_keyed = [&](std::vector<std::string> jobs) {
     Submission submission;
@@ -324,7 +358,7 @@ TEST_F(ServiceTest, ASubmitWithAKnownKeyGivesTheJobThatHasIt) {
   EXPECT_EQ(existing, std::vector<JobId>{1});
 }
 
-TEST_F(ServiceTest, AFlowRunsInDependencyOrderAndAFailureSkipsWhatFollows) {
+TEST_P(ServiceTest, AFlowRunsInDependencyOrderAndAFailureSkipsWhatFollows) {
   // a -> b, c -> d -> e: the diamond of the load test, with a tail.
   Service::Submitted flow = submit_batch(R"({"flow": {"name": "diamond"}, "jobs": [
     {"ref": "a", "command": {"argv": ["a"]}},
@@ -380,7 +414,7 @@ TEST_F(ServiceTest, AFlowRunsInDependencyOrderAndAFailureSkipsWhatFollows) {
   EXPECT_EQ(service->flows(0, 10).size(), 1u);
 }
 
-TEST_F(ServiceTest, DependenciesOnEarlierJobsAndRunningAtTheEnd) {
+TEST_P(ServiceTest, DependenciesOnEarlierJobsAndRunningAtTheEnd) {
   auto first = submit({R"({"command": {"argv": ["ok"]}})", R"({"command": {"argv": ["bad"]}})"});
   LeaseReply leased = lease(poll("w", 2));
   LeaseRequest report = poll("w", 0);
@@ -407,7 +441,7 @@ TEST_F(ServiceTest, DependenciesOnEarlierJobsAndRunningAtTheEnd) {
       "jobs[1].after: no job 77");
 }
 
-TEST_F(ServiceTest, AFlowWhoseBranchWasNotTakenSucceeded) {
+TEST_P(ServiceTest, AFlowWhoseBranchWasNotTakenSucceeded) {
   // An error handler that was not needed is skipped; the flow succeeded. A
   // job cancelled by hand makes it cancelled, a failed one failed.
   submit_batch(R"({"jobs": [{"ref": "a", "command": {"argv": ["a"]}},
@@ -425,7 +459,7 @@ TEST_F(ServiceTest, AFlowWhoseBranchWasNotTakenSucceeded) {
   EXPECT_EQ(service->flow(2)->state, "cancelled");
 }
 
-TEST_F(ServiceTest, AFlowWithAKnownKeyIsMadeOnce) {
+TEST_P(ServiceTest, AFlowWithAKnownKeyIsMadeOnce) {
   std::string body = R"({"flow": {"name": "nightly", "key": "2026-11-27"}, "jobs": [
     {"ref": "a", "command": {"argv": ["a"]}}, {"ref": "b", "after": ["a"], "command": {"argv": ["b"]}}]})";
   Service::Submitted first = submit_batch(body);
@@ -438,7 +472,7 @@ TEST_F(ServiceTest, AFlowWithAKnownKeyIsMadeOnce) {
   EXPECT_EQ(service->counts().total(), 2u);
 }
 
-TEST_F(ServiceTest, StaleAndRepeatedCompletionsAreAcknowledgedAndIgnored) {
+TEST_P(ServiceTest, StaleAndRepeatedCompletionsAreAcknowledgedAndIgnored) {
   submit({R"({"command": {"argv": ["true"]}})"});
   LeasedJob job = lease(poll("w1")).jobs.at(0);
   LeaseRequest report = poll("w1", 0);
@@ -452,7 +486,7 @@ TEST_F(ServiceTest, StaleAndRepeatedCompletionsAreAcknowledgedAndIgnored) {
   EXPECT_EQ(service->counts().stale_completions, 1u);
 }
 
-TEST_F(ServiceTest, RetriesAfterItsBackoff) {
+TEST_P(ServiceTest, RetriesAfterItsBackoff) {
   auto ids = submit({R"({"command": {"argv": ["flaky"]}, "retries": 1, "retry_delay": 2})"});
   LeasedJob first = lease(poll("w1")).jobs.at(0);
   LeaseRequest report = poll("w1", 1);
@@ -475,7 +509,7 @@ TEST_F(ServiceTest, RetriesAfterItsBackoff) {
   EXPECT_EQ(durable.attempts[0].end, "failed");
 }
 
-TEST_F(ServiceTest, ASilentWorkersJobRunsAgainElsewhere) {
+TEST_P(ServiceTest, ASilentWorkersJobRunsAgainElsewhere) {
   submit({R"({"command": {"argv": ["long"]}})"});
   LeasedJob lost = lease(poll("w1")).jobs.at(0);
   clock += 10s;
@@ -500,7 +534,7 @@ TEST_F(ServiceTest, ASilentWorkersJobRunsAgainElsewhere) {
 
 // After a restart the same job may be leased anew to the worker whose old
 // attempt of it still runs: "stop" names the old lease by its token.
-TEST_F(ServiceTest, StopNamesTheLeaseNotOnlyTheJob) {
+TEST_P(ServiceTest, StopNamesTheLeaseNotOnlyTheJob) {
   submit({R"({"command": {"argv": ["long"]}})"});
   LeasedJob old = lease(poll("w", 1)).jobs.at(0);
   reopen();
@@ -518,7 +552,7 @@ TEST_F(ServiceTest, StopNamesTheLeaseNotOnlyTheJob) {
   EXPECT_EQ(again.stop_tokens, std::vector<std::uint64_t>{old.token});
 }
 
-TEST_F(ServiceTest, HeartbeatsKeepALease) {
+TEST_P(ServiceTest, HeartbeatsKeepALease) {
   submit({R"({"command": {"argv": ["long"]}})"});
   LeasedJob job = lease(poll("w1")).jobs.at(0);
   for (int i = 0; i < 6; ++i) {
@@ -531,7 +565,7 @@ TEST_F(ServiceTest, HeartbeatsKeepALease) {
   EXPECT_EQ(state(job.id), sched::State::running);
 }
 
-TEST_F(ServiceTest, QueuesAndLabelsChooseTheWorker) {
+TEST_P(ServiceTest, QueuesAndLabelsChooseTheWorker) {
   auto ids = submit({R"({"command": {"argv": ["a"]}, "queue": "gpu", "labels": ["cuda"]})",
                      R"({"command": {"argv": ["b"]}, "queue": "cpu"})"});
   LeaseRequest plain = poll("plain", 2);
@@ -549,7 +583,7 @@ TEST_F(ServiceTest, QueuesAndLabelsChooseTheWorker) {
   EXPECT_EQ(service->workers("", 100).workers.size(), 3u);
 }
 
-TEST_F(ServiceTest, AWorkerThatRunsOnlyCallsGetsNoCommand) {
+TEST_P(ServiceTest, AWorkerThatRunsOnlyCallsGetsNoCommand) {
   auto ids = submit({R"({"command": {"argv": ["a"]}})",
                      R"({"command": {"argv": ["b"]}, "labels": ["function:f"]})",
                      R"({"call": {"function": "f"}})"});
@@ -564,7 +598,7 @@ TEST_F(ServiceTest, AWorkerThatRunsOnlyCallsGetsNoCommand) {
   EXPECT_EQ(lease(commands).jobs.size(), 2u);
 }
 
-TEST_F(ServiceTest, WorkersArePagedAndForgottenWhenSilent) {
+TEST_P(ServiceTest, WorkersArePagedAndForgottenWhenSilent) {
   for (std::string name : {"a", "b", "c"}) lease(poll(name, 0));
   Service::WorkerPage first = service->workers("", 2);
   ASSERT_EQ(first.workers.size(), 2u);
@@ -591,7 +625,7 @@ TEST_F(ServiceTest, WorkersArePagedAndForgottenWhenSilent) {
   EXPECT_EQ(service->workers("w09999", 1).workers.at(0).id, "w10000");  // the newest is kept
 }
 
-TEST_F(ServiceTest, CallsGoOnlyToWorkersThatServeTheFunction) {
+TEST_P(ServiceTest, CallsGoOnlyToWorkersThatServeTheFunction) {
   auto ids = submit({R"({"call": {"function": "square", "args": 3}})"});
   EXPECT_TRUE(lease(poll("commands-only")).jobs.empty());
   LeaseRequest other = poll("cube-server");
@@ -603,7 +637,7 @@ TEST_F(ServiceTest, CallsGoOnlyToWorkersThatServeTheFunction) {
   EXPECT_EQ(state(ids[0]), sched::State::running);
 }
 
-TEST_F(ServiceTest, ALongPollIsAnsweredByWorkOrByItsDeadline) {
+TEST_P(ServiceTest, ALongPollIsAnsweredByWorkOrByItsDeadline) {
   LeaseRequest waiting = poll("w1");
   waiting.wait = 5s;
   std::optional<LeaseReply> reply;
@@ -626,7 +660,7 @@ TEST_F(ServiceTest, ALongPollIsAnsweredByWorkOrByItsDeadline) {
 
 // A long poll whose worker has gone gets no job; a lease its worker never
 // received goes back to the queue at once.
-TEST_F(ServiceTest, JobsGoOnlyToWorkersStillConnected) {
+TEST_P(ServiceTest, JobsGoOnlyToWorkersStillConnected) {
   LeaseRequest gone = poll("gone");
   gone.wait = 5s;
   gone.connected = [] { return false; };
@@ -654,7 +688,7 @@ TEST_F(ServiceTest, JobsGoOnlyToWorkersStillConnected) {
             "not delivered: the worker's connection was gone");
 }
 
-TEST_F(ServiceTest, CancelStopsARunningJobThroughItsWorker) {
+TEST_P(ServiceTest, CancelStopsARunningJobThroughItsWorker) {
   auto ids = submit({R"({"command": {"argv": ["a"]}})", R"({"command": {"argv": ["b"]}})"});
   LeasedJob running = lease(poll("w1")).jobs.at(0);
   std::vector<std::string> results;
@@ -672,7 +706,7 @@ TEST_F(ServiceTest, CancelStopsARunningJobThroughItsWorker) {
   EXPECT_EQ(store->read_job(ids[1])->row.state, "cancelled");
 }
 
-TEST_F(ServiceTest, RetryRunsAFailedJobAgainAndSurvivesARestart) {
+TEST_P(ServiceTest, RetryRunsAFailedJobAgainAndSurvivesARestart) {
   auto ids = submit({R"({"command": {"argv": ["flaky"]}, "retries": 1, "retry_delay": 0})",
                      R"({"command": {"argv": ["fine"]}, "queue": "other"})"});
   LeaseRequest only_default = poll("w1");
@@ -705,7 +739,7 @@ TEST_F(ServiceTest, RetryRunsAFailedJobAgainAndSurvivesARestart) {
   EXPECT_EQ(state(ids[0]), sched::State::queued);
 }
 
-TEST_F(ServiceTest, ListsJobsNewestFirstWithFiltersAndACursor) {
+TEST_P(ServiceTest, ListsJobsNewestFirstWithFiltersAndACursor) {
   auto ids =
       submit({R"({"command": {"argv": ["build", "a"]}, "name": "build a"})",
               R"({"command": {"argv": ["test"]}, "queue": "slow"})",
@@ -733,7 +767,7 @@ TEST_F(ServiceTest, ListsJobsNewestFirstWithFiltersAndACursor) {
   EXPECT_TRUE(service->list({.text = "nothing like it"}).jobs.empty());
 }
 
-TEST_F(ServiceTest, ARestartLosesNothingAndRunsInterruptedJobsAgain) {
+TEST_P(ServiceTest, ARestartLosesNothingAndRunsInterruptedJobsAgain) {
   auto ids = submit({R"({"command": {"argv": ["done"]}})", R"({"command": {"argv": ["running"]}})",
                      R"({"command": {"argv": ["queued"]}})",
                      R"({"command": {"argv": ["later"]}, "delay": 60})"});

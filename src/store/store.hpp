@@ -15,15 +15,19 @@
 // from the store when someone asks for it (read_job, list_jobs), through a
 // connection of the reader's own, which sees every committed batch.
 //
-// SQLite in WAL mode with synchronous=FULL: a committed batch survives a
-// process crash and a power loss. The schema is versioned (PRAGMA
-// user_version) and migrated forward on open; docs/store.md is the contract.
+// Two stores keep the same promises: SQLite in WAL mode with synchronous=FULL
+// (one file, one server), and PostgreSQL with synchronous_commit=on (one
+// database that several servers share, one of them leading: see lead()). A
+// committed batch survives a crash of the server and a power loss. The
+// schema is versioned and migrated forward; docs/store.md is the contract.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -232,8 +236,23 @@ class Store {
 
   // Writes a consistent copy of the database, as committed when the call
   // began, to `path` (which must not exist). Safe on any thread while the
-  // server runs; throws std::runtime_error when it cannot.
+  // server runs; throws std::runtime_error when it cannot, Unsupported when
+  // the database is backed up by its own tools.
   virtual void backup(const std::string& path) = 0;
+
+  // For a database several servers share: from now on this store writes as
+  // the leader of `epoch` (won through its Election), migrating the schema
+  // first if it must. Every later transaction commits only while `epoch`
+  // still leads: once another server took over, each write fails, and so
+  // does each one after (docs/store.md, "Fencing"). Until lead(), writes
+  // fail. A store only one server uses (SQLite) always writes; this does
+  // nothing there. Throws std::runtime_error when it cannot.
+  virtual void lead(std::uint64_t epoch) { (void)epoch; }
+};
+
+// What a store cannot do, said in a sentence for its user.
+struct Unsupported : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 // Opens (creating or migrating) the database at `path`, and keeps others
@@ -242,6 +261,27 @@ class Store {
 // written by a newer ferry, or one in use by another store. load() throws
 // for a damaged database rather than return part of it.
 std::unique_ptr<Store> open_sqlite_store(const std::string& path);
+
+// A PostgreSQL database ("postgresql://..." or "postgres://..."), which
+// several servers may share: one leads and writes, the others stand by.
+struct PostgresOptions {
+  // How long a leader stays leader without renewing (Election); a
+  // transaction of a server stalled in the middle of one is ended by the
+  // database after this long, so that it cannot hold up a takeover.
+  std::chrono::milliseconds leader_lease{3000};
+};
+bool is_postgres_url(const std::string& where);
+// Checks that the database is ferry's (or empty) with a schema this build
+// can read, and throws std::runtime_error with a clear message when it is
+// not; changes nothing until lead(). A database that cannot be reached yet
+// is checked by lead().
+std::unique_ptr<Store> open_postgres_store(const std::string& url, PostgresOptions options = {});
+
+// `where` as it may be shown: a URL's password replaced by "***".
+std::string redacted(const std::string& where);
+
+// A PostgreSQL store for a URL of one, else the SQLite file at `where`.
+std::unique_ptr<Store> open_store(const std::string& where, PostgresOptions options = {});
 
 // The schema version this build writes.
 int schema_version();

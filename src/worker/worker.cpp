@@ -67,7 +67,7 @@ class Worker {
   }
 
   int run() {
-    log(fmt::format("{} serving {} with {} slots", id_, http_.url(), slots_));
+    log(fmt::format("{} serving {} with {} slots", id_, http_.urls(), slots_));
     http_.interrupt_on(signals_.fd());
     milliseconds backoff{100};
     bool unreachable = false;

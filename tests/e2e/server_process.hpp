@@ -4,6 +4,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -17,23 +18,28 @@ struct Response {
   std::string body;
 };
 
-// A server process over a database in `dir`, on an ephemeral port unless
-// `listen` names one (to restart a server where its workers expect it).
+// A server process over a database in `dir` (unless `extra` gives a --db),
+// on an ephemeral port unless `listen` names one (to restart a server where
+// its workers expect it).
 class Server {
  public:
-  // `shell` runs before the server in the same shell (e.g. "ulimit -n 96;").
+  // `shell` runs before the server in the same shell (e.g. "ulimit -n 96;");
+  // `prefix` runs it (e.g. {"ip", "netns", "exec", "NAME"}).
   explicit Server(const TempDir& dir, std::string token = "sekrit",
                   std::vector<std::string> extra = {}, std::string listen = "127.0.0.1:0",
-                  std::string shell = "")
+                  std::string shell = "", std::vector<std::string> prefix = {})
       : dir_(dir), token_(token) {
     std::filesystem::remove(dir / "address");
-    std::vector<std::string> args = {"server",         "--listen",       listen,         "--db",
-                                     dir / "ferry.db", "--address-file", dir / "address"};
+    std::vector<std::string> args = {"server", "--listen", listen, "--address-file",
+                                     dir / "address"};
+    if (std::find(extra.begin(), extra.end(), "--db") == extra.end())
+      args.insert(args.end(), {"--db", dir / "ferry.db"});
     if (!token.empty()) args.insert(args.end(), {"--token", token});
     args.insert(args.end(), extra.begin(), extra.end());
     for (std::size_t i = 0; i + 1 < extra.size(); ++i)
       if (extra[i] == "--tls-cert") ca_file_ = extra[i + 1];  // self-signed: its own authority
     exec::Command command = ferry_command(args, dir);
+    command.argv.insert(command.argv.begin(), prefix.begin(), prefix.end());
     command.argv.insert(command.argv.begin(),
                         {"/bin/sh", "-c", shell + "exec \"$0\" \"$@\" 2>> server.log"});
     id_ = processes_.start(command);
@@ -120,8 +126,12 @@ using Strings = std::vector<std::string>;
 class WorkerProcess {
  public:
   WorkerProcess(const TempDir& dir, const Server& server, const std::string& id, int slots,
+                std::vector<std::string> env = {})
+      : WorkerProcess(dir, server.url(), id, slots, std::move(env)) {}
+  // `servers`: a URL, or a comma-separated list of them.
+  WorkerProcess(const TempDir& dir, const std::string& servers, const std::string& id, int slots,
                 std::vector<std::string> env = {}) {
-    exec::Command command = ferry_command({"worker", "--server", server.url(), "--token", "sekrit",
+    exec::Command command = ferry_command({"worker", "--server", servers, "--token", "sekrit",
                                            "--slots", std::to_string(slots), "--id", id},
                                           dir);
     command.env = std::move(env);
