@@ -200,6 +200,7 @@ class Server {
                                      *config_.metrics_port);
       metrics_acceptor.open(metrics_endpoint.protocol());
       metrics_acceptor.set_option(asio::socket_base::reuse_address(true));
+      boost::system::error_code bind_error;
       metrics_acceptor.bind(metrics_endpoint, bind_error);
       if (bind_error)
         throw std::runtime_error(fmt::format("--metrics-listen: cannot listen on {}:{}: {}",

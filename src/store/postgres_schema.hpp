@@ -115,6 +115,16 @@ inline constexpr const char* kMigrations[] = {
       );
       CREATE UNIQUE INDEX flows_by_key ON flows (key) WHERE key IS NOT NULL;
     )sql",
+    // 3: schedules, which the leader fires.
+    R"sql(
+      CREATE TABLE schedules (
+        name       text    PRIMARY KEY,
+        spec       text    NOT NULL,
+        paused     boolean NOT NULL,
+        next_ms    bigint  NOT NULL,
+        created_ms bigint  NOT NULL
+      );
+    )sql",
 };
 inline constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -139,6 +149,15 @@ inline constexpr const char* kAttemptColumns =
 // transaction after the takeover finds another epoch and is rolled back.
 inline constexpr const char* kFence =
     "SELECT 1 FROM leadership WHERE id = 1 AND epoch = $1 FOR KEY SHARE";
+
+inline constexpr const char* kPutSchedule = R"sql(
+  INSERT INTO schedules (name, spec, paused, next_ms, created_ms)
+  VALUES ($1, $2, $3::boolean, $4::bigint, $5::bigint)
+  ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, paused = excluded.paused,
+    next_ms = excluded.next_ms, created_ms = excluded.created_ms
+)sql";
+
+inline constexpr const char* kRemoveSchedule = "DELETE FROM schedules WHERE name = $1";
 
 inline constexpr const char* kInsertFlows = R"sql(
   INSERT INTO flows (id, name, key, created_ms, first_job, jobs)

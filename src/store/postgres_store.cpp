@@ -142,6 +142,20 @@ struct Writes {
 };
 
 void add_writes(const Batch& batch, Writes& writes) {
+  for (const ScheduleRow& schedule : batch.schedules) {
+    pg::Params params;
+    params.add(schedule.name)
+        .add(schedule.spec)
+        .add(schedule.paused ? "true" : "false")
+        .add(schedule.next_ms)
+        .add(schedule.created_ms);
+    writes.statements.push_back({sql::kPutSchedule, std::move(params)});
+  }
+  for (const std::string& name : batch.removed_schedules) {
+    pg::Params params;
+    params.add(name);
+    writes.statements.push_back({sql::kRemoveSchedule, std::move(params)});
+  }
   if (!batch.new_flows.empty()) {
     pg::Array id, name, key, created, first_job, jobs;
     for (const FlowRow& flow : batch.new_flows) {
@@ -601,6 +615,10 @@ class PostgresStore final : public GroupCommitStore {
     begin(epoch, statements);
     Writes writes;
     add_writes(merged, writes);
+    for (const Batch* batch : batches)  // in order: a schedule put, then removed, is gone
+      add_writes(
+          Batch{.schedules = batch->schedules, .removed_schedules = batch->removed_schedules},
+          writes);
     std::vector<std::pair<const Batch*, std::size_t>> expiries;  // and their statements' indexes
     for (const Batch* batch : batches)
       if (batch->expiry) {
@@ -700,6 +718,12 @@ class PostgresStore final : public GroupCommitStore {
     auto highest_flow =
         static_cast<std::uint64_t>(db.run("SELECT max(id) FROM flows").integer(0, 0));
     snapshot.next_flow = std::max(highest_flow, flows_removed_up_to) + 1;
+    pg::Result schedules =
+        db.run("SELECT name, spec, paused, next_ms, created_ms FROM schedules ORDER BY name");
+    for (int row = 0; row < schedules.rows(); ++row)
+      snapshot.schedules.push_back(
+          {std::string(schedules.text(row, 0)), std::string(schedules.text(row, 1)),
+           schedules.text(row, 2) == "t", schedules.integer(row, 3), schedules.integer(row, 4)});
     db.run("COMMIT");
     return snapshot;
   }
