@@ -138,7 +138,9 @@ struct TzifReader {
         (c.standard_flags != 0 && c.standard_flags != c.types))
       throw damaged("bad indicator count");
     // Files of the right/ tree count leap seconds in their timestamps.
-    if (c.leaps != 0) throw damaged("leap-second files are not supported");
+    if (c.leaps != 0)
+      throw CronError(
+          fmt::format("time zone {}: leap-second files are not supported", quoted(name)));
     if (block_size(c, time_size) > bytes.size() - pos) throw damaged("truncated");
     std::vector<std::int64_t> times(c.times);
     for (auto& time : times) time = big_endian(time_size);
@@ -565,8 +567,8 @@ std::optional<std::int64_t> CronSchedule::next_after(std::int64_t after_ms,
       next_month();
       continue;
     }
-    if (!either_day_ &&
-        !(days_ >> date.day & 1)) {  // the day of month must match: jump to one that does
+    // When the day of month must match, jump to the next one that does.
+    if (!either_day_ && !(days_ >> date.day & 1)) {
       const int day = next_bit(days_, date.day);
       if (day < 0 || day > days_in_month(date.year, date.month)) {
         next_month();

@@ -426,7 +426,8 @@ TEST(TimeZone, OffsetsAgreeWithTheCLibrary) {
     setenv("TZ", name, 1);
     tzset();
     for (int i = 0; i < 3000; ++i) {
-      const std::time_t at = i < 2000 ? instants(random) : 1'700'000'000 + i * 86'400 * 23 / 7;
+      const std::time_t at =
+          i < 2000 ? instants(random) : 1'700'000'000 + std::int64_t{i} * 86'400 * 23 / 7;
       std::tm fields{};
       localtime_r(&at, &fields);
       ASSERT_EQ(zone.offset_at(at).count(), fields.tm_gmtoff) << name << " at " << at;
@@ -488,7 +489,7 @@ struct Tzif {
     }
     out += "ABC";
     out += '\0';
-    for (std::uint32_t i = 0; i < leaps; ++i) put(out, 0, time_size + 4);
+    for (std::uint32_t i = 0; i < leaps; ++i) put(out, 0, time_size), put(out, 0, 4);
     out += std::string(offsets.size() * 2, '\0');  // standard and UT indicators
   }
   std::string bytes() const {
@@ -631,8 +632,7 @@ TEST(TimeZone, DamagedFilesAreRefused) {
   EXPECT_EQ(damaged(file), R"(time zone "Test/Zone": damaged TZif file: UTC offset out of range)");
   file = good;
   file.leaps = 1;
-  EXPECT_EQ(damaged(file),
-            R"(time zone "Test/Zone": damaged TZif file: leap-second files are not supported)");
+  EXPECT_EQ(damaged(file), R"(time zone "Test/Zone": leap-second files are not supported)");
   for (const char* footer :
        {"CET", "CE-1", "CET-1CEST,M3.5.0", "CET-1CEST,M13.5.0,M10.5.0", "CET-1CEST,M3.0.0,M10.5.0",
         "CET-1CEST,M3.5.7,M10.5.0", "CET-1CEST,J0,J5", "CET-1CEST,366,5", "<AB>-1", "<ABC-1",
