@@ -804,7 +804,7 @@ TEST_P(ServiceTest, ARestartLosesNothingAndRunsInterruptedJobsAgain) {
   EXPECT_EQ(submit({R"({"command": {"argv": ["new"]}})"}), std::vector<JobId>{5});
 }
 
-TEST_F(ServiceTest, ACancelIsAnEventWhetherTheJobWaitedOrRan) {
+TEST_P(ServiceTest, ACancelIsAnEventWhetherTheJobWaitedOrRan) {
   std::vector<std::string> seen;
   service->subscribe([&](const JobEvent& event) {
     seen.push_back(fmt::format("{} {}", event.id, sched::name(event.state)));
@@ -818,7 +818,7 @@ TEST_F(ServiceTest, ACancelIsAnEventWhetherTheJobWaitedOrRan) {
   EXPECT_EQ(service->jobs_in_memory(), 0u);  // ended and told: let go
 }
 
-TEST_F(ServiceTest, MetricsCountWhatBecameDurableByQueue) {
+TEST_P(ServiceTest, MetricsCountWhatBecameDurableByQueue) {
   auto ids =
       submit({R"({"command": {"argv": ["a"]}, "queue": "q", "retries": 1, "retry_delay": 2})",
               R"({"command": {"argv": ["b"]}, "queue": "q"})",
@@ -890,10 +890,13 @@ class ScheduleTest : public ServiceTest {
   std::int64_t next(const std::string& name) { return service->schedule(name)->next_ms; }
 };
 
+INSTANTIATE_TEST_SUITE_P(Backends, ScheduleTest,
+                         ::testing::Values(Backend::sqlite, Backend::postgres), backend_name);
+
 // 2023-11-14 22:13:20 UTC, the fixture's clock.
 constexpr std::int64_t kStart = 1'700'000'000'000;
 
-TEST_F(ScheduleTest, ACronScheduleFiresAtItsMinutesAndOnceForTheTimeItWasDown) {
+TEST_P(ScheduleTest, ACronScheduleFiresAtItsMinutesAndOnceForTheTimeItWasDown) {
   EXPECT_EQ(add(R"({"name": "five", "cron": "*/5 * * * *", "job": {"command": {"argv": ["x"]}}})"),
             Service::Refusal::none);
   EXPECT_EQ(add(R"({"name": "five", "every": 1, "job": {"command": {"argv": ["y"]}}})"),
@@ -922,7 +925,7 @@ TEST_F(ScheduleTest, ACronScheduleFiresAtItsMinutesAndOnceForTheTimeItWasDown) {
   EXPECT_EQ(next("five"), kStart + 100'000 + 3'600'000 + 300'000);
 }
 
-TEST_F(ScheduleTest, SkipMissedPauseResumeRunNowAndRemove) {
+TEST_P(ScheduleTest, SkipMissedPauseResumeRunNowAndRemove) {
   EXPECT_EQ(add(R"({"name": "hourly", "cron": "@hourly", "skip_missed": true,
                     "flow": {"jobs": [{"ref": "a", "command": {"argv": ["a"]}},
                                       {"ref": "b", "after": ["a"], "command": {"argv": ["b"]}}]}})"),
@@ -967,7 +970,7 @@ TEST_F(ScheduleTest, SkipMissedPauseResumeRunNowAndRemove) {
   EXPECT_EQ(service->counts().total(), 2u);  // what it submitted stays
 }
 
-TEST_F(ScheduleTest, AnIntervalFiresEveryPeriod) {
+TEST_P(ScheduleTest, AnIntervalFiresEveryPeriod) {
   EXPECT_EQ(add(R"({"name": "often", "every": 2, "job": {"call": {"function": "f"}}})"),
             Service::Refusal::none);
   for (int i = 0; i < 3; ++i) {

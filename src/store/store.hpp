@@ -131,11 +131,11 @@ struct Batch {
   std::vector<FlowRow> new_flows;
   std::vector<JobRow> new_jobs;
   std::vector<StateChange> state_changes;
-  std::vector<AttemptRow> attempts;    // inserted, or replacing the same (job_id, number)
+  std::vector<AttemptRow> attempts;            // inserted, or replacing the same (job_id, number)
   std::vector<ScheduleRow> schedules;          // inserted, or replacing the one of that name
   std::vector<std::string> removed_schedules;  // by name
   std::optional<std::uint64_t> epoch;          // a server start: the new epoch
-  std::optional<Expiry> expiry;        // retention: what it removed goes to `expired`
+  std::optional<Expiry> expiry;                // retention: what it removed goes to `expired`
   std::shared_ptr<std::vector<Count>> expired;
   bool empty() const {
     return new_flows.empty() && new_jobs.empty() && state_changes.empty() && attempts.empty() &&
@@ -145,12 +145,12 @@ struct Batch {
 
 // What the server needs to start: its unfinished jobs, and counts of the rest.
 struct Snapshot {
-  std::vector<JobRow> jobs;          // unfinished, by id
-  std::vector<AttemptRow> attempts;  // of those jobs, by job id, then number
-  std::uint64_t epoch = 0;           // the last server start's (0: none yet)
-  std::uint64_t next_id = 1;         // above every id ever stored, removed ones included
-  std::uint64_t next_flow = 1;       // likewise for flows
-  std::vector<Count> counts;         // every kept job
+  std::vector<JobRow> jobs;            // unfinished, by id
+  std::vector<AttemptRow> attempts;    // of those jobs, by job id, then number
+  std::uint64_t epoch = 0;             // the last server start's (0: none yet)
+  std::uint64_t next_id = 1;           // above every id ever stored, removed ones included
+  std::uint64_t next_flow = 1;         // likewise for flows
+  std::vector<Count> counts;           // every kept job
   std::vector<ScheduleRow> schedules;  // by name
 };
 
