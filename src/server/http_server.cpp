@@ -21,8 +21,8 @@
 #include "daemon/notify.hpp"
 #include "server/api_json.hpp"
 #include "server/dashboard.hpp"
-#include "server/metrics.hpp"
 #include "server/leadership.hpp"
+#include "server/metrics.hpp"
 
 namespace ferry::server {
 namespace {

@@ -44,8 +44,8 @@
 
 #include "sched/scheduler.hpp"
 #include "server/job_spec.hpp"
-#include "server/schedule_spec.hpp"
 #include "server/metrics.hpp"
+#include "server/schedule_spec.hpp"
 #include "store/store.hpp"
 
 namespace ferry::server {

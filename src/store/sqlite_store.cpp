@@ -672,12 +672,11 @@ class SqliteStore final : public GroupCommitStore {
     auto highest_flow =
         static_cast<std::uint64_t>(reader.single_integer("SELECT max(id) FROM flows"));
     snapshot.next_flow = std::max(highest_flow, removed_flows_up_to) + 1;
-    Statement schedules(reader,
-                        "SELECT name, spec, paused, next_ms, created_ms FROM schedules ORDER BY name");
+    Statement schedules(
+        reader, "SELECT name, spec, paused, next_ms, created_ms FROM schedules ORDER BY name");
     while (schedules.next_row())
-      snapshot.schedules.push_back({schedules.text(0), schedules.text(1),
-                                    schedules.integer(2) != 0, schedules.integer(3),
-                                    schedules.integer(4)});
+      snapshot.schedules.push_back({schedules.text(0), schedules.text(1), schedules.integer(2) != 0,
+                                    schedules.integer(3), schedules.integer(4)});
     return snapshot;
   }
 
