@@ -268,7 +268,10 @@ std::vector<Result> Connection::pipeline(const std::vector<Statement>& statement
       pg_result* result = next_result(deadline);
       if (!result) fail("the database's answer ended early");
       ExecStatusType status = PQresultStatus(result);
-      if (status == PGRES_PIPELINE_SYNC) break;
+      if (status == PGRES_PIPELINE_SYNC) {
+        PQclear(result);
+        break;
+      }
       if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
         results.emplace_back(result);
       } else if (status == PGRES_PIPELINE_ABORTED) {

@@ -234,10 +234,12 @@ TEST(FerryWeb, MetricsPassPromtoolAndCountTheJobsRun) {
       {R"(ferry_lease_expiries_total{queue="gamma"})", 1},
       {R"(ferry_jobs_cancelled_total{queue="gamma"})", 1},
       {R"(ferry_jobs_retried_total{queue="gamma"})", 0},
-      {"ferry_stale_completions_total", 1},
       {"ferry_jobs_in_memory", 0},
   };
   for (const auto& [series, value] : expected) EXPECT_EQ(sample(text, series), value) << series;
+  // The late report of beta's job at least; a worker's report sent again
+  // because its answer was slow (a loaded machine, a sanitizer) counts too.
+  EXPECT_GE(sample(text, "ferry_stale_completions_total"), 1);
   EXPECT_GE(sample(text, "ferry_workers_connected"), 1);
   EXPECT_GE(sample(text, "ferry_store_commit_seconds_count"), 5);
   EXPECT_GT(sample(text, "ferry_store_size_bytes"), 0);
