@@ -162,4 +162,8 @@ std::optional<std::size_t> wait_for(
   return progress.failed;
 }
 
+std::string text(const boost::json::value& value) {
+  return value.is_string() ? std::string(value.as_string()) : boost::json::serialize(value);
+}
+
 }  // namespace ferry::cli

@@ -64,6 +64,9 @@ std::optional<std::size_t> wait_for(
     std::optional<std::chrono::steady_clock::time_point> deadline,
     const std::function<void(const boost::json::object& event)>& on_final = {});
 
+// A value of an answer for a person: a string as it is, anything else as JSON.
+std::string text(const boost::json::value& value);
+
 struct ApiError : std::runtime_error {
   ApiError(const std::string& message, int status)
       : std::runtime_error(message), exit_status(status) {}

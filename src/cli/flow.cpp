@@ -19,10 +19,6 @@ namespace {
 
 namespace json = boost::json;
 
-std::string text(const json::value& value) {
-  return value.is_string() ? std::string(value.as_string()) : json::serialize(value);
-}
-
 void add_params(CLI::App& command, std::vector<std::string>& params) {
   command.add_option("--param,-p", params,
                      "NAME=VALUE: a flow parameter (${NAME} in the file), over the file's own");

@@ -17,10 +17,6 @@ namespace {
 
 namespace json = boost::json;
 
-std::string text(const json::value& value) {
-  return value.is_string() ? std::string(value.as_string()) : json::serialize(value);
-}
-
 // One line for a person: "7  succeeded  attempts 1  echo hi".
 std::string summary(const json::object& job) {
   const json::object& spec = job.at("spec").as_object();

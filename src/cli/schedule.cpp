@@ -16,10 +16,6 @@ namespace {
 
 namespace json = boost::json;
 
-std::string text(const json::value& value) {
-  return value.is_string() ? std::string(value.as_string()) : json::serialize(value);
-}
-
 // "2026-11-28 02:00 UTC" for a time in Unix milliseconds.
 std::string when(const json::value& unix_ms) {
   if (!unix_ms.is_int64()) return "never";
