@@ -133,30 +133,37 @@ Connection::Connection(const std::string& url, std::chrono::milliseconds connect
   const char* values[] = {"1", "5", "2", "3", "10000", url.c_str(), "UTF8", nullptr};
   connection_ = PQconnectStartParams(keywords, values, /*expand_dbname=*/1);
   if (!connection_) throw Error("out of memory", "", true);
-  auto deadline = Clock::now() + connect_timeout;
-  if (PQstatus(connection_) == CONNECTION_BAD)
-    fail(fmt::format("cannot connect to {}", redacted(url)));
-  for (PostgresPollingStatusType status = PGRES_POLLING_WRITING;;) {
-    if (status == PGRES_POLLING_OK) break;
-    if (status == PGRES_POLLING_FAILED) {
-      std::string why = message_of(connection_, nullptr);
-      broken_ = true;
-      throw Error(fmt::format("cannot connect to {}: {}", redacted(url), why), "", true);
+  // A constructor that throws runs no destructor: the connection (and its
+  // socket) is closed here then, or a standby retrying would leak one a try.
+  try {
+    auto deadline = Clock::now() + connect_timeout;
+    if (PQstatus(connection_) == CONNECTION_BAD)
+      fail(fmt::format("cannot connect to {}", redacted(url)));
+    for (PostgresPollingStatusType status = PGRES_POLLING_WRITING;;) {
+      if (status == PGRES_POLLING_OK) break;
+      if (status == PGRES_POLLING_FAILED) {
+        std::string why = message_of(connection_, nullptr);
+        broken_ = true;
+        throw Error(fmt::format("cannot connect to {}: {}", redacted(url), why), "", true);
+      }
+      try {
+        wait(status == PGRES_POLLING_WRITING, deadline);
+      } catch (const Error&) {
+        throw Error(fmt::format("cannot connect to {}: no answer within {} ms", redacted(url),
+                                connect_timeout.count()),
+                    "", true);
+      }
+      status = PQconnectPoll(connection_);
     }
-    try {
-      wait(status == PGRES_POLLING_WRITING, deadline);
-    } catch (const Error&) {
-      throw Error(fmt::format("cannot connect to {}: no answer within {} ms", redacted(url),
-                              connect_timeout.count()),
-                  "", true);
-    }
-    status = PQconnectPoll(connection_);
+    // Notices ("relation already exists, skipping") are not errors: not printed.
+    PQsetNoticeProcessor(
+        connection_, [](void*, const char*) {}, nullptr);
+    if (PQsetnonblocking(connection_, 1) != 0) fail("cannot make the connection non-blocking");
+    if (!setup.empty()) run(setup, {}, deadline + std::chrono::seconds(10));
+  } catch (...) {
+    PQfinish(connection_);
+    throw;
   }
-  // Notices ("relation already exists, skipping") are not errors: not printed.
-  PQsetNoticeProcessor(
-      connection_, [](void*, const char*) {}, nullptr);
-  if (PQsetnonblocking(connection_, 1) != 0) fail("cannot make the connection non-blocking");
-  if (!setup.empty()) run(setup, {}, deadline + std::chrono::seconds(10));
 }
 
 Connection::~Connection() { PQfinish(connection_); }
