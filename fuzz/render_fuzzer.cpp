@@ -159,7 +159,7 @@ void check_others(const JobSpec& spec, const LeaseRequest& request, std::string_
   reparsed(render_queues({{spec.queue, counts}}), "render_queues gives JSON");
   StoreView store{.size = {.bytes = 4096, .oldest_id = 41, .oldest_created_ms = 1764070000000},
                   .keep_finished = spec.keep};
-  reparsed(render_stats(counts, 1, store, 7), "render_stats gives JSON");
+  reparsed(render_stats(counts, 1, store, 7, {}), "render_stats gives JSON");
   reparsed(render_submitted({.ids = {41, 42}, .existing = {41}, .flow = 7}),
            "render_submitted gives JSON");
   json::value error = reparsed(render_error("invalid_request", detail), "render_error gives JSON");
