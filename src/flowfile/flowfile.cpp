@@ -559,6 +559,11 @@ class AzkabanReader {
                fmt::format("config.{}: follows no command.{}", key, numbered + 1));
         fail(source_, node.where, fmt::format("config.{}: unknown key", key));
       }
+      for (std::size_t i = 0; i < commands.size(); ++i)
+        if (commands[i].find_first_not_of(" \t\r\n") == std::string::npos)
+          fail(source_, node.where,
+               fmt::format("config.{}: must not be empty",
+                           i == 0 ? std::string("command") : fmt::format("command.{}", i)));
       job["command"] = json::object{{"shell", script_of(commands)}};
     }
     if (auto retries = values.find("retries"); retries != values.end()) {
