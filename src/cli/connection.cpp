@@ -166,4 +166,11 @@ std::string text(const boost::json::value& value) {
   return value.is_string() ? std::string(value.as_string()) : boost::json::serialize(value);
 }
 
+boost::json::object command_work(const std::vector<std::string>& words, bool shell) {
+  if (!shell) return {{"argv", boost::json::array(words.begin(), words.end())}};
+  std::string script;
+  for (const std::string& word : words) script += (script.empty() ? "" : " ") + word;
+  return {{"shell", script}};
+}
+
 }  // namespace ferry::cli

@@ -64,6 +64,10 @@ std::optional<std::size_t> wait_for(
     std::optional<std::chrono::steady_clock::time_point> deadline,
     const std::function<void(const boost::json::object& event)>& on_final = {});
 
+// A command job's work from the words after `--`: {"argv": words}, or with
+// `shell` {"shell": the words joined by spaces}.
+boost::json::object command_work(const std::vector<std::string>& words, bool shell);
+
 // A value of an answer for a person: a string as it is, anything else as JSON.
 std::string text(const boost::json::value& value);
 

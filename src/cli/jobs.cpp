@@ -73,14 +73,7 @@ Subcommand add_submit(CLI::App& app) {
             words.insert(words.end(), trailing.begin(), trailing.end());
             if (words.empty())
               throw run::UsageError("submit needs a command: ferry submit [OPTIONS] -- COMMAND");
-            json::object work;
-            if (flags->shell) {
-              std::string script;
-              for (const std::string& word : words) script += (script.empty() ? "" : " ") + word;
-              work["shell"] = script;
-            } else {
-              work["argv"] = json::array(words.begin(), words.end());
-            }
+            json::object work = command_work(words, flags->shell);
             json::object job = flags->job.job(std::move(work));
             bool keyed = !flags->job.options.key.empty();
             json::value reply =

@@ -167,14 +167,7 @@ Subcommand add_schedule(CLI::App& app) {
           if (!about.as_object().contains("name")) about.as_object()["name"] = flows[0].name;
           spec["flow"] = std::move(batch);
         } else {
-          json::object work;
-          if (flags->shell) {
-            std::string script;
-            for (const std::string& word : words) script += (script.empty() ? "" : " ") + word;
-            work["shell"] = script;
-          } else {
-            work["argv"] = json::array(words.begin(), words.end());
-          }
+          json::object work = command_work(words, flags->shell);
           spec["job"] = flags->job.job(std::move(work));
         }
         json::value reply = connection.call("POST", "/v1/schedules", json::serialize(spec));
