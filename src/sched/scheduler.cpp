@@ -77,6 +77,8 @@ const Job* Scheduler::find(JobId id) const {
 }
 
 void Scheduler::set_state(Job& job, State state) {
+  if (job.state == State::running && state != State::running) stopped(job);
+  if (state == State::running && job.state != State::running) started(job);
   counts_.by_state[static_cast<int>(job.state)]--;
   counts_.by_state[static_cast<int>(state)]++;
   changes_.push_back({job.id, job.state, state});
@@ -89,8 +91,119 @@ void Scheduler::make_ready(Job& job, Time now) {
     delayed_.insert({job.ready_at, job.id});
   } else {
     set_state(job, State::queued);
-    queues_[job.options.queue].push(job.id, job.options.priority);
+    enqueue(job);
   }
+}
+
+void Scheduler::enqueue(Job& job) {
+  Queue& queue = queues_[job.options.queue];
+  if (!queue.group) queue.group = &groups_[job.options.group];
+  queue.ready.push(job.id, job.options.priority);
+}
+
+void Scheduler::unqueue(Job& job) {
+  if (!job.held_by_key) {
+    queues_[job.options.queue].ready.erase(job.id, job.options.priority);
+    return;
+  }
+  job.held_by_key = false;
+  Group& group = group_of(job);
+  auto held = group.held_by_key.find(job.options.concurrency_key);
+  held->second.erase(job.id, job.options.priority);
+  if (held->second.empty()) group.held_by_key.erase(held);
+}
+
+// --- Group limits -----------------------------------------------------------
+
+bool Scheduler::Group::admits() const {
+  if (!limits) return true;
+  return !limits->paused && (!limits->max_running || running < *limits->max_running) &&
+         (!limits->rate || units >= limits->rate->per.count());
+}
+
+void Scheduler::Group::refill(Time now) {
+  if (!limits || !limits->rate || now <= refilled) return;
+  const Rate& rate = *limits->rate;
+  std::int64_t capacity =
+      std::int64_t{limits->burst ? limits->burst : rate.count} * rate.per.count();
+  std::int64_t earned = (now - refilled).count() * std::int64_t{rate.count};
+  units = capacity - units <= earned ? capacity : units + earned;
+  refilled = now;
+}
+
+std::optional<Time> Scheduler::Group::next_token() const {
+  if (!limits || !limits->rate || limits->paused || limits->rate->count == 0) return std::nullopt;
+  std::int64_t missing = limits->rate->per.count() - units;
+  if (missing <= 0) return std::nullopt;
+  std::int64_t count = limits->rate->count;
+  return refilled + Time{(missing + count - 1) / count};
+}
+
+Scheduler::Group& Scheduler::group_of(const Job& job) { return groups_[job.options.group]; }
+
+void Scheduler::set_limits(std::string_view name, GroupLimits limits, Time now) {
+  auto it = groups_.find(name);
+  if (it == groups_.end()) it = groups_.emplace(std::string(name), Group{}).first;
+  Group& group = it->second;
+  group.refill(now);
+  const std::optional<Rate> before = group.limits ? group.limits->rate : std::nullopt;
+  if (limits.rate) {
+    // A new rate starts full; a changed one keeps the tokens it had.
+    std::int64_t per = limits.rate->per.count();
+    std::int64_t capacity = std::int64_t{limits.burst ? limits.burst : limits.rate->count} * per;
+    if (!before) {
+      group.units = capacity;
+    } else {
+      std::int64_t old_per = before->per.count();  // whole tokens, then the fraction
+      std::int64_t scaled = group.units / old_per * per + group.units % old_per * per / old_per;
+      group.units = std::min(scaled, capacity);
+    }
+    group.refilled = now;
+  }
+  std::uint32_t per_key = limits.per_key;
+  group.limits = limits;
+  // A higher per-key limit may let held jobs go; they are checked again
+  // when they come up.
+  std::vector<std::string> keys;
+  for (const auto& [key, held] : group.held_by_key) keys.push_back(key);
+  for (const std::string& key : keys) release_held(group, key, per_key);
+}
+
+const GroupLimits* Scheduler::limits(std::string_view name) const {
+  auto it = groups_.find(name);
+  return it == groups_.end() || !it->second.limits ? nullptr : &*it->second.limits;
+}
+
+std::uint32_t Scheduler::running_in(std::string_view name) const {
+  auto it = groups_.find(name);
+  return it == groups_.end() ? 0 : it->second.running;
+}
+
+void Scheduler::started(Job& job) {
+  Group& group = group_of(job);
+  group.running++;
+  if (!job.options.concurrency_key.empty()) group.running_by_key[job.options.concurrency_key]++;
+}
+
+void Scheduler::stopped(Job& job) {
+  Group& group = group_of(job);
+  group.running--;
+  const std::string& key = job.options.concurrency_key;
+  if (key.empty()) return;
+  auto running = group.running_by_key.find(key);
+  if (--running->second == 0) group.running_by_key.erase(running);
+  release_held(group, key, 1);
+}
+
+void Scheduler::release_held(Group& group, std::string_view key, std::size_t how_many) {
+  auto held = group.held_by_key.find(std::string(key));
+  if (held == group.held_by_key.end()) return;
+  for (std::size_t n = 0; n < how_many && !held->second.empty(); ++n) {
+    Job& job = *get(*held->second.pop());
+    job.held_by_key = false;
+    queues_[job.options.queue].ready.push(job.id, job.options.priority);
+  }
+  if (held->second.empty()) group.held_by_key.erase(held);
 }
 
 JobId Scheduler::submit(JobOptions options, Time now) {
@@ -232,6 +345,7 @@ Job& Scheduler::place(Job job) {
   JobId id = job.id;
   Job& placed = jobs_.emplace(id, std::move(job)).first->second;
   placed.state = State::waiting;
+  placed.held_by_key = false;
   placed.lease_expires.reset();
   counts_.by_state[static_cast<int>(State::waiting)]++;
   return placed;
@@ -278,24 +392,47 @@ void Scheduler::settle_into(Job& restored, State state, Time now, const EndedSta
 std::optional<Lease> Scheduler::lease(Time now, std::string_view worker,
                                       std::optional<Time> lease_for,
                                       std::span<const std::string> queues) {
-  ReadyQueue* best = nullptr;
-  auto consider = [&](ReadyQueue& queue) {
-    auto top = queue.peek();
-    if (!top) return;
-    auto current = best ? best->peek() : std::nullopt;
-    if (!current || top->second > current->second ||
-        (top->second == current->second && top->first < current->first))
-      best = &queue;
-  };
-  if (queues.empty()) {
-    for (auto& [queue_name, queue] : queues_) consider(queue);
-  } else {
-    for (const std::string& queue_name : queues)
-      if (auto it = queues_.find(queue_name); it != queues_.end()) consider(it->second);
-  }
-  if (!best) return std::nullopt;
+  Job* chosen = nullptr;
+  while (!chosen) {
+    Queue* best = nullptr;
+    std::optional<std::pair<JobId, int>> best_top;
+    auto consider = [&](Queue& queue) {
+      auto top = queue.ready.peek();
+      if (!top) return;
+      if (!best_top || top->second > best_top->second ||
+          (top->second == best_top->second && top->first < best_top->first)) {
+        queue.group->refill(now);
+        if (!queue.group->admits()) return;
+        best = &queue;
+        best_top = top;
+      }
+    };
+    if (queues.empty()) {
+      for (auto& [queue_name, queue] : queues_) consider(queue);
+    } else {
+      for (const std::string& queue_name : queues)
+        if (auto it = queues_.find(queue_name); it != queues_.end()) consider(it->second);
+    }
+    if (!best) return std::nullopt;
 
-  Job& job = *get(*best->pop());
+    Job& job = *get(*best->ready.pop());
+    Group& group = *best->group;
+    const std::string& key = job.options.concurrency_key;
+    if (!key.empty()) {
+      std::uint32_t per_key = group.limits ? group.limits->per_key : 1;
+      auto running = group.running_by_key.find(key);
+      if (running != group.running_by_key.end() && running->second >= per_key) {
+        // Held until a job of its key stops; the next best may start instead.
+        job.held_by_key = true;
+        group.held_by_key[key].push(job.id, job.options.priority);
+        continue;
+      }
+    }
+    if (group.limits && group.limits->rate) group.units -= group.limits->rate->per.count();
+    chosen = &job;
+  }
+
+  Job& job = *chosen;
   Attempt& attempt = job.attempts.emplace_back();
   attempt.number = static_cast<int>(job.attempts.size());
   attempt.lease = next_token_++;
@@ -330,7 +467,7 @@ void Scheduler::finish_attempt(Job& job, AttemptEnd end, std::string reason, Tim
 bool Scheduler::resume_lease(JobId id, Attempt attempt, std::optional<Time> expires) {
   Job* job = get(id);
   if (!job || job->state != State::queued) return false;
-  queues_[job->options.queue].erase(id, job->options.priority);
+  unqueue(*job);
   attempt.number = static_cast<int>(job->attempts.size()) + 1;
   attempt.end = AttemptEnd::running;
   next_token_ = std::max(next_token_, attempt.lease + 1);
@@ -386,7 +523,7 @@ bool Scheduler::cancel(JobId id, std::string reason, Time now) {
       delayed_.erase({job->ready_at, id});
       break;
     case State::queued:
-      queues_[job->options.queue].erase(id, job->options.priority);
+      unqueue(*job);
       break;
     case State::running:
       finish_attempt(*job, AttemptEnd::cancelled, reason, now);
@@ -407,7 +544,7 @@ bool Scheduler::retry(JobId id, Time now) {
   job->reason.clear();
   job->ready_at = now;
   set_state(*job, State::queued);
-  queues_[job->options.queue].push(job->id, job->options.priority);
+  enqueue(*job);
   return true;
 }
 
@@ -423,6 +560,7 @@ void Scheduler::advance(Time now) {
     delayed_.erase(delayed_.begin());
     make_ready(job, now);
   }
+  for (auto& [name, group] : groups_) group.refill(now);
 }
 
 std::optional<Time> Scheduler::next_wakeup() const {
@@ -430,6 +568,8 @@ std::optional<Time> Scheduler::next_wakeup() const {
   if (!delayed_.empty()) next = delayed_.begin()->first;
   if (!expiring_.empty() && (!next || expiring_.begin()->first < *next))
     next = expiring_.begin()->first;
+  for (const auto& [name, group] : groups_)
+    if (auto token = group.next_token(); token && (!next || *token < *next)) next = token;
   return next;
 }
 

@@ -55,6 +55,33 @@ struct JobOptions {
   int priority = 0;  // higher runs first
   RetryPolicy retry;
   Time not_before{0};  // waiting until then
+  // The group whose limits it counts against (see GroupLimits). All jobs of
+  // one queue are in one group: the group of its first job.
+  std::string group;
+  // At most `per_key` running jobs of the group share a key ("": no key).
+  std::string concurrency_key;
+};
+
+// Jobs started per period: `count` every `per`.
+struct Rate {
+  std::uint32_t count = 0;
+  Time per{1000};
+  bool operator==(const Rate&) const = default;
+};
+
+// What starts of a group's jobs: none while paused; at most `max_running`
+// at a time; at the `rate`, from a token bucket holding up to `burst`
+// tokens (0: rate.count), full when the rate is first set; and at most
+// `per_key` running jobs with one concurrency key. A lease that ends,
+// expires or is released frees its place at once; changed limits stop no
+// running job.
+struct GroupLimits {
+  bool paused = false;
+  std::optional<std::uint32_t> max_running;
+  std::optional<Rate> rate;
+  std::uint32_t burst = 0;
+  std::uint32_t per_key = 1;
+  bool operator==(const GroupLimits&) const = default;
 };
 
 enum class AttemptEnd : std::uint8_t { running, succeeded, failed, lease_expired, cancelled };
@@ -89,6 +116,7 @@ struct Job {
   std::uint32_t unmet = 0;            // dependencies still to end
   std::uint32_t after_succeeded = 0;  // dependencies that ended and succeeded
   bool skipped = false;               // cancelled because a dependency could not succeed
+  bool held_by_key = false;           // queued, but its concurrency key is at its limit
   std::uint32_t retry_base = 0;       // attempts before this index were before a manual retry
   Time ready_at{0};                   // when a waiting job becomes queued
   std::optional<Time> lease_expires;  // while running under an expiring lease
@@ -153,8 +181,15 @@ class Scheduler {
   // job that is not here or has not ended.
   bool forget(JobId job);
 
-  // Takes the best queued job, from `queues` (all queues when empty), and
-  // leases it to `worker` for `lease_for` (nullopt: no expiry).
+  // Sets a group's limits (see GroupLimits), from `now` on.
+  void set_limits(std::string_view group, GroupLimits limits, Time now);
+  // nullptr: a group never given limits (none apply but the per-key one).
+  const GroupLimits* limits(std::string_view group) const;
+  std::uint32_t running_in(std::string_view group) const;
+
+  // Takes the best queued job its group's limits let start, from `queues`
+  // (all queues when empty), and leases it to `worker` for `lease_for`
+  // (nullopt: no expiry).
   std::optional<Lease> lease(Time now, std::string_view worker, std::optional<Time> lease_for,
                              std::span<const std::string> queues = {});
 
@@ -185,10 +220,11 @@ class Scheduler {
   bool retry(JobId job, Time now);
 
   // Moves time forward: waiting jobs whose time came are queued, expired
-  // leases put their jobs back.
+  // leases put their jobs back, rate limits earn their tokens.
   void advance(Time now);
 
-  // The earliest time at which advance() would change something.
+  // The earliest time at which advance() would change something (or a
+  // rate-limited group have a token again).
   std::optional<Time> next_wakeup() const;
 
   const Job* find(JobId job) const;
@@ -207,6 +243,8 @@ class Scheduler {
   Job* get(JobId job);
   void set_state(Job& job, State state);
   void make_ready(Job& job, Time now);  // queued now, or waiting until ready_at
+  void enqueue(Job& job);               // in its queue's ready jobs
+  void unqueue(Job& job);               // out of them, or of those held by their key
   void finish_attempt(Job& job, AttemptEnd end, std::string reason, Time now);
   // admit() in two steps: held first (waiting, on nothing yet), then put in
   // the state it had, its dependencies resolved.
@@ -225,11 +263,37 @@ class Scheduler {
   // A job ended: its dependants move on, or are skipped in turn.
   void ended(JobId job, Time now);
 
+  // A group's limits and what they count. Tokens are kept in units of
+  // 1/rate.per ms of a token (each millisecond adds rate.count units), so
+  // the bucket is exact.
+  struct Group {
+    std::optional<GroupLimits> limits;
+    std::uint32_t running = 0;
+    std::int64_t units = 0;
+    Time refilled{0};
+    std::unordered_map<std::string, std::uint32_t> running_by_key;
+    // Queued jobs whose key was at its limit when they came up, by key.
+    std::unordered_map<std::string, ReadyQueue> held_by_key;
+    bool admits() const;  // whether a job of it may start now
+    void refill(Time now);
+    std::optional<Time> next_token() const;
+  };
+  Group& group_of(const Job& job);
+  void started(Job& job);
+  void stopped(Job& job);
+  // Puts jobs held by their key back among the ready ones, up to `how_many`.
+  void release_held(Group& group, std::string_view key, std::size_t how_many);
+  struct Queue {
+    ReadyQueue ready;
+    Group* group = nullptr;
+  };
+
   // The jobs held, by id: those not ended, and ended ones not yet forgotten.
   // Nodes: a job never moves while it is held.
   std::unordered_map<JobId, Job> jobs_;
   JobId next_id_ = 1;  // for submit()
-  std::map<std::string, ReadyQueue, std::less<>> queues_;
+  std::map<std::string, Queue, std::less<>> queues_;
+  std::map<std::string, Group, std::less<>> groups_;          // nodes: queues point to them
   std::set<std::pair<Time, JobId>> delayed_;                  // waiting jobs by ready_at
   std::set<std::pair<Time, JobId>> expiring_;                 // running jobs by lease expiry
   std::unordered_map<JobId, std::vector<JobId>> dependants_;  // of jobs that have not ended

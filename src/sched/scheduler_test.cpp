@@ -488,5 +488,127 @@ TEST(Scheduler, RestoresEveryStateAfterARestart) {
   EXPECT_EQ(s.submit({}, Time{600}), 6u);  // new ids continue after the highest
 }
 
+// --- Group limits ------------------------------------------------------------
+
+// In its group's queue unless told otherwise (a queue's jobs share a group).
+JobOptions in_group(std::string group, std::string key = "", std::string queue = "") {
+  JobOptions options;
+  options.queue = queue.empty() ? group : std::move(queue);
+  options.group = std::move(group);
+  options.concurrency_key = std::move(key);
+  return options;
+}
+
+std::vector<JobId> lease_all(Scheduler& s, Time now) {
+  std::vector<JobId> leased;
+  while (auto lease = s.lease(now, "w", std::nullopt)) leased.push_back(lease->job);
+  return leased;
+}
+
+TEST(SchedulerLimits, APausedGroupStartsNothingWhileItsRunningJobsFinish) {
+  Scheduler s;
+  JobId first = s.submit(in_group("q"), Time{0});
+  JobId second = s.submit(in_group("q"), Time{0});
+  JobId other = s.submit(in_group("r"), Time{0});
+  auto lease = s.lease(Time{0}, "w", std::nullopt);
+  ASSERT_EQ(lease->job, first);
+  s.set_limits("q", {.paused = true}, Time{1});
+  EXPECT_EQ(lease_all(s, Time{2}), std::vector<JobId>{other});  // other groups go on
+  EXPECT_EQ(s.complete(first, lease->token, true, "", Time{3}), Completion::recorded);
+  EXPECT_EQ(s.find(second)->state, State::queued);
+  EXPECT_TRUE(lease_all(s, Time{4}).empty());
+  s.set_limits("q", {}, Time{5});
+  EXPECT_EQ(lease_all(s, Time{5}), std::vector<JobId>{second});
+}
+
+TEST(SchedulerLimits, MaxRunningHoldsAcrossQueuesOfTheGroup) {
+  Scheduler s;
+  s.set_limits("q", {.max_running = 2}, Time{0});
+  // One group, two scheduler queues (the Service makes one per label set).
+  std::vector<JobId> ids;
+  for (int i = 0; i < 3; ++i) ids.push_back(s.submit(in_group("q", "", "q"), Time{0}));
+  for (int i = 0; i < 3; ++i) ids.push_back(s.submit(in_group("q", "", "q#gpu"), Time{0}));
+  auto first = s.lease(Time{0}, "a", std::nullopt, std::vector<std::string>{"q#gpu"});
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->job, ids[3]);
+  EXPECT_EQ(lease_all(s, Time{0}), std::vector<JobId>{ids[0]});
+  EXPECT_EQ(s.limits("q")->max_running, 2u);
+  EXPECT_EQ(s.running_in("q"), 2u);
+  s.complete(first->job, first->token, false, "exit 1", Time{1});  // failed: leaves running
+  EXPECT_EQ(lease_all(s, Time{1}), std::vector<JobId>{ids[1]});
+  // Raising the limit lets more start at once; lowering it stops no one.
+  s.set_limits("q", {.max_running = 4}, Time{2});
+  EXPECT_EQ(lease_all(s, Time{2}), (std::vector<JobId>{ids[2], ids[4]}));
+  s.set_limits("q", {.max_running = 1}, Time{3});
+  EXPECT_EQ(s.running_in("q"), 4u);
+  EXPECT_TRUE(lease_all(s, Time{3}).empty());
+}
+
+TEST(SchedulerLimits, ARateStartsJobsFromATokenBucket) {
+  Scheduler s;
+  // 2 jobs a second, bursts of up to 3.
+  s.set_limits("q", {.rate = Rate{2, Time{1000}}, .burst = 3}, Time{0});
+  for (int i = 0; i < 20; ++i) s.submit(in_group("q"), Time{0});
+  EXPECT_EQ(lease_all(s, Time{0}).size(), 3u);  // the bucket starts full
+  EXPECT_EQ(s.next_wakeup(), Time{500});        // the next token
+  EXPECT_TRUE(lease_all(s, Time{499}).empty());
+  s.advance(Time{500});
+  EXPECT_FALSE(s.next_wakeup() && *s.next_wakeup() <= Time{500});
+  EXPECT_EQ(lease_all(s, Time{500}).size(), 1u);
+  EXPECT_EQ(lease_all(s, Time{1750}).size(), 2u);  // 2.5 tokens came: 2 used, half kept
+  EXPECT_EQ(s.next_wakeup(), Time{2000});
+  EXPECT_EQ(lease_all(s, Time{2000}).size(), 1u);
+  // Idle for long, the bucket holds no more than the burst.
+  EXPECT_EQ(lease_all(s, Time{60'000}).size(), 3u);
+  // A per-minute rate: one job, then one every 30 s.
+  s.set_limits("q", {.rate = Rate{2, Time{60'000}}, .burst = 1}, Time{60'000});
+  EXPECT_TRUE(lease_all(s, Time{60'000}).empty());  // the bucket keeps what it had: none
+  EXPECT_EQ(lease_all(s, Time{90'000}).size(), 1u);
+  EXPECT_TRUE(lease_all(s, Time{119'999}).empty());
+}
+
+TEST(SchedulerLimits, AConcurrencyKeyRunsOneJobAtATimeByDefault) {
+  Scheduler s;
+  JobId a1 = s.submit(in_group("q", "alice"), Time{0});
+  JobId a2 = s.submit(in_group("q", "alice"), Time{0});
+  JobId b1 = s.submit(in_group("q", "bob"), Time{0});
+  JobId a3 = s.submit(in_group("q", "alice"), Time{0});
+  JobId free = s.submit(in_group("q"), Time{0});
+  auto lease_a1 = s.lease(Time{0}, "w", std::nullopt);
+  EXPECT_EQ(lease_a1->job, a1);
+  // a2 and a3 wait for alice's running job; the others pass them.
+  EXPECT_EQ(lease_all(s, Time{0}), (std::vector<JobId>{b1, free}));
+  EXPECT_EQ(s.find(a2)->state, State::queued);
+  EXPECT_EQ(s.counts()[State::queued], 2u);
+  // A waiting job can be cancelled.
+  EXPECT_TRUE(s.cancel(a2, "no", Time{1}));
+  s.complete(a1, lease_a1->token, true, "", Time{2});
+  EXPECT_EQ(lease_all(s, Time{2}), std::vector<JobId>{a3});
+  // A higher limit for the group lets more of one key run at once.
+  JobId a4 = s.submit(in_group("q", "alice"), Time{3});
+  EXPECT_TRUE(lease_all(s, Time{3}).empty());
+  s.set_limits("q", {.per_key = 2}, Time{4});
+  EXPECT_EQ(lease_all(s, Time{4}), std::vector<JobId>{a4});
+  // Keys of other groups are other keys.
+  JobId other = s.submit(in_group("r", "alice"), Time{5});
+  EXPECT_EQ(lease_all(s, Time{5}), std::vector<JobId>{other});
+}
+
+TEST(SchedulerLimits, AJobWaitingOnItsKeyKeepsItsPlaceAndPriority) {
+  Scheduler s;
+  JobOptions urgent = in_group("q", "k");
+  urgent.priority = 5;
+  JobId running = s.submit(in_group("q", "k"), Time{0});
+  auto lease = s.lease(Time{0}, "w", std::nullopt);
+  JobId low = s.submit(in_group("q", "k"), Time{1});
+  JobId high = s.submit(urgent, Time{1});
+  EXPECT_TRUE(lease_all(s, Time{1}).empty());
+  // An expired or released lease frees the key like an end does.
+  s.release(running, lease->token, Time{2}, "gone");
+  EXPECT_EQ(lease_all(s, Time{2}), std::vector<JobId>{high});
+  EXPECT_EQ(s.find(low)->state, State::queued);
+  EXPECT_EQ(s.find(running)->state, State::queued);
+}
+
 }  // namespace
 }  // namespace ferry::sched
