@@ -156,7 +156,8 @@ void check_others(const JobSpec& spec, const LeaseRequest& request, std::string_
   ferry::sched::Counts counts;
   counts.by_state[1] = 12;
   counts.stale_completions = 2;
-  reparsed(render_queues({{spec.queue, counts}}), "render_queues gives JSON");
+  QueueView queue{.name = spec.queue, .settings = {.paused = true}, .counts = counts};
+  reparsed(render_queues({queue}), "render_queues gives JSON");
   StoreView store{.size = {.bytes = 4096, .oldest_id = 41, .oldest_created_ms = 1764070000000},
                   .keep_finished = spec.keep};
   reparsed(render_stats(counts, 1, store, 7, {}), "render_stats gives JSON");

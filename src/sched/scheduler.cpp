@@ -96,14 +96,17 @@ void Scheduler::make_ready(Job& job, Time now) {
 }
 
 void Scheduler::enqueue(Job& job) {
-  Queue& queue = queues_[job.options.queue];
-  if (!queue.group) queue.group = &groups_[job.options.group];
-  queue.ready.push(job.id, job.options.priority);
+  auto found = queues_.find(job.options.queue);
+  if (found == queues_.end()) {
+    found = queues_.emplace(job.options.queue, Queue{}).first;
+    found->second.group = &group_named(job.options.queue);
+  }
+  found->second.ready.push(job.id, job.options.priority);
 }
 
 void Scheduler::unqueue(Job& job) {
   if (!job.held_by_key) {
-    queues_[job.options.queue].ready.erase(job.id, job.options.priority);
+    queues_.find(job.options.queue)->second.ready.erase(job.id, job.options.priority);
     return;
   }
   job.held_by_key = false;
@@ -139,12 +142,25 @@ std::optional<Time> Scheduler::Group::next_token() const {
   return refilled + Time{(missing + count - 1) / count};
 }
 
-Scheduler::Group& Scheduler::group_of(const Job& job) { return groups_[job.options.group]; }
-
-void Scheduler::set_limits(std::string_view name, GroupLimits limits, Time now) {
+Scheduler::Group& Scheduler::group_named(std::string_view name) {
   auto it = groups_.find(name);
   if (it == groups_.end()) it = groups_.emplace(std::string(name), Group{}).first;
-  Group& group = it->second;
+  return it->second;
+}
+
+// A job's queue exists: it was queued before it could run.
+Scheduler::Group& Scheduler::group_of(const Job& job) {
+  return *queues_.find(job.options.queue)->second.group;
+}
+
+void Scheduler::set_group(std::string_view queue, std::string_view group) {
+  auto found = queues_.find(queue);
+  if (found == queues_.end()) found = queues_.emplace(std::string(queue), Queue{}).first;
+  found->second.group = &group_named(group);
+}
+
+void Scheduler::set_limits(std::string_view name, GroupLimits limits, Time now) {
+  Group& group = group_named(name);
   group.refill(now);
   const std::optional<Rate> before = group.limits ? group.limits->rate : std::nullopt;
   if (limits.rate) {
@@ -201,7 +217,7 @@ void Scheduler::release_held(Group& group, std::string_view key, std::size_t how
   for (std::size_t n = 0; n < how_many && !held->second.empty(); ++n) {
     Job& job = *get(*held->second.pop());
     job.held_by_key = false;
-    queues_[job.options.queue].ready.push(job.id, job.options.priority);
+    queues_.find(job.options.queue)->second.ready.push(job.id, job.options.priority);
   }
   if (held->second.empty()) group.held_by_key.erase(held);
 }

@@ -55,10 +55,7 @@ struct JobOptions {
   int priority = 0;  // higher runs first
   RetryPolicy retry;
   Time not_before{0};  // waiting until then
-  // The group whose limits it counts against (see GroupLimits). All jobs of
-  // one queue are in one group: the group of its first job.
-  std::string group;
-  // At most `per_key` running jobs of the group share a key ("": no key).
+  // At most `per_key` running jobs of its queue's group share a key ("": none).
   std::string concurrency_key;
 };
 
@@ -181,6 +178,9 @@ class Scheduler {
   // job that is not here or has not ended.
   bool forget(JobId job);
 
+  // The jobs of `queue` count against the limits of `group` (a queue not
+  // put in a group is a group of its own). Before the queue's first job.
+  void set_group(std::string_view queue, std::string_view group);
   // Sets a group's limits (see GroupLimits), from `now` on.
   void set_limits(std::string_view group, GroupLimits limits, Time now);
   // nullptr: a group never given limits (none apply but the per-key one).
@@ -279,6 +279,7 @@ class Scheduler {
     std::optional<Time> next_token() const;
   };
   Group& group_of(const Job& job);
+  Group& group_named(std::string_view name);
   void started(Job& job);
   void stopped(Job& job);
   // Puts jobs held by their key back among the ready ones, up to `how_many`.

@@ -490,11 +490,10 @@ TEST(Scheduler, RestoresEveryStateAfterARestart) {
 
 // --- Group limits ------------------------------------------------------------
 
-// In its group's queue unless told otherwise (a queue's jobs share a group).
-JobOptions in_group(std::string group, std::string key = "", std::string queue = "") {
+// A job of the queue named after the group (a group of its own).
+JobOptions in_group(std::string group, std::string key = "") {
   JobOptions options;
-  options.queue = queue.empty() ? group : std::move(queue);
-  options.group = std::move(group);
+  options.queue = std::move(group);
   options.concurrency_key = std::move(key);
   return options;
 }
@@ -524,10 +523,11 @@ TEST(SchedulerLimits, APausedGroupStartsNothingWhileItsRunningJobsFinish) {
 TEST(SchedulerLimits, MaxRunningHoldsAcrossQueuesOfTheGroup) {
   Scheduler s;
   s.set_limits("q", {.max_running = 2}, Time{0});
-  // One group, two scheduler queues (the Service makes one per label set).
+  // One group, two queues (the Service makes one per set of labels).
+  s.set_group("q#gpu", "q");
   std::vector<JobId> ids;
-  for (int i = 0; i < 3; ++i) ids.push_back(s.submit(in_group("q", "", "q"), Time{0}));
-  for (int i = 0; i < 3; ++i) ids.push_back(s.submit(in_group("q", "", "q#gpu"), Time{0}));
+  for (int i = 0; i < 3; ++i) ids.push_back(s.submit(in_group("q"), Time{0}));
+  for (int i = 0; i < 3; ++i) ids.push_back(s.submit(in_group("q#gpu"), Time{0}));
   auto first = s.lease(Time{0}, "a", std::nullopt, std::vector<std::string>{"q#gpu"});
   ASSERT_TRUE(first);
   EXPECT_EQ(first->job, ids[3]);

@@ -518,11 +518,24 @@ std::string render_stats(const sched::Counts& counts, std::size_t event_streams,
            {"failed", json::array(last_hour.failed.begin(), last_hour.failed.end())}}}});
 }
 
-std::string render_queues(const std::map<std::string, sched::Counts>& queues) {
+namespace {
+
+json::object queue_object(const QueueView& queue) {
+  json::object object{{"name", queue.name}};
+  for (auto& [key, value] : settings_object(queue.settings)) object[key] = std::move(value);
+  object["running"] = queue.running;
+  object["jobs"] = by_state(queue.counts);
+  object["total"] = queue.counts.total();
+  return object;
+}
+
+}  // namespace
+
+std::string render_queue(const QueueView& queue) { return json::serialize(queue_object(queue)); }
+
+std::string render_queues(const std::vector<QueueView>& queues) {
   json::array items;
-  for (const auto& [name, counts] : queues)
-    items.push_back(
-        json::object{{"name", name}, {"jobs", by_state(counts)}, {"total", counts.total()}});
+  for (const QueueView& queue : queues) items.push_back(queue_object(queue));
   return json::serialize(json::object{{"queues", std::move(items)}});
 }
 

@@ -60,7 +60,9 @@ std::string render_workers(const Service::WorkerPage& page, Time now);
 std::string render_stats(const sched::Counts& counts, std::size_t event_streams,
                          const StoreView& store, std::size_t jobs_in_memory,
                          const JobMetrics::LastHour& last_hour);
-std::string render_queues(const std::map<std::string, sched::Counts>& queues);
+// A queue: its settings, the jobs running now, its kept jobs by state.
+std::string render_queue(const QueueView& queue);
+std::string render_queues(const std::vector<QueueView>& queues);
 
 // GET /v1/events?ids=1-100,107&queue=Q&results=true: which job events a
 // stream carries. `ids` takes ids and ranges, at most `max_ids` jobs in all

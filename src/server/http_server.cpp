@@ -21,6 +21,7 @@
 #include "daemon/notify.hpp"
 #include "server/api_json.hpp"
 #include "server/dashboard.hpp"
+#include "server/json_fields.hpp"
 #include "server/leadership.hpp"
 #include "server/metrics.hpp"
 
@@ -990,7 +991,22 @@ class Server {
     if (target == "/v1/queues") {
       if (method != http::verb::get) co_return wrong_method(method, target, kRead);
       no_body();
-      co_return Reply{http::status::ok, render_queues(service_.queues())};
+      co_return Reply{http::status::ok, render_queues(service_.queue_views())};
+    }
+    if (target.rfind("/v1/queues/", 0) == 0) {
+      std::string name = json_fields::name_of(boost::json::value(target.substr(11)), "queue");
+      if (method == http::verb::get) {
+        no_body();
+        co_return Reply{http::status::ok, render_queue(service_.queue_view(name))};
+      }
+      if (method != http::verb::patch) co_return wrong_method(method, target, "GET, HEAD, PATCH");
+      QueueSettings settings = patch_queue_settings(body, service_.queue_settings(name));
+      auto setting = change(
+          [this, name, settings](Service::Done done) {
+            service_.set_queue(name, settings, std::move(done));
+          },
+          [this, name] { return Reply{http::status::ok, render_queue(service_.queue_view(name))}; });
+      co_return co_await std::move(setting);
     }
     if (target == "/metrics") {
       if (method != http::verb::get) co_return wrong_method(method, target, kRead);
@@ -1058,7 +1074,7 @@ class Server {
       ScheduleSpec spec = parse_schedule_spec(body, config_.limits);
       std::string name = spec.name;
       auto adding = schedule_operation(
-          [this, spec = std::move(spec)](Service::ScheduleDone done) mutable {
+          [this, spec = std::move(spec)](Service::Done done) mutable {
             service_.add_schedule(std::move(spec), std::move(done));
           },
           name, http::status::created);
@@ -1081,7 +1097,7 @@ class Server {
         if (method != http::verb::delete_)
           co_return wrong_method(method, target, "GET, HEAD, DELETE");
         auto removing = schedule_operation(
-            [this, name](Service::ScheduleDone done) {
+            [this, name](Service::Done done) {
               service_.remove_schedule(name, std::move(done));
             },
             name, http::status::ok, true);
@@ -1101,7 +1117,7 @@ class Server {
         co_return Reply{http::status::created, render_submitted(*made)};
       }
       auto pausing = schedule_operation(
-          [this, name, paused = action == "/pause"](Service::ScheduleDone done) {
+          [this, name, paused = action == "/pause"](Service::Done done) {
             service_.pause_schedule(name, paused, std::move(done));
           },
           name, http::status::ok);
@@ -1163,16 +1179,26 @@ class Server {
 
   // A change to a schedule; the answer is the schedule as it is then (or,
   // once removed, its name).
-  struct ScheduleResult {
+  asio::awaitable<Reply> schedule_operation(std::function<void(Service::Done)> operation,
+                                            std::string name, http::status made,
+                                            bool removing = false) {
+    auto changing = change(std::move(operation), [this, name, made, removing] {
+      std::optional<ScheduleView> view = service_.schedule(name);
+      if (removing || !view) return Reply{made, render_removed_schedule(name)};
+      return Reply{made, render_schedule(*view)};
+    });
+    co_return co_await std::move(changing);
+  }
+  // A change the Service makes durably; `answer` once it is made.
+  struct ChangeResult {
     Service::Refusal refusal = Service::Refusal::none;
     std::string error;
   };
-  asio::awaitable<Reply> schedule_operation(std::function<void(Service::ScheduleDone)> operation,
-                                            std::string name, http::status made,
-                                            bool removing = false) {
-    StartScheduleOperation start{std::move(operation)};
-    auto waiting = callback_result<ScheduleResult>(io_, std::move(start));
-    ScheduleResult result = co_await std::move(waiting);
+  asio::awaitable<Reply> change(std::function<void(Service::Done)> operation,
+                                std::function<Reply()> answer) {
+    StartChange start{std::move(operation)};
+    auto waiting = callback_result<ChangeResult>(io_, std::move(start));
+    ChangeResult result = co_await std::move(waiting);
     switch (result.refusal) {
       case Service::Refusal::none:
         break;
@@ -1183,16 +1209,14 @@ class Server {
       case Service::Refusal::store_failed:
         co_return error(http::status::service_unavailable, "store_failed", result.error);
     }
-    std::optional<ScheduleView> view = service_.schedule(name);
-    if (removing || !view) co_return Reply{made, render_removed_schedule(name)};
-    co_return Reply{made, render_schedule(*view)};
+    co_return answer();
   }
-  struct StartScheduleOperation {
-    std::function<void(Service::ScheduleDone)> operation;
+  struct StartChange {
+    std::function<void(Service::Done)> operation;
     template <class Resume>
     void operator()(Resume resume) {
       operation([resume](Service::Refusal refusal, std::string why) {
-        resume(ScheduleResult{refusal, std::move(why)});
+        resume(ChangeResult{refusal, std::move(why)});
       });
     }
   };

@@ -126,6 +126,8 @@ JobSpec job_of(const json::value& value, const Path& path, const SpecLimits& lim
   }
   if (const json::value* key = fields.take("key"))
     spec.key = string_of(*key, fields.path("key"), 256, false);
+  if (const json::value* key = fields.take("concurrency_key"))
+    spec.concurrency_key = string_of(*key, fields.path("concurrency_key"), 256, false);
   if (const json::value* keep = fields.take("keep"))
     spec.keep = seconds_of(*keep, fields.path("keep"));
   if (const json::value* labels = fields.take("labels")) {
@@ -272,6 +274,7 @@ std::string to_json(const JobSpec& spec) {
   if (spec.delay != defaults.delay) object["delay"] = seconds_value(spec.delay);
   if (!spec.labels.empty()) object["labels"] = json::array(spec.labels.begin(), spec.labels.end());
   if (!spec.key.empty()) object["key"] = spec.key;
+  if (!spec.concurrency_key.empty()) object["concurrency_key"] = spec.concurrency_key;
   if (spec.keep) object["keep"] = seconds_value(*spec.keep);
   if (!spec.ref.empty()) object["ref"] = spec.ref;
   if (!spec.after.empty() || !spec.after_refs.empty()) {

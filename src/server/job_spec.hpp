@@ -55,6 +55,8 @@ struct JobSpec {
   std::chrono::milliseconds timeout{0};         // per attempt; 0: none
   std::chrono::milliseconds delay{0};           // before it may first run
   std::vector<std::string> labels;              // a worker must have them all
+  // At most the queue's `concurrency_limit` running jobs share it ("": none).
+  std::string concurrency_key;
   // Submitting a job whose key a kept job has gives that job instead of a
   // new one: a submit can be sent again safely.
   std::string key;

@@ -34,7 +34,7 @@ TEST(JobSpec, EveryField) {
     "command": {"shell": "echo $X | wc -c", "env": {"X": "1"}, "cwd": "/tmp", "stdin": "in"},
     "name": "count", "queue": "gpu.large", "priority": -5, "retries": 3,
     "retry_delay": 0.5, "timeout": 60, "delay": 2.25, "labels": ["gpu", "zone:a"],
-    "key": "count-17", "keep": 3600})");
+    "key": "count-17", "keep": 3600, "concurrency_key": "customer 42"})");
   const auto& command = std::get<CommandSpec>(spec.work);
   EXPECT_EQ(command.shell, "echo $X | wc -c");
   EXPECT_EQ(command.env.at("X"), "1");
@@ -50,6 +50,7 @@ TEST(JobSpec, EveryField) {
   EXPECT_EQ(spec.labels, (std::vector<std::string>{"gpu", "zone:a"}));
   EXPECT_EQ(spec.key, "count-17");
   EXPECT_EQ(spec.keep, 3600s);
+  EXPECT_EQ(spec.concurrency_key, "customer 42");
   EXPECT_EQ(parse_job_spec(to_json(spec)), spec);
 }
 
@@ -168,6 +169,10 @@ TEST(JobSpec, BadInputNamesTheField) {
   EXPECT_EQ(error_of(R"({"command": {"shell": "x"}, "queue": ""})"), "queue: must not be empty");
   EXPECT_EQ(error_of(R"({"command": {"shell": "x"}, "labels": ["ok", "not ok"]})"),
             "labels[1]: may hold only letters, digits and _ - . :");
+  EXPECT_EQ(error_of(R"({"command": {"shell": "x"}, "concurrency_key": ""})"),
+            "concurrency_key: must not be empty");
+  EXPECT_EQ(error_of(R"({"command": {"shell": "x"}, "concurrency_key": 7})"),
+            "concurrency_key: must be a string");
 }
 
 TEST(JobSpec, LimitsAreEnforced) {

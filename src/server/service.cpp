@@ -63,7 +63,8 @@ std::string Service::queue_key(const std::string& queue, std::vector<std::string
   // queues, labels or kinds never meet.
   std::string key = call ? queue + "!" : queue;
   for (std::size_t i = 0; i < labels.size(); ++i) key += (i ? "," : "#") + labels[i];
-  queue_keys_.try_emplace(key, QueueKey{queue, std::move(labels), call});
+  if (queue_keys_.try_emplace(key, QueueKey{queue, std::move(labels), call}).second)
+    scheduler_.set_group(key, queue);  // the queue's limits hold whatever the labels
   return key;
 }
 
@@ -91,6 +92,7 @@ sched::Job Service::hold(const store::JobRow& row, const JobSpec& spec,
   job.options.priority = spec.priority;
   job.options.retry = {spec.retries, spec.retry_delay, options_.max_backoff};
   job.options.not_before = Time{row.created_ms} + spec.delay;
+  job.options.concurrency_key = spec.concurrency_key;
   job.state = state_named(row.state);
   job.ready_at = Time{row.ready_at_ms};
   job.attempts = std::move(attempts);
@@ -175,6 +177,18 @@ std::uint64_t Service::rebuild() {
   // Specs never change: those already held are kept (lease answers on their
   // way out point into them); what the store says replaces everything else.
   scheduler_ = sched::Scheduler();
+  for (const auto& [key, kind] : queue_keys_) scheduler_.set_group(key, kind.queue);
+  queue_settings_.clear();
+  for (const store::QueueRow& row : snapshot.queues) {
+    try {
+      QueueSettings settings = patch_queue_settings(row.settings, {});
+      scheduler_.set_limits(row.name, settings, now_());
+      queue_settings_[row.name] = settings;
+    } catch (const std::exception& error) {  // written by a later ferry?
+      std::fprintf(stderr, "ferry server: the settings of queue %s are not loaded: %s\n",
+                   row.name.c_str(), error.what());
+    }
+  }
   std::unordered_map<JobId, Record> held = std::move(records_);
   records_.clear();
   keys_.clear();
@@ -819,6 +833,43 @@ std::optional<Time> Service::next_tick() const {
   return next;
 }
 
+// --- Queue settings ---------------------------------------------------------
+
+void Service::set_queue(const std::string& name, QueueSettings settings, Done done) {
+  write(store::Batch{.queues = {{name, to_json(settings)}}},
+        [this, name, settings, done = std::move(done)](const std::string& error) {
+          if (!error.empty()) return done(Refusal::store_failed, error);
+          queue_settings_[name] = settings;
+          scheduler_.set_limits(name, settings, now_());
+          done(Refusal::none, "");
+          serve_parked();  // resumed, or more may run
+        });
+}
+
+QueueSettings Service::queue_settings(std::string_view name) const {
+  auto found = queue_settings_.find(name);
+  return found == queue_settings_.end() ? QueueSettings{} : found->second;
+}
+
+std::vector<QueueView> Service::queue_views() const {
+  std::vector<QueueView> views;
+  auto settings = queue_settings_.begin();
+  for (const auto& [name, counts] : counts_) {
+    for (; settings != queue_settings_.end() && settings->first < name; ++settings)
+      views.push_back(queue_view(settings->first));
+    if (settings != queue_settings_.end() && settings->first == name) ++settings;
+    views.push_back(queue_view(name));
+  }
+  for (; settings != queue_settings_.end(); ++settings) views.push_back(queue_view(settings->first));
+  return views;
+}
+
+QueueView Service::queue_view(std::string_view name) const {
+  QueueView view{std::string(name), queue_settings(name), {}, scheduler_.running_in(name)};
+  if (auto found = counts_.find(name); found != counts_.end()) view.counts = found->second;
+  return view;
+}
+
 // --- Schedules ------------------------------------------------------------
 
 void Service::fire_schedules(Time now) {
@@ -856,7 +907,7 @@ void Service::fire_schedules(Time now) {
   }
 }
 
-void Service::add_schedule(ScheduleSpec spec, ScheduleDone done) {
+void Service::add_schedule(ScheduleSpec spec, Done done) {
   if (schedules_.contains(spec.name))
     return done(Refusal::exists, fmt::format("schedule {} exists: remove it first", spec.name));
   std::int64_t now = now_().count();
@@ -874,7 +925,7 @@ void Service::add_schedule(ScheduleSpec spec, ScheduleDone done) {
         });
 }
 
-void Service::remove_schedule(const std::string& name, ScheduleDone done) {
+void Service::remove_schedule(const std::string& name, Done done) {
   auto it = schedules_.find(name);
   if (it == schedules_.end()) return done(Refusal::not_found, "no schedule " + name);
   Schedule removed = std::move(it->second);
@@ -891,7 +942,7 @@ void Service::remove_schedule(const std::string& name, ScheduleDone done) {
         });
 }
 
-void Service::pause_schedule(const std::string& name, bool paused, ScheduleDone done) {
+void Service::pause_schedule(const std::string& name, bool paused, Done done) {
   auto it = schedules_.find(name);
   if (it == schedules_.end()) return done(Refusal::not_found, "no schedule " + name);
   Schedule& schedule = it->second;

@@ -45,6 +45,7 @@
 #include "sched/scheduler.hpp"
 #include "server/job_spec.hpp"
 #include "server/metrics.hpp"
+#include "server/queue_settings.hpp"
 #include "server/schedule_spec.hpp"
 #include "store/store.hpp"
 
@@ -225,6 +226,15 @@ struct ScheduleView {
   std::int64_t created_ms = 0;
 };
 
+// A queue: its settings, its kept jobs by state, and how many run now
+// (counted by the scheduler, across every worker).
+struct QueueView {
+  std::string name;
+  QueueSettings settings;
+  sched::Counts counts;
+  std::uint32_t running = 0;
+};
+
 // What /v1/stats says of the store.
 struct StoreView {
   store::Size size;
@@ -296,15 +306,23 @@ class Service {
   // Schedules. `done` hears how it went: an error says why not, with the
   // answer's kind (not_found, exists, store_failed).
   enum class Refusal { none, not_found, exists, store_failed };
-  using ScheduleDone = std::function<void(Refusal refusal, std::string error)>;
-  void add_schedule(ScheduleSpec spec, ScheduleDone done);
-  void remove_schedule(const std::string& name, ScheduleDone done);
+  using Done = std::function<void(Refusal refusal, std::string error)>;
+  void add_schedule(ScheduleSpec spec, Done done);
+  void remove_schedule(const std::string& name, Done done);
   // Paused, it fires no more; resumed, it fires next at its next time from now.
-  void pause_schedule(const std::string& name, bool paused, ScheduleDone done);
+  void pause_schedule(const std::string& name, bool paused, Done done);
   // Submits its work now, besides its times; nullopt for no such schedule.
   void run_schedule(const std::string& name, std::function<void(std::optional<Submitted>)> done);
   std::vector<ScheduleView> schedules() const;
   std::optional<ScheduleView> schedule(const std::string& name) const;
+
+  // Queue settings: durable, and in force once written (a paused queue
+  // starts nothing new; its running jobs go on). Any name is a queue.
+  void set_queue(const std::string& name, QueueSettings settings, Done done);
+  QueueSettings queue_settings(std::string_view name) const;
+  QueueView queue_view(std::string_view name) const;
+  // Those with kept jobs or settings, by name.
+  std::vector<QueueView> queue_views() const;
 
   // Moves time on: queues delayed jobs, takes back expired leases, answers
   // long polls whose wait ran out, removes ended jobs past their retention
@@ -479,6 +497,7 @@ class Service {
   void submit_with(Submission submission, store::Batch batch, std::function<void(Submitted)> done);
   std::uint64_t next_flow_ = 1;
   std::map<std::string, sched::Counts, std::less<>> counts_;  // every kept job, by queue
+  std::map<std::string, QueueSettings, std::less<>> queue_settings_;  // those ever set
   std::map<std::string, QueueKey> queue_keys_;
   JobId next_id_ = 1;  // ids are reserved at submit, admitted at commit
   std::map<std::string, WorkerView> workers_;

@@ -980,5 +980,97 @@ TEST_P(ScheduleTest, AnIntervalFiresEveryPeriod) {
   EXPECT_EQ(service->counts().total(), 3u);
 }
 
+
+class QueueControlTest : public ServiceTest {
+ protected:
+  void set(const std::string& queue, const std::string& patch) {
+    Service::Refusal refusal = Service::Refusal::store_failed;
+    service->set_queue(queue, patch_queue_settings(patch, service->queue_settings(queue)),
+                       [&](Service::Refusal given, std::string) { refusal = given; });
+    settle();
+    EXPECT_EQ(refusal, Service::Refusal::none);
+  }
+  std::vector<JobId> leased(const LeaseReply& reply) {
+    std::vector<JobId> ids;
+    for (const LeasedJob& job : reply.jobs) ids.push_back(job.id);
+    return ids;
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Backends, QueueControlTest,
+                         ::testing::Values(Backend::sqlite, Backend::postgres), backend_name);
+
+TEST_P(QueueControlTest, APausedQueueStartsNothingWhateverItsJobsNeedUntilResumed) {
+  auto ids = submit({R"({"command": {"argv": ["a"]}, "queue": "mail"})",
+                     R"({"command": {"argv": ["b"]}, "queue": "mail", "labels": ["smtp"]})",
+                     R"({"call": {"function": "f"}, "queue": "mail"})",
+                     R"({"command": {"argv": ["c"]}})"});
+  set("mail", R"({"paused": true})");
+  LeaseRequest everything = poll("w", 10);
+  everything.labels = {"smtp", "function:f"};
+  LeaseReply other = lease(everything);
+  EXPECT_EQ(leased(other), std::vector<JobId>{ids[3]});
+  EXPECT_TRUE(service->queue_view("mail").settings.paused);
+  LeaseRequest report = poll("w", 0);
+  report.completions.push_back(done(other.jobs[0], true));
+  lease(report);
+  reopen();  // durable
+  EXPECT_TRUE(service->queue_settings("mail").paused);
+  // A long poll waiting when the queue resumes is answered at once.
+  everything.wait = 10s;
+  std::optional<LeaseReply> waiting;
+  lease_async(everything, waiting);
+  EXPECT_FALSE(waiting);
+  set("mail", R"({"paused": false})");
+  ASSERT_TRUE(waiting);
+  EXPECT_EQ(leased(*waiting), (std::vector<JobId>{ids[0], ids[1], ids[2]}));
+}
+
+TEST_P(QueueControlTest, MaxRunningHoldsAcrossWorkersAndAFinishedJobMakesRoom) {
+  set("api", R"({"max_running": 2})");
+  std::vector<std::string> jobs(5, R"({"command": {"argv": ["a"]}, "queue": "api"})");
+  auto ids = submit(jobs);
+  LeaseReply first = lease(poll("a", 5));
+  EXPECT_EQ(leased(first), (std::vector<JobId>{ids[0], ids[1]}));
+  EXPECT_TRUE(lease(poll("b", 5)).jobs.empty());
+  EXPECT_EQ(service->queue_view("api").running, 2u);
+  LeaseRequest report = poll("a", 0);
+  report.completions.push_back(done(first.jobs[0], true));
+  lease(report);
+  EXPECT_EQ(leased(lease(poll("b", 5))), std::vector<JobId>{ids[2]});
+  set("api", R"({"max_running": null})");
+  EXPECT_EQ(leased(lease(poll("b", 5))), (std::vector<JobId>{ids[3], ids[4]}));
+}
+
+TEST_P(QueueControlTest, AConcurrencyKeyHoldsAfterARestart) {
+  auto ids = submit({R"({"command": {"argv": ["a"]}, "concurrency_key": "alice"})",
+                     R"({"command": {"argv": ["a"]}, "concurrency_key": "alice"})",
+                     R"({"command": {"argv": ["b"]}, "concurrency_key": "bob"})"});
+  EXPECT_EQ(leased(lease(poll("w", 5))), (std::vector<JobId>{ids[0], ids[2]}));
+  reopen();  // what ran is queued again: one of alice's still runs at a time
+  EXPECT_EQ(leased(lease(poll("w", 5))), (std::vector<JobId>{ids[0], ids[2]}));
+  set("default", R"({"concurrency_limit": 2})");
+  EXPECT_EQ(leased(lease(poll("w", 5))), std::vector<JobId>{ids[1]});
+}
+
+TEST_P(QueueControlTest, ARateStartsJobsAsTokensComeAndWakesALongPoll) {
+  set("slow", R"({"rate": "2/s", "burst": 1})");
+  std::vector<std::string> jobs(3, R"({"command": {"argv": ["a"]}, "queue": "slow"})");
+  auto ids = submit(jobs);
+  EXPECT_EQ(leased(lease(poll("w", 5))), std::vector<JobId>{ids[0]});
+  LeaseRequest waiting_poll = poll("w", 5);
+  waiting_poll.wait = 10s;
+  std::optional<LeaseReply> waiting;
+  lease_async(waiting_poll, waiting);
+  EXPECT_FALSE(waiting);
+  EXPECT_EQ(service->next_tick(), clock + 500ms);  // the next token
+  clock += 500ms;
+  service->tick();
+  settle();
+  ASSERT_TRUE(waiting);
+  EXPECT_EQ(leased(*waiting), std::vector<JobId>{ids[1]});
+  EXPECT_EQ(service->queue_view("slow").settings.rate, (sched::Rate{2, 1000ms}));
+}
+
 }  // namespace
 }  // namespace ferry::server

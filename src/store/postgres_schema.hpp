@@ -125,6 +125,13 @@ inline constexpr const char* kMigrations[] = {
         created_ms bigint  NOT NULL
       );
     )sql",
+    // 4: queue settings (pause, limits), which the leader applies.
+    R"sql(
+      CREATE TABLE queues (
+        name     text PRIMARY KEY,
+        settings text NOT NULL
+      );
+    )sql",
 };
 inline constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -158,6 +165,11 @@ inline constexpr const char* kPutSchedule = R"sql(
 )sql";
 
 inline constexpr const char* kRemoveSchedule = "DELETE FROM schedules WHERE name = $1";
+
+inline constexpr const char* kPutQueue = R"sql(
+  INSERT INTO queues (name, settings) VALUES ($1, $2)
+  ON CONFLICT (name) DO UPDATE SET settings = excluded.settings
+)sql";
 
 inline constexpr const char* kInsertFlows = R"sql(
   INSERT INTO flows (id, name, key, created_ms, first_job, jobs)

@@ -156,6 +156,11 @@ void add_writes(const Batch& batch, Writes& writes) {
     params.add(name);
     writes.statements.push_back({sql::kRemoveSchedule, std::move(params)});
   }
+  for (const QueueRow& queue : batch.queues) {
+    pg::Params params;
+    params.add(queue.name).add(queue.settings);
+    writes.statements.push_back({sql::kPutQueue, std::move(params)});
+  }
   if (!batch.new_flows.empty()) {
     pg::Array id, name, key, created, first_job, jobs;
     for (const FlowRow& flow : batch.new_flows) {
@@ -616,9 +621,10 @@ class PostgresStore final : public GroupCommitStore {
     Writes writes;
     add_writes(merged, writes);
     for (const Batch* batch : batches)  // in order: a schedule put, then removed, is gone
-      add_writes(
-          Batch{.schedules = batch->schedules, .removed_schedules = batch->removed_schedules},
-          writes);
+      add_writes(Batch{.schedules = batch->schedules,
+                       .removed_schedules = batch->removed_schedules,
+                       .queues = batch->queues},
+                 writes);
     std::vector<std::pair<const Batch*, std::size_t>> expiries;  // and their statements' indexes
     for (const Batch* batch : batches)
       if (batch->expiry) {
@@ -724,6 +730,10 @@ class PostgresStore final : public GroupCommitStore {
       snapshot.schedules.push_back(
           {std::string(schedules.text(row, 0)), std::string(schedules.text(row, 1)),
            schedules.text(row, 2) == "t", schedules.integer(row, 3), schedules.integer(row, 4)});
+    pg::Result queues = db.run("SELECT name, settings FROM queues ORDER BY name");
+    for (int row = 0; row < queues.rows(); ++row)
+      snapshot.queues.push_back(
+          {std::string(queues.text(row, 0)), std::string(queues.text(row, 1))});
     db.run("COMMIT");
     return snapshot;
   }

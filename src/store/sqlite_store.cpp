@@ -99,6 +99,13 @@ const char* const kMigrations[] = {
         created_ms INTEGER NOT NULL
       ) WITHOUT ROWID;
     )sql",
+    // 4: queue settings (pause, limits), which the server applies.
+    R"sql(
+      CREATE TABLE queues (
+        name     TEXT PRIMARY KEY,
+        settings TEXT NOT NULL
+      ) WITHOUT ROWID;
+    )sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -375,6 +382,7 @@ class SqliteStore final : public GroupCommitStore {
                           "INSERT OR REPLACE INTO schedules (name, spec, paused, next_ms, "
                           "created_ms) VALUES (?1, ?2, ?3, ?4, ?5)");
     remove_schedule_.emplace(db_, "DELETE FROM schedules WHERE name = ?1");
+    put_queue_.emplace(db_, "INSERT OR REPLACE INTO queues (name, settings) VALUES (?1, ?2)");
     change_state_.emplace(db_,
                           "UPDATE jobs SET state = ?2, ready_at_ms = ?3, reason = ?4, "
                           "retry_base = ?5, ended_ms = ?6, skipped = ?7 WHERE id = ?1");
@@ -677,6 +685,8 @@ class SqliteStore final : public GroupCommitStore {
     while (schedules.next_row())
       snapshot.schedules.push_back({schedules.text(0), schedules.text(1), schedules.integer(2) != 0,
                                     schedules.integer(3), schedules.integer(4)});
+    Statement queues(reader, "SELECT name, settings FROM queues ORDER BY name");
+    while (queues.next_row()) snapshot.queues.push_back({queues.text(0), queues.text(1)});
     return snapshot;
   }
 
@@ -689,6 +699,8 @@ class SqliteStore final : public GroupCommitStore {
           .bind(5, schedule.created_ms)
           .run();
     for (const std::string& name : batch.removed_schedules) remove_schedule_->bind(1, name).run();
+    for (const QueueRow& queue : batch.queues)
+      put_queue_->bind(1, queue.name).bind(2, queue.settings).run();
     for (const FlowRow& flow : batch.new_flows)
       insert_flow_->bind(1, static_cast<std::int64_t>(flow.id))
           .bind(2, flow.name)
@@ -823,7 +835,8 @@ class SqliteStore final : public GroupCommitStore {
   ExclusiveUse exclusive_;
   Database db_;  // used by the writer thread only, after construction
   std::optional<Statement> insert_job_, change_state_, put_attempt_, set_epoch_;
-  std::optional<Statement> insert_dependency_, insert_flow_, put_schedule_, remove_schedule_;
+  std::optional<Statement> insert_dependency_, insert_flow_, put_schedule_, remove_schedule_,
+      put_queue_;
   std::optional<Statement> expired_by_default_, expired_by_own_keep_, remove_attempts_,
       remove_dependencies_, remove_job_, remove_flow_, removed_up_to_, flows_removed_up_to_;
   // Prepared once: a transaction holds a savepoint per batch, often hundreds.

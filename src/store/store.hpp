@@ -78,6 +78,13 @@ struct ScheduleRow {
   bool operator==(const ScheduleRow&) const = default;
 };
 
+// A queue's settings (JSON the store never parses: the server's limits).
+struct QueueRow {
+  std::string name;
+  std::string settings;
+  bool operator==(const QueueRow&) const = default;
+};
+
 // One attempt at a job, written when it ends.
 struct AttemptRow {
   std::uint64_t job_id = 0;
@@ -134,12 +141,14 @@ struct Batch {
   std::vector<AttemptRow> attempts;            // inserted, or replacing the same (job_id, number)
   std::vector<ScheduleRow> schedules;          // inserted, or replacing the one of that name
   std::vector<std::string> removed_schedules;  // by name
+  std::vector<QueueRow> queues;                // inserted, or replacing the one of that name
   std::optional<std::uint64_t> epoch;          // a server start: the new epoch
   std::optional<Expiry> expiry;                // retention: what it removed goes to `expired`
   std::shared_ptr<std::vector<Count>> expired;
   bool empty() const {
     return new_flows.empty() && new_jobs.empty() && state_changes.empty() && attempts.empty() &&
-           schedules.empty() && removed_schedules.empty() && !epoch && !expiry;
+           schedules.empty() && removed_schedules.empty() && queues.empty() && !epoch &&
+           !expiry;
   }
 };
 
@@ -152,6 +161,7 @@ struct Snapshot {
   std::uint64_t next_flow = 1;         // likewise for flows
   std::vector<Count> counts;           // every kept job
   std::vector<ScheduleRow> schedules;  // by name
+  std::vector<QueueRow> queues;        // by name
 };
 
 struct StoredJob {

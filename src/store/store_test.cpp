@@ -507,6 +507,16 @@ TEST_P(StoreTest, KeepsSchedulesAcrossReopening) {
   EXPECT_EQ(store_->load().schedules, std::vector<ScheduleRow>{nightly});
 }
 
+TEST_P(StoreTest, KeepsQueueSettingsAcrossReopening) {
+  QueueRow paused{"mail", R"({"paused":true})"};
+  QueueRow limited{"api", R"({"max_running":4})"};
+  EXPECT_EQ(write_and_wait(*store_, Batch{.queues = {paused, limited}}), "");
+  limited.settings = R"({"max_running":8})";
+  EXPECT_EQ(write_and_wait(*store_, Batch{.new_jobs = {job(1)}, .queues = {limited}}), "");
+  store_ = reopen();
+  EXPECT_EQ(store_->load().queues, (std::vector<QueueRow>{limited, paused}));
+}
+
 TEST_P(StoreTest, SurvivesReopening) {
   EXPECT_EQ(write_and_wait(*store_, Batch{.new_jobs = {job(1), job(2)}, .epoch = 4}), "");
   store_ = reopen();
