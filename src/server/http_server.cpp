@@ -1001,11 +1001,12 @@ class Server {
       }
       if (method != http::verb::patch) co_return wrong_method(method, target, "GET, HEAD, PATCH");
       QueueSettings settings = patch_queue_settings(body, service_.queue_settings(name));
-      auto setting = change(
-          [this, name, settings](Service::Done done) {
-            service_.set_queue(name, settings, std::move(done));
-          },
-          [this, name] { return Reply{http::status::ok, render_queue(service_.queue_view(name))}; });
+      auto setting =
+          change([this, name, settings](
+                     Service::Done done) { service_.set_queue(name, settings, std::move(done)); },
+                 [this, name] {
+                   return Reply{http::status::ok, render_queue(service_.queue_view(name))};
+                 });
       co_return co_await std::move(setting);
     }
     if (target == "/metrics") {
@@ -1097,9 +1098,7 @@ class Server {
         if (method != http::verb::delete_)
           co_return wrong_method(method, target, "GET, HEAD, DELETE");
         auto removing = schedule_operation(
-            [this, name](Service::Done done) {
-              service_.remove_schedule(name, std::move(done));
-            },
+            [this, name](Service::Done done) { service_.remove_schedule(name, std::move(done)); },
             name, http::status::ok, true);
         co_return co_await std::move(removing);
       }

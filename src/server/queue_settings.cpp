@@ -51,10 +51,11 @@ std::string rate_text(const sched::Rate& rate) {
 QueueSettings patch_queue_settings(std::string_view text, QueueSettings settings) {
   json::value document = parse_document(text);
   Fields fields(document, "");
-  if (const json::value* paused = fields.take("paused")) settings.paused = bool_of(*paused, "paused");
+  if (const json::value* paused = fields.take("paused"))
+    settings.paused = bool_of(*paused, "paused");
   if (const json::value* max = fields.take("max_running"))
-    settings.max_running = max->is_null() ? std::nullopt
-                                          : std::optional(limit_of(*max, "max_running", 1));
+    settings.max_running =
+        max->is_null() ? std::nullopt : std::optional(limit_of(*max, "max_running", 1));
   if (const json::value* rate = fields.take("rate")) {
     if (rate->is_null()) {
       settings.rate.reset();
@@ -66,7 +67,8 @@ QueueSettings patch_queue_settings(std::string_view text, QueueSettings settings
       }
     }
   }
-  if (const json::value* burst = fields.take("burst")) settings.burst = limit_of(*burst, "burst", 0);
+  if (const json::value* burst = fields.take("burst"))
+    settings.burst = limit_of(*burst, "burst", 0);
   if (const json::value* limit = fields.take("concurrency_limit"))
     settings.per_key = limit_of(*limit, "concurrency_limit", 1);
   fields.reject_unknown();

@@ -860,7 +860,8 @@ std::vector<QueueView> Service::queue_views() const {
     if (settings != queue_settings_.end() && settings->first == name) ++settings;
     views.push_back(queue_view(name));
   }
-  for (; settings != queue_settings_.end(); ++settings) views.push_back(queue_view(settings->first));
+  for (; settings != queue_settings_.end(); ++settings)
+    views.push_back(queue_view(settings->first));
   return views;
 }
 

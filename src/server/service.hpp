@@ -496,7 +496,7 @@ class Service {
   // submit() with more changes in the same transaction.
   void submit_with(Submission submission, store::Batch batch, std::function<void(Submitted)> done);
   std::uint64_t next_flow_ = 1;
-  std::map<std::string, sched::Counts, std::less<>> counts_;  // every kept job, by queue
+  std::map<std::string, sched::Counts, std::less<>> counts_;          // every kept job, by queue
   std::map<std::string, QueueSettings, std::less<>> queue_settings_;  // those ever set
   std::map<std::string, QueueKey> queue_keys_;
   JobId next_id_ = 1;  // ids are reserved at submit, admitted at commit

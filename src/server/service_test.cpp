@@ -980,7 +980,6 @@ TEST_P(ScheduleTest, AnIntervalFiresEveryPeriod) {
   EXPECT_EQ(service->counts().total(), 3u);
 }
 
-
 class QueueControlTest : public ServiceTest {
  protected:
   void set(const std::string& queue, const std::string& patch) {

@@ -147,8 +147,7 @@ struct Batch {
   std::shared_ptr<std::vector<Count>> expired;
   bool empty() const {
     return new_flows.empty() && new_jobs.empty() && state_changes.empty() && attempts.empty() &&
-           schedules.empty() && removed_schedules.empty() && queues.empty() && !epoch &&
-           !expiry;
+           schedules.empty() && removed_schedules.empty() && queues.empty() && !epoch && !expiry;
   }
 };
 
