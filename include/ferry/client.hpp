@@ -44,6 +44,8 @@ struct JobOptions {
   // In call_many, job i gets the key "KEY/i".
   std::string key;
   std::optional<double> keep;  // seconds the server keeps it once ended (0: for ever)
+  // At most the queue's concurrency_limit (default 1) running jobs share it.
+  std::string concurrency_key;
 };
 
 struct JobResult {

@@ -31,6 +31,7 @@ Subcommand add_retry(CLI::App& app);
 Subcommand add_logs(CLI::App& app);
 Subcommand add_workers(CLI::App& app);
 Subcommand add_queues(CLI::App& app);
+Subcommand add_queue(CLI::App& app);
 Subcommand add_check(CLI::App& app);
 Subcommand add_backup(CLI::App& app);
 Subcommand add_flow(CLI::App& app);

@@ -3,6 +3,7 @@
 
 #include <boost/json.hpp>
 #include <cctype>
+#include <charconv>
 #include <chrono>
 #include <iostream>
 #include <memory>
@@ -18,6 +19,19 @@ namespace {
 namespace json = boost::json;
 
 // One line for a person: "7  succeeded  attempts 1  echo hi".
+// "paused, 10 running at most, 50/s (burst 100), 1 per concurrency key".
+std::string queue_limits(const json::object& queue) {
+  std::string limits = queue.at("paused").as_bool() ? "paused" : "active";
+  if (!queue.at("max_running").is_null())
+    limits += fmt::format(", {} running at most", text(queue.at("max_running")));
+  if (!queue.at("rate").is_null()) {
+    limits += ", " + text(queue.at("rate"));
+    if (queue.at("burst").to_number<std::uint64_t>() > 0)
+      limits += fmt::format(" (burst {})", text(queue.at("burst")));
+  }
+  return limits + fmt::format(", {} per concurrency key", text(queue.at("concurrency_limit")));
+}
+
 std::string summary(const json::object& job) {
   const json::object& spec = job.at("spec").as_object();
   std::string what;
@@ -294,6 +308,82 @@ Subcommand add_workers(CLI::App& app) {
           }};
 }
 
+Subcommand add_queue(CLI::App& app) {
+  struct Flags {
+    Connection connection;
+    std::string name, max_running, rate;
+    std::optional<std::uint32_t> burst, concurrency_limit;
+    bool json = false;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* command = app.add_subcommand(
+      "queue", "Show or change a queue's settings: pause, resume, limits (at once, durably)");
+  command->require_subcommand(1);
+  auto verb = [&](const char* name, const char* help) {
+    CLI::App* sub = command->add_subcommand(name, help);
+    flags->connection.add_options(*sub);
+    sub->add_option("name", flags->name, "The queue")->required();
+    sub->add_flag("--json", flags->json, "The server's JSON answer");
+    return sub;
+  };
+  verb("show", "A queue's settings and jobs");
+  verb("pause", "Start no more of its jobs (those running go on)");
+  verb("resume", "Start its jobs again");
+  CLI::App* set = verb("set", "Change its limits (\"none\" lifts one)");
+  set->footer("Example: ferry queue set api --max-running 10 --rate 50/s --burst 100");
+  set->add_option("--max-running", flags->max_running,
+                  "At most N of its jobs run at a time, across all workers, or none");
+  set->add_option("--rate", flags->rate,
+                  "At most N jobs start per second, minute or hour (50/s, 10/m, 100/h), or none");
+  set->add_option("--burst", flags->burst,
+                  "How many may start at once after a quiet time [default: N of the rate]");
+  set->add_option("--concurrency-limit", flags->concurrency_limit,
+                  "At most N running jobs share one concurrency key [default: 1]")
+      ->check(CLI::PositiveNumber);
+  return {command, [flags, command](const std::vector<std::string>&) {
+            std::string action = command->get_subcommands().front()->get_name();
+            std::string target = "/v1/queues/" + flags->name;
+            json::value reply;
+            if (action == "show") {
+              reply = flags->connection.call("GET", target);
+            } else {
+              json::object patch;
+              if (action != "set") patch["paused"] = action == "pause";
+              auto limit = [](const std::string& given) {
+                return given == "none" ? json::value(nullptr) : json::value(given);
+              };
+              if (!flags->max_running.empty()) {
+                json::value max = limit(flags->max_running);
+                if (max.is_string()) {
+                  std::uint32_t n = 0;
+                  auto [end, error] = std::from_chars(
+                      flags->max_running.data(),
+                      flags->max_running.data() + flags->max_running.size(), n);
+                  if (error != std::errc{} ||
+                      end != flags->max_running.data() + flags->max_running.size() || n == 0)
+                    throw ApiError("--max-running: a whole number from 1, or none", 2);
+                  max = n;
+                }
+                patch["max_running"] = max;
+              }
+              if (!flags->rate.empty()) patch["rate"] = limit(flags->rate);
+              if (flags->burst) patch["burst"] = *flags->burst;
+              if (flags->concurrency_limit) patch["concurrency_limit"] = *flags->concurrency_limit;
+              if (patch.empty()) throw ApiError("ferry queue set: give a limit to change", 2);
+              reply = flags->connection.call("PATCH", target, json::serialize(patch));
+            }
+            if (flags->json) {
+              std::cout << json::serialize(reply) << "\n";
+              return 0;
+            }
+            const json::object& queue = reply.as_object();
+            std::cout << fmt::format("queue {}: {}\n", text(queue.at("name")), queue_limits(queue));
+            std::cout << fmt::format("  running {} (of {} kept jobs)\n", text(queue.at("running")),
+                                     text(queue.at("total")));
+            return 0;
+          }};
+}
+
 Subcommand add_queues(CLI::App& app) {
   struct Flags {
     Connection connection;
@@ -314,13 +404,13 @@ Subcommand add_queues(CLI::App& app) {
                                     "succeeded", "failed", "cancelled"};
             std::cout << fmt::format("{:<24}", "QUEUE");
             for (const char* state : states) std::cout << fmt::format(" {:>10}", state);
-            std::cout << "\n";
+            std::cout << "  LIMITS\n";
             for (const json::value& queue : reply.at("queues").as_array()) {
               std::cout << fmt::format("{:<24}", text(queue.at("name")));
               for (const char* state : states)
                 std::cout << fmt::format(" {:>10}",
                                          queue.at("jobs").at(state).to_number<std::uint64_t>());
-              std::cout << "\n";
+              std::cout << "  " << queue_limits(queue.as_object()) << "\n";
             }
             return 0;
           }};

@@ -148,6 +148,7 @@ boost::json::object job_json(boost::json::object work, const JobOptions& options
   if (!options.name.empty()) job["name"] = options.name;
   if (!options.key.empty()) job["key"] = options.key;
   if (options.keep) job["keep"] = *options.keep;
+  if (!options.concurrency_key.empty()) job["concurrency_key"] = options.concurrency_key;
   return job;
 }
 
