@@ -257,6 +257,7 @@ enum class Kind : std::uint8_t {
   job_done,         // worker, job, token
   poll,             // worker: heartbeat, or try again (job = the request it follows)
   worker_returns,
+  client_submits,
 };
 
 struct Event {
@@ -336,6 +337,7 @@ class Cluster {
     start_leader();
     for (std::uint32_t w = 0; w < kWorkers; ++w)
       push({.at = Time{static_cast<std::int64_t>(pick(1000))}, .kind = Kind::poll, .worker = w});
+    push({.at = Time{1}, .kind = Kind::client_submits});
     while (events_.size() > 0) {
       Event event = events_.pop();
       now_ = event.at;
@@ -483,6 +485,11 @@ class Cluster {
         workers_[event.worker].alive = true;
         send_request(event.worker);
         break;
+      case Kind::client_submits:
+        if (leader_up_) submit();
+        if (acknowledged_count_ < kJobs)  // until all are acknowledged
+          push({.at = now_ + between(1, 4), .kind = Kind::client_submits});
+        break;
     }
   }
 
@@ -560,15 +567,15 @@ class Cluster {
     scheduler_.advance(now_);
     last_advance_ = now_;
     collect_changes();
-    submit();
     commit();
     serve_parked();
     max_held_ = std::max(max_held_, scheduler_.counts().total());
     push({.at = now_ + kCommitEvery, .kind = Kind::tick, .generation = leader_});
   }
 
-  // The client: a batch while the work in flight allows. Its ids are
-  // reserved now and stored with the next commit.
+  // The client, every few milliseconds: a batch while the work in flight
+  // allows. Its ids are reserved now; it is stored with the next commit, and
+  // acknowledged after it.
   void submit() {
     while (to_submit_ > 0 && store_.unfinished().size() + submitting_count() < kInFlight) {
       std::size_t count = std::min(to_submit_, kSubmitBatch);
