@@ -113,9 +113,14 @@ class DurableStore {
     std::string reason;
   };
   struct Batch {
-    std::vector<std::pair<JobId, Time>> submitted;  // id, ready_at (queued when not later)
-    std::vector<Attempt> attempts;                  // that ended
-    std::vector<JobId> attempt_jobs;                // whose each is
+    struct Submitted {
+      JobId id;
+      Time ready_at;             // queued when not later
+      std::uint32_t submission;  // the client's: which of its submits this job is from
+    };
+    std::vector<Submitted> submitted;
+    std::vector<Attempt> attempts;    // that ended
+    std::vector<JobId> attempt_jobs;  // whose each is
     std::vector<StateChange> changes;
     bool empty() const { return submitted.empty() && attempts.empty() && changes.empty(); }
   };
@@ -132,9 +137,13 @@ class DurableStore {
   }
 
   void commit(Batch& batch) {
-    for (auto [id, ready_at] : batch.submitted) {
-      if (id >= records_.size()) records_.resize(id + 1, kNotStored);
+    for (auto [id, ready_at, submission] : batch.submitted) {
+      if (id >= records_.size()) {
+        records_.resize(id + 1, kNotStored);
+        submissions_.resize(id + 1, 0);
+      }
       records_[id] = kUnfinished;
+      submissions_[id] = submission;
       Row& row = unfinished_[id];
       row.ready_at = ready_at;
       row.state = ready_at > Time{0} ? State::waiting : State::queued;
@@ -184,6 +193,8 @@ class DurableStore {
   const std::unordered_map<JobId, Row>& unfinished() const { return unfinished_; }
   JobId next_id() const { return next_id_; }
   bool kept(JobId id) const { return id < records_.size() && records_[id] != kNotStored; }
+  // Which submit the stored job `id` came from (ids never stored may be reused).
+  std::uint32_t submission(JobId id) const { return kept(id) ? submissions_[id] : 0; }
   int final_records(JobId id) const { return kept(id) ? records_[id] - kUnfinished : 0; }
   JobId highest_id() const { return records_.size() - 1; }
   std::uint64_t ended() const { return ended_; }
@@ -194,6 +205,7 @@ class DurableStore {
   // By id: not stored, or stored and how many final records it got (kUnfinished + n).
   static constexpr std::uint8_t kNotStored = 0, kUnfinished = 1;
   std::vector<std::uint8_t> records_;
+  std::vector<std::uint32_t> submissions_;  // by id
   JobId next_id_ = 1;
   std::uint64_t epoch_ = 0;
   std::uint64_t ended_ = 0;
@@ -350,11 +362,14 @@ class Cluster {
   void check_end() {
     EXPECT_EQ(acknowledged_count_, kJobs);
     EXPECT_TRUE(store_.unfinished().empty()) << store_.unfinished().size() << " jobs never ended";
+    for (const Submit& submit : acknowledged_)
+      for (JobId id = submit.first; id < submit.first + submit.count; ++id)
+        if (store_.submission(id) != submit.submission)
+          lost(text_of("acknowledged job ", id, " is not stored"));
+        else if (store_.final_records(id) == 0)
+          lost(text_of("acknowledged job ", id, " never ended"));
     std::uint64_t not_ended = 0;
     for (JobId id = 1; id <= store_.highest_id(); ++id) {
-      bool acknowledged = id < acknowledged_.size() && acknowledged_[id];
-      if (acknowledged && !store_.kept(id))
-        lost(text_of("acknowledged job ", id, " is not stored"));
       if (store_.kept(id) && store_.final_records(id) != 1) {
         if (store_.final_records(id) == 0)
           ++not_ended;
@@ -533,13 +548,12 @@ class Cluster {
     if (scheduler_.counts().total() != store_.unfinished().size())
       lost(text_of("the new leader holds ", scheduler_.counts().total(), " jobs, the store has ",
                    store_.unfinished().size(), " unfinished"));
-    for (JobId id = 1; id < acknowledged_.size(); ++id) {
-      if (!acknowledged_[id]) continue;
-      if (!store_.kept(id))
-        lost(text_of("acknowledged job ", id, " is not in the store"));
-      else if (store_.final_records(id) == 0 && !scheduler_.find(id))
-        lost(text_of("acknowledged job ", id, " is not held by the new leader"));
-    }
+    for (const Submit& submit : acknowledged_)
+      for (JobId id = submit.first; id < submit.first + submit.count; ++id)
+        if (store_.submission(id) != submit.submission)
+          lost(text_of("acknowledged job ", id, " is not in the store"));
+        else if (store_.final_records(id) == 0 && !scheduler_.find(id))
+          lost(text_of("acknowledged job ", id, " is not held by the new leader"));
   }
 
   void leader_dies() {
@@ -547,7 +561,7 @@ class Cluster {
     leader_up_ = false;
     // What was not committed is gone, and nobody hears back.
     batch_ = {};
-    for (auto& [first, count] : submitting_) to_submit_ += count;
+    for (const Submit& submit : submitting_) to_submit_ += submit.count;
     submitting_.clear();
     ended_.clear();
     for (std::uint32_t message : answering_) fail(message);
@@ -579,18 +593,18 @@ class Cluster {
   void submit() {
     while (to_submit_ > 0 && store_.unfinished().size() + submitting_count() < kInFlight) {
       std::size_t count = std::min(to_submit_, kSubmitBatch);
-      submitting_.push_back({next_id_, count});
+      submitting_.push_back({next_id_, count, ++submissions_});
       for (std::size_t i = 0; i < count; ++i) {
         JobId id = next_id_++;
         Time ready_at = id % 100 == 7 ? now_ + between(1, 5'000) : Time{0};  // a delay
-        batch_.submitted.push_back({id, ready_at});
+        batch_.submitted.push_back({id, ready_at, submissions_});
       }
       to_submit_ -= count;
     }
   }
   std::size_t submitting_count() const {
     std::size_t count = 0;
-    for (auto& [first, jobs] : submitting_) count += jobs;
+    for (const Submit& submit : submitting_) count += submit.count;
     return count;
   }
 
@@ -598,7 +612,7 @@ class Cluster {
   // leased), answers go out, and jobs whose end is durable are forgotten.
   void commit() {
     std::vector<Job> admitted;
-    for (auto [id, ready_at] : batch_.submitted) {
+    for (auto [id, ready_at, submission] : batch_.submitted) {
       Job& job = admitted.emplace_back();
       job.id = id;
       job.options = options_of(id);
@@ -611,10 +625,9 @@ class Cluster {
       scheduler_.admit(std::move(admitted), now_);
       collect_changes();  // a delay that already passed: queued (written with the next commit)
     }
-    for (auto [first, count] : submitting_) {
-      if (acknowledged_.size() < first + count) acknowledged_.resize(first + count, 0);
-      for (JobId id = first; id < first + count; ++id) acknowledged_[id] = 1;
-      acknowledged_count_ += count;
+    for (const Submit& submit : submitting_) {
+      acknowledged_.push_back(submit);
+      acknowledged_count_ += submit.count;
       if (kLeaderChanges > 0 && next_leader_death_ <= kLeaderChanges &&
           acknowledged_count_ >= next_leader_death_ * kJobs / (kLeaderChanges + 1)) {
         ++next_leader_death_;
@@ -890,9 +903,14 @@ class Cluster {
   Scheduler scheduler_;
   JobId next_id_ = 1;
   DurableStore::Batch batch_;
-  std::vector<std::pair<JobId, std::size_t>> submitting_;  // first id, count
-  std::vector<std::uint32_t> answering_;                   // messages to answer after the commit
-  std::vector<JobId> ended_;                               // to forget after the commit
+  struct Submit {
+    JobId first;
+    std::size_t count;
+    std::uint32_t submission;
+  };
+  std::vector<Submit> submitting_;        // not yet committed
+  std::vector<std::uint32_t> answering_;  // messages to answer after the commit
+  std::vector<JobId> ended_;              // to forget after the commit
   std::deque<std::uint32_t> parked_;
   Time last_advance_{0};
   int next_leader_death_ = 1;
@@ -905,7 +923,8 @@ class Cluster {
 
   // The client.
   std::size_t to_submit_ = kJobs;
-  std::vector<std::uint8_t> acknowledged_;  // by id
+  std::uint32_t submissions_ = 0;
+  std::vector<Submit> acknowledged_;
   std::size_t acknowledged_count_ = 0;
 
   // The checks' own record.
