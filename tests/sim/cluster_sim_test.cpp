@@ -86,7 +86,7 @@ constexpr Time kLongPoll{30'000};                // the longest wait for work
 constexpr Time kCommitEvery{5};                  // one group commit per tick
 constexpr Time kRetryAfter{200};                 // a worker whose request failed
 constexpr std::size_t kInFlight = 5 * kWorkers;  // jobs submitted and not ended, at most
-constexpr std::size_t kSubmitBatch = 1000;
+constexpr std::size_t kSubmitBatch = 100;
 constexpr int kWorkerDeathOneIn = 5000;    // per finished job, while jobs are being submitted
 constexpr Time kGiveUpAfter{10 * 60'000};  // without any job ending: something is stuck
 
@@ -587,12 +587,13 @@ class Cluster {
     push({.at = now_ + kCommitEvery, .kind = Kind::tick, .generation = leader_});
   }
 
-  // The client, every few milliseconds: a batch while the work in flight
-  // allows. Its ids are reserved now; it is stored with the next commit, and
+  // The client, every few milliseconds: a batch, as large as the work in
+  // flight allows. Its ids are reserved now; it is stored with the next commit, and
   // acknowledged after it.
   void submit() {
-    while (to_submit_ > 0 && store_.unfinished().size() + submitting_count() < kInFlight) {
-      std::size_t count = std::min(to_submit_, kSubmitBatch);
+    std::size_t in_flight = store_.unfinished().size() + submitting_count();
+    if (to_submit_ > 0 && in_flight < kInFlight) {
+      std::size_t count = std::min({to_submit_, kSubmitBatch, kInFlight - in_flight});
       submitting_.push_back({next_id_, count, ++submissions_});
       for (std::size_t i = 0; i < count; ++i) {
         JobId id = next_id_++;
