@@ -85,7 +85,7 @@ constexpr Time kHeartbeatEvery{10'000};          // a third of it
 constexpr Time kLongPoll{30'000};                // the longest wait for work
 constexpr Time kCommitEvery{5};                  // one group commit per tick
 constexpr Time kRetryAfter{200};                 // a worker whose request failed
-constexpr std::size_t kInFlight = 5 * kWorkers;  // jobs submitted and not ended, at most
+constexpr std::size_t kInFlight = 2 * kWorkers;  // jobs submitted and not ended, at most
 constexpr std::size_t kSubmitBatch = 100;
 constexpr int kWorkerDeathOneIn = 5000;    // per finished job, while jobs are being submitted
 constexpr Time kGiveUpAfter{10 * 60'000};  // without any job ending: something is stuck
@@ -340,7 +340,7 @@ class Cluster {
     workers_.resize(kWorkers);
     names_.reserve(kWorkers);
     for (std::uint32_t w = 0; w < kWorkers; ++w) {
-      workers_[w].slots = 1 + static_cast<int>(pick(4));
+      workers_[w].slots = 1 + static_cast<int>(pick(2));
       names_.push_back("w" + std::to_string(w));
     }
   }
