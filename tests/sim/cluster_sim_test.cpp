@@ -45,6 +45,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <queue>
 #include <random>
 #include <string>
@@ -111,6 +112,7 @@ class DurableStore {
     Time ready_at;
     std::uint32_t retry_base;
     std::string reason;
+    std::optional<Attempt> attempt;  // the attempt that ended with it, written with it
   };
   struct Batch {
     struct Submitted {
@@ -119,10 +121,7 @@ class DurableStore {
       std::uint32_t submission;  // the client's: which of its submits this job is from
     };
     std::vector<Submitted> submitted;
-    std::vector<Attempt> attempts;    // that ended
-    std::vector<JobId> attempt_jobs;  // whose each is
     std::vector<StateChange> changes;
-    bool empty() const { return submitted.empty() && attempts.empty() && changes.empty(); }
   };
   struct Row {
     State state = State::queued;
@@ -149,33 +148,32 @@ class DurableStore {
       row.state = ready_at > Time{0} ? State::waiting : State::queued;
       next_id_ = std::max(next_id_, id + 1);
     }
-    for (std::size_t i = 0; i < batch.attempts.size(); ++i) {
-      JobId id = batch.attempt_jobs[i];
-      auto row = unfinished_.find(id);
-      if (row == unfinished_.end()) {
-        ended_twice_("an attempt of job " + std::to_string(id) + ", which ended, was written");
-        continue;
-      }
-      // The primary key (job_id, number): attempts are appended, never rewritten.
-      if (batch.attempts[i].number != static_cast<int>(row->second.attempts.size()) + 1)
-        ended_twice_("job " + std::to_string(id) + ": attempt " +
-                     std::to_string(batch.attempts[i].number) + " written after " +
-                     std::to_string(row->second.attempts.size()));
-      row->second.attempts.push_back(std::move(batch.attempts[i]));
-    }
     for (StateChange& change : batch.changes) {
       if (!kept(change.job)) {
         ended_twice_("a change of job " + std::to_string(change.job) + ", never stored");
         continue;
       }
+      auto row = unfinished_.find(change.job);
+      if (change.attempt) {
+        if (row == unfinished_.end()) {
+          ended_twice_("an attempt of job " + std::to_string(change.job) +
+                       ", which ended, was written");
+        } else {
+          // The primary key (job_id, number): attempts are appended, never rewritten.
+          std::vector<Attempt>& attempts = row->second.attempts;
+          if (change.attempt->number != static_cast<int>(attempts.size()) + 1)
+            ended_twice_("job " + std::to_string(change.job) + ": attempt " +
+                         std::to_string(change.attempt->number) + " written after " +
+                         std::to_string(attempts.size()));
+          attempts.push_back(std::move(*change.attempt));
+        }
+      }
       if (is_final(change.state)) {
         if (++records_[change.job] > kUnfinished + 1)
           ended_twice_("job " + std::to_string(change.job) + " recorded as ended twice");
-        unfinished_.erase(change.job);
-        ++ended_;
+        if (row != unfinished_.end()) unfinished_.erase(row);
         continue;
       }
-      auto row = unfinished_.find(change.job);
       if (row == unfinished_.end()) {
         ended_twice_("job " + std::to_string(change.job) + " changed after it ended");
         continue;
@@ -197,7 +195,6 @@ class DurableStore {
   std::uint32_t submission(JobId id) const { return kept(id) ? submissions_[id] : 0; }
   int final_records(JobId id) const { return kept(id) ? records_[id] - kUnfinished : 0; }
   JobId highest_id() const { return records_.size() - 1; }
-  std::uint64_t ended() const { return ended_; }
 
  private:
   Violations& ended_twice_;
@@ -208,7 +205,6 @@ class DurableStore {
   std::vector<std::uint32_t> submissions_;  // by id
   JobId next_id_ = 1;
   std::uint64_t epoch_ = 0;
-  std::uint64_t ended_ = 0;
 };
 
 // Every job's spec never changes: derived from its id, as the store would
@@ -650,13 +646,13 @@ class Cluster {
     for (const Change& change : scheduler_.take_changes()) {
       if (change.to == State::running) continue;
       const Job& job = *scheduler_.find(change.job);
-      batch_.changes.push_back({job.id, change.to, job.ready_at, job.retry_base, job.reason});
+      DurableStore::StateChange& row = batch_.changes.emplace_back(DurableStore::StateChange{
+          job.id, change.to, job.ready_at, job.retry_base, job.reason, std::nullopt});
       if (change.from == State::running) {
         for (auto attempt = job.attempts.rbegin(); attempt != job.attempts.rend(); ++attempt)
           if (attempt->end != AttemptEnd::running) {
             if (attempt->end == AttemptEnd::lease_expired) ++leases_expired_;
-            batch_.attempts.push_back(*attempt);
-            batch_.attempt_jobs.push_back(job.id);
+            row.attempt = *attempt;
             break;
           }
       }
