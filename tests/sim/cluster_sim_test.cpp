@@ -821,7 +821,8 @@ class Cluster {
       free_message(index);
       return;
     }
-    Worker& worker = workers_[message.worker];
+    std::uint32_t w = message.worker;
+    Worker& worker = workers_[w];
     worker.waiting = false;
     std::erase_if(worker.unacknowledged, [&](const Report& report) {
       return std::find(message.acknowledged.begin(), message.acknowledged.end(), report.token) !=
@@ -834,7 +835,7 @@ class Cluster {
       worker.running.push_back(held);
       push({.at = now_ + run_time(),
             .kind = Kind::job_done,
-            .worker = message.worker,
+            .worker = w,
             .generation = worker.generation,
             .job = held.job,
             .token = held.token});
@@ -842,11 +843,11 @@ class Cluster {
     free_message(index);
     int free_slots = worker.slots - static_cast<int>(worker.running.size());
     if (!worker.unacknowledged.empty() || free_slots > 0)
-      send_request(message.worker);  // with free slots and nothing to do, it waits at the leader
+      send_request(w);  // with free slots and nothing to do, it waits at the leader
     else
       push({.at = now_ + kHeartbeatEvery,
             .kind = Kind::poll,
-            .worker = message.worker,
+            .worker = w,
             .generation = worker.generation,
             .job = worker.request});
   }
