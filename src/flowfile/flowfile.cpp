@@ -529,6 +529,11 @@ class AzkabanReader {
       while (values.contains(fmt::format("command.{}", numbered + 1))) ++numbered;
       for (std::size_t i = 1; i <= numbered; ++i)
         commands.push_back(values.at(fmt::format("command.{}", i)));
+      for (std::size_t i = 0; i < commands.size(); ++i)
+        if (commands[i].empty())
+          fail(source_, node.where,
+               i == 0 ? std::string("config.command: must not be empty")
+                      : fmt::format("config.command.{}: must not be empty", i));
       for (const auto& [key, value] : values) {
         if (key == "command" || key == "retries" || key == "retry.backoff") continue;
         std::size_t number = 0;

@@ -299,6 +299,10 @@ TEST(AzkabanFlow, RefusalsNameTheFileTheNodeAndTheKey) {
        "f.flow: node \"a\": config.command.3: follows no command.2"},
       {"nodes:\n  - {name: a, type: command, config: {command.1: a}}\n",
        "f.flow: node \"a\": config.command: is required"},
+      {"nodes:\n  - {name: a, type: command, config: {command: \"\"}}\n",
+       "f.flow: node \"a\": config.command: must not be empty"},
+      {"nodes:\n  - {name: a, type: command, config: {command: x, command.1: }}\n",
+       "f.flow: node \"a\": config.command.1: must not be empty"},
       {"nodes:\n  - {name: a, type: command, config: {command: x, retries: 101}}\n",
        "f.flow: node \"a\": config.retries: must be a whole number from 0 to 100"},
       {"nodes:\n  - {name: a, type: command, config: {command: x, retries: "
