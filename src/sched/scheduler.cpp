@@ -107,6 +107,7 @@ JobId Scheduler::submit(JobOptions options, Time now) {
 
 bool Scheduler::resolve_dependencies(Job& job, const EndedState& ended_state) {
   job.unmet = 0;
+  job.after_succeeded = 0;
   for (JobId dependency : job.after) {
     std::optional<State> state;
     if (const Job* held = find(dependency)) {
@@ -119,23 +120,46 @@ bool Scheduler::resolve_dependencies(Job& job, const EndedState& ended_state) {
     } else if (ended_state) {
       state = ended_state(dependency);
     }
-    if (!state) {  // removed by retention while this waited: its outcome is gone
-      skip(job, dependency, State::cancelled);
-      job.reason = fmt::format("dependency {} is no longer kept", dependency);
+    if (!state) {  // removed by retention while this waited: it ended, how is gone
+      if (job.after_policy == AfterPolicy::end) continue;
+      skip(job, fmt::format("dependency {} is no longer kept", dependency));
       return false;
     }
-    if (job.after_policy == AfterPolicy::success && *state != State::succeeded) {
-      skip(job, dependency, *state);
+    if (auto reason = rules_out(job, dependency, *state)) {
+      skip(job, std::move(*reason));
       return false;
     }
   }
+  if (job.unmet == 0)
+    if (auto reason = rules_out_at_end(job)) {
+      skip(job, std::move(*reason));
+      return false;
+    }
   return true;
 }
 
-void Scheduler::skip(Job& job, JobId dependency, State state) {
+std::optional<std::string> Scheduler::rules_out(Job& job, JobId dependency, State state) {
+  bool succeeded = state == State::succeeded;
+  job.after_succeeded += succeeded ? 1 : 0;
+  if (job.after_policy == AfterPolicy::success && !succeeded)
+    return fmt::format("dependency {} {}", dependency, name(state));
+  if (job.after_policy == AfterPolicy::failure && succeeded)
+    return fmt::format("dependency {} succeeded", dependency);
+  return std::nullopt;
+}
+
+std::optional<std::string> Scheduler::rules_out_at_end(const Job& job) {
+  if (job.after_policy == AfterPolicy::one_success && job.after_succeeded == 0)
+    return "no dependency succeeded";
+  if (job.after_policy == AfterPolicy::one_failed && job.after_succeeded == job.after.size())
+    return "no dependency failed";
+  return std::nullopt;
+}
+
+void Scheduler::skip(Job& job, std::string reason) {
   delayed_.erase({job.ready_at, job.id});
   job.skipped = true;
-  job.reason = fmt::format("dependency {} {}", dependency, name(state));
+  job.reason = std::move(reason);
   set_state(job, State::cancelled);
 }
 
@@ -153,12 +177,15 @@ void Scheduler::ended(JobId first, Time now) {
     for (JobId dependant : waiting) {
       Job* job = get(dependant);
       if (!job || job->state != State::waiting || job->unmet == 0) continue;
-      if (job->after_policy == AfterPolicy::success && state != State::succeeded) {
-        skip(*job, id, state);
+      job->unmet--;
+      auto reason = rules_out(*job, id, state);
+      if (!reason && job->unmet == 0) reason = rules_out_at_end(*job);
+      if (reason) {
+        skip(*job, std::move(*reason));
         work.push_back(dependant);
-        continue;
+      } else if (job->unmet == 0) {
+        make_ready(*job, now);
       }
-      if (--job->unmet == 0) make_ready(*job, now);
     }
   }
 }

@@ -70,20 +70,24 @@ struct Attempt {
   std::string reason;
 };
 
-// When a job with dependencies may run: once each of them succeeded, or
-// once each of them ended, whatever the outcome.
-enum class AfterPolicy : std::uint8_t { success, end };
+// When a job with dependencies runs. `success`: once each of them succeeded;
+// `end`: once each ended, whatever the outcome; `failure`: once each failed
+// or was cancelled; `one_success` / `one_failed`: once all ended, if at least
+// one of them succeeded / did not. Otherwise it is skipped. The first three
+// decide as soon as one outcome settles it; the last two when all ended.
+enum class AfterPolicy : std::uint8_t { success, end, failure, one_success, one_failed };
 
 struct Job {
   JobId id = 0;
   JobOptions options;
   State state = State::waiting;
-  // The jobs it runs after. While one of them has not ended the job waits;
-  // under AfterPolicy::success, one that ends without succeeding ends this
-  // job as cancelled, without running ("skipped"), and so on downstream.
+  // The jobs it runs after. While its policy cannot decide, the job waits;
+  // when the outcomes rule it out it ends as cancelled, without running
+  // ("skipped"), and so on downstream.
   std::vector<JobId> after;
   AfterPolicy after_policy = AfterPolicy::success;
   std::uint32_t unmet = 0;            // dependencies still to end
+  std::uint32_t after_succeeded = 0;  // dependencies that ended and succeeded
   bool skipped = false;               // cancelled because a dependency could not succeed
   std::uint32_t retry_base = 0;       // attempts before this index were before a manual retry
   Time ready_at{0};                   // when a waiting job becomes queued
@@ -210,7 +214,12 @@ class Scheduler {
   // Counts `job`'s dependencies that have not ended, and holds it back on
   // them; false when one that ended skips it.
   bool resolve_dependencies(Job& job, const EndedState& ended_state);
-  void skip(Job& job, JobId dependency, State state);
+  // Counts an ended dependency of `job`; why its outcome rules the job out,
+  // if it does.
+  static std::optional<std::string> rules_out(Job& job, JobId dependency, State state);
+  // Why the outcomes rule `job` out once all its dependencies ended, if so.
+  static std::optional<std::string> rules_out_at_end(const Job& job);
+  void skip(Job& job, std::string reason);
   // A job ended: its dependants move on, or are skipped in turn.
   void ended(JobId job, Time now);
 

@@ -252,6 +252,36 @@ TEST(Scheduler, AFailureSkipsEverythingDownstreamUnlessItRunsAtTheEnd) {
             2);
 }
 
+TEST(Scheduler, ConditionsOnTheOutcomesOfDependencies) {
+  Scheduler s;
+  s.admit(after(1, {}), Time{0});  // fails
+  s.admit(after(2, {}), Time{0});  // succeeds
+  s.admit(after(3, {1, 2}, AfterPolicy::failure), Time{0});
+  s.admit(after(4, {1, 2}, AfterPolicy::one_success), Time{0});
+  s.admit(after(5, {1, 2}, AfterPolicy::one_failed), Time{0});
+  s.admit(after(6, {2}, AfterPolicy::one_failed), Time{0});
+  s.admit(after(7, {1}, AfterPolicy::one_success), Time{0});
+  s.admit(after(8, {1}, AfterPolicy::failure), Time{0});
+  EXPECT_EQ(run_next(s, false, Time{1}), 1u);
+  EXPECT_EQ(s.find(3)->state, State::waiting);
+  EXPECT_EQ(s.find(4)->state, State::waiting);  // the "one" conditions wait for all to end
+  EXPECT_EQ(s.find(5)->state, State::waiting);
+  EXPECT_EQ(s.find(7)->state, State::cancelled);
+  EXPECT_EQ(s.find(7)->reason, "no dependency succeeded");
+  EXPECT_TRUE(s.find(7)->skipped);
+  EXPECT_EQ(s.find(8)->state, State::queued);
+  EXPECT_EQ(run_next(s, true, Time{2}), 2u);
+  EXPECT_EQ(s.find(3)->reason, "dependency 2 succeeded");
+  EXPECT_EQ(s.find(4)->state, State::queued);
+  EXPECT_EQ(s.find(5)->state, State::queued);
+  EXPECT_EQ(s.find(6)->reason, "no dependency failed");
+  // Admitted after its dependencies ended, a job is judged the same way.
+  s.admit(after(9, {1, 2}, AfterPolicy::one_failed), Time{3});
+  EXPECT_EQ(s.find(9)->state, State::queued);
+  s.admit(after(10, {1, 2}, AfterPolicy::failure), Time{3});
+  EXPECT_EQ(s.find(10)->reason, "dependency 2 succeeded");
+}
+
 TEST(Scheduler, RetryingAFailedDependencyPutsItsSkippedDependantsBackInLine) {
   Scheduler s;
   s.admit(after(1, {}), Time{0});
@@ -289,6 +319,8 @@ TEST(Scheduler, DependenciesNoLongerHeldAreAskedFor) {
   EXPECT_EQ(s.find(12)->state, State::queued);
   s.admit(after(13, {9}), Time{0}, ended);
   EXPECT_EQ(s.find(13)->reason, "dependency 9 is no longer kept");
+  s.admit(after(15, {9}, AfterPolicy::end), Time{0}, ended);  // it ended: all this one needs
+  EXPECT_EQ(s.find(15)->state, State::queued);
   // A delayed job with dependencies waits for both.
   Job later = after(14, {10});
   later.ready_at = Time{100};

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/json.hpp>
 #include <map>
 
@@ -11,6 +12,10 @@
 
 namespace ferry::server {
 namespace {
+
+// The names of sched::AfterPolicy's values, in its order.
+constexpr std::array<std::string_view, 5> kAfterPolicies = {"success", "end", "failure",
+                                                            "one_success", "one_failed"};
 
 namespace json = boost::json;
 using namespace json_fields;
@@ -112,9 +117,11 @@ JobSpec job_of(const json::value& value, const Path& path, const SpecLimits& lim
   }
   if (const json::value* policy = fields.take("after_policy")) {
     std::string given = string_of(*policy, fields.path("after_policy"), 16);
-    if (given != "success" && given != "end")
-      fail(fields.path("after_policy"), "must be \"success\" or \"end\"");
-    spec.after_policy = given == "end" ? sched::AfterPolicy::end : sched::AfterPolicy::success;
+    auto named = std::find(kAfterPolicies.begin(), kAfterPolicies.end(), given);
+    if (named == kAfterPolicies.end())
+      fail(fields.path("after_policy"),
+           "must be \"success\", \"end\", \"failure\", \"one_success\" or \"one_failed\"");
+    spec.after_policy = static_cast<sched::AfterPolicy>(named - kAfterPolicies.begin());
   }
   if (const json::value* key = fields.take("key"))
     spec.key = string_of(*key, fields.path("key"), 256, false);
@@ -270,7 +277,8 @@ std::string to_json(const JobSpec& spec) {
     for (const std::string& ref : spec.after_refs) after.push_back(json::value(ref));
     object["after"] = std::move(after);
   }
-  if (spec.after_policy == sched::AfterPolicy::end) object["after_policy"] = "end";
+  if (spec.after_policy != sched::AfterPolicy::success)
+    object["after_policy"] = kAfterPolicies[static_cast<std::size_t>(spec.after_policy)];
   return json::serialize(object);
 }
 

@@ -1,5 +1,7 @@
 #include "server/job_spec.hpp"
 
+#include <fmt/format.h>
+
 #include <gtest/gtest.h>
 
 namespace ferry::server {
@@ -173,6 +175,11 @@ TEST(JobBatch, RefsNameJobsOfTheBatchWithoutCycles) {
   EXPECT_EQ(flow.jobs[1].after_refs, std::vector<std::string>{"prepare"});
   EXPECT_EQ(flow.jobs[1].after, std::vector<std::uint64_t>{17});
   EXPECT_EQ(flow.jobs[2].after_policy, sched::AfterPolicy::end);
+  for (const char* policy : {"success", "end", "failure", "one_success", "one_failed"}) {
+    JobSpec spec = parse_job_spec(fmt::format(
+        R"({{"after": [1], "after_policy": "{}", "command": {{"argv": ["x"]}}}})", policy));
+    EXPECT_EQ(parse_job_spec(to_json(spec)), spec) << policy;
+  }
   Submission named = parse_job_batch(
       R"({"flow": {"name": "nightly", "key": "2026-11-27"}, "jobs": [{"command": {"argv": ["a"]}}]})");
   EXPECT_EQ(named.flow, (FlowSpec{"nightly", "2026-11-27"}));
@@ -202,7 +209,8 @@ TEST(JobBatch, RefsNameJobsOfTheBatchWithoutCycles) {
   EXPECT_EQ(error(R"({"jobs": [{"after": [0], "command": {"argv": ["x"]}}]})"),
             "jobs[0].after[0]: must be a positive whole number");
   EXPECT_EQ(error(R"({"jobs": [{"after_policy": "sometimes", "command": {"argv": ["x"]}}]})"),
-            "jobs[0].after_policy: must be \"success\" or \"end\"");
+            "jobs[0].after_policy: must be \"success\", \"end\", \"failure\", \"one_success\" "
+            "or \"one_failed\"");
 }
 
 }  // namespace

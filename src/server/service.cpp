@@ -933,14 +933,19 @@ std::optional<FlowView> Service::flow(std::uint64_t id) const {
     view.counts.by_state[static_cast<int>(job.state)]++;
     view.jobs.push_back(std::move(job));
   }
+  // Jobs skipped by their conditions are a path not taken; a job skipped
+  // because its dependency failed or was cancelled comes with that job.
   const sched::Counts& counts = view.counts;
   bool running =
       counts[sched::State::waiting] + counts[sched::State::queued] + counts[sched::State::running] >
       0;
-  view.state = running                                               ? "running"
-               : counts[sched::State::succeeded] == view.jobs.size() ? "succeeded"
-               : counts[sched::State::failed] > 0                    ? "failed"
-                                                                     : "cancelled";
+  bool cancelled = std::any_of(view.jobs.begin(), view.jobs.end(), [](const FlowView::Job& job) {
+    return job.state == sched::State::cancelled && !job.skipped;
+  });
+  view.state = running                            ? "running"
+               : counts[sched::State::failed] > 0 ? "failed"
+               : cancelled                        ? "cancelled"
+                                                  : "succeeded";
   return view;
 }
 

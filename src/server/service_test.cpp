@@ -407,6 +407,24 @@ TEST_F(ServiceTest, DependenciesOnEarlierJobsAndRunningAtTheEnd) {
       "jobs[1].after: no job 77");
 }
 
+TEST_F(ServiceTest, AFlowWhoseBranchWasNotTakenSucceeded) {
+  // An error handler that was not needed is skipped; the flow succeeded. A
+  // job cancelled by hand makes it cancelled, a failed one failed.
+  submit_batch(R"({"jobs": [{"ref": "a", "command": {"argv": ["a"]}},
+    {"ref": "on_error", "after": ["a"], "after_policy": "failure", "command": {"argv": ["h"]}}]})");
+  LeaseReply leased = lease(poll("w", 1));
+  LeaseRequest report = poll("w", 0);
+  report.completions = {done(leased.jobs.at(0), true)};
+  lease(report);
+  EXPECT_EQ(service->job(2)->reason, "dependency 1 succeeded");
+  EXPECT_EQ(service->flow(1)->state, "succeeded");
+  submit_batch(R"({"jobs": [{"ref": "a", "command": {"argv": ["a"]}},
+    {"ref": "b", "after": ["a"], "command": {"argv": ["b"]}}]})");
+  service->cancel({3}, [](std::vector<std::string>, std::string) {});
+  settle();
+  EXPECT_EQ(service->flow(2)->state, "cancelled");
+}
+
 TEST_F(ServiceTest, AFlowWithAKnownKeyIsMadeOnce) {
   std::string body = R"({"flow": {"name": "nightly", "key": "2026-11-27"}, "jobs": [
     {"ref": "a", "command": {"argv": ["a"]}}, {"ref": "b", "after": ["a"], "command": {"argv": ["b"]}}]})";
