@@ -142,8 +142,9 @@ TEST(FlowFileExamples, ConditionalMacrosBecomeAfterPolicies) {
       R"("after":["jobA","jobB"],"after_policy":"one_failed"},)"
       R"({"ref":"jobD","name":"jobD","command":{"shell":"echo \"jobA and jobB ended\""},)"
       R"("after":["jobA","jobB"],"after_policy":"end"}]})");
-  // The server check comes with the server's after policies failure,
-  // one_success and one_failed (issue 11).
+  auto submission = accepted(flows[0].batch_json);
+  EXPECT_EQ(submission.jobs[2].after_policy, sched::AfterPolicy::one_failed);
+  EXPECT_EQ(submission.jobs[3].after_policy, sched::AfterPolicy::end);
 }
 
 TEST(FlowFileExamples, PlainYamlFlowIsTheBatchWithParametersSubstituted) {
@@ -197,6 +198,7 @@ nodes:
     condition: all_failed
 )";
   std::string batch = azkaban(text);
+  accepted(batch);
   json::array jobs = json::parse(batch).at("jobs").as_array();
   std::vector<std::string> refs, afters, policies;
   for (const auto& job : jobs) {
@@ -227,6 +229,7 @@ TEST(AzkabanFlow, EveryConditionMacroMapsToItsPolicy) {
     EXPECT_EQ(job.contains("after_policy") ? std::string(job.at("after_policy").as_string()) : "",
               policy)
         << macro;
+    accepted(batch);
   }
 }
 
@@ -252,6 +255,7 @@ config2: x
   text = text.substr(0, text.find("config2"));
   EXPECT_EQ(refusal(text), "f.flow: node \"top\": config.retries: unknown parameter ${tries}");
   std::string batch = azkaban(text, {{"tries", "3"}});
+  accepted(batch);
   json::array jobs = json::parse(batch).at("jobs").as_array();
   EXPECT_EQ(jobs[0].at("command").at("shell"), "echo hello world outside");
   EXPECT_EQ(jobs[0].at("retries"), 3);
