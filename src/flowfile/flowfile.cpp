@@ -12,8 +12,6 @@
 #include <cmath>
 #include <fstream>
 #include <memory>
-#include <optional>
-#include <set>
 
 namespace ferry::flowfile {
 namespace {
@@ -32,10 +30,28 @@ constexpr std::size_t kMaxRefBytes = 128;                 // the API's limit on 
 constexpr std::size_t kMaxFiles = 10'000;                 // in a directory or a zip
 constexpr std::int64_t kMaxBackoffMs = 365LL * 24 * 3600 * 1000;
 
-// Where in the file an error is: "" for the top, `node "a:b"`, `flow "a"`.
+// A refusal is one line, whatever text it quotes: control characters are
+// shown escaped (\n, \t, \x01).
+std::string one_line(std::string_view text) {
+  std::string line;
+  for (char c : text) {
+    auto byte = static_cast<unsigned char>(c);
+    if (c == '\n')
+      line += "\\n";
+    else if (c == '\t')
+      line += "\\t";
+    else if (byte < 0x20 || byte == 0x7F)
+      line += fmt::format("\\x{:02x}", byte);
+    else
+      line += c;
+  }
+  return line;
+}
+
+// Where in the file an error is: "" for the top, `node "a:b"`, a key's path.
 [[noreturn]] void fail(std::string_view source, std::string_view where, std::string_view what) {
-  if (where.empty()) throw FlowError(fmt::format("{}: {}", source, what));
-  throw FlowError(fmt::format("{}: {}: {}", source, where, what));
+  if (where.empty()) throw FlowError(one_line(fmt::format("{}: {}", source, what)));
+  throw FlowError(one_line(fmt::format("{}: {}: {}", source, where, what)));
 }
 
 // Text is checked before any parser sees it: bounded, no NUL, valid UTF-8.
@@ -128,6 +144,8 @@ class YamlConverter {
   json::value scalar(const YAML::Node& node, const std::string& path) {
     const std::string& text = node.Scalar();
     count_bytes(text.size());
+    // YAML's "\0" escape makes one; the API refuses them in every string.
+    if (text.find('\0') != std::string::npos) fail(source_, path, "a NUL character is not text");
     // "?" is the tag of a plain (unquoted) scalar; quoted ones are text.
     if (!typed_ || node.Tag() != "?") return json::string(text);
     if (text == "~" || text == "null" || text == "Null" || text == "NULL") return nullptr;
@@ -607,6 +625,8 @@ void substitute_all(json::value& value, const Scope& scope, const std::string& p
     } catch (const std::invalid_argument& error) {
       fail(source, path, error.what());
     }
+    if (value.as_string().find('\0') != json::string::npos)
+      fail(source, path, "a NUL character is not text");
   } else if (value.is_array()) {
     json::array& array = value.as_array();
     for (std::size_t i = 0; i < array.size(); ++i)

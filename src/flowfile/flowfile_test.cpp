@@ -346,6 +346,12 @@ TEST(AzkabanFlow, RefusalsNameTheFileTheNodeAndTheKey) {
   for (const auto& [text, message] : cases) EXPECT_EQ(refusal(text), message) << text;
 }
 
+TEST(AzkabanFlow, ARefusalIsOneLineWhateverTheTextItQuotes) {
+  EXPECT_EQ(refusal("nodes:\n  - {name: a, type: \"java\\nprocess\\t\\u0001\"}\n"),
+            "f.flow: node \"a\": type: \"java\\nprocess\\t\\x01\" is not supported (ferry runs "
+            "command, noop and flow nodes)");
+}
+
 TEST(AzkabanFlow, DuplicateKeysAreRefused) {
   EXPECT_EQ(refusal("nodes:\n  - {name: a, type: noop, name: b}\n"),
             "f.flow: nodes[0].name: the key appears twice");
@@ -504,6 +510,11 @@ TEST(FlowFileHostile, BoundedRefusals) {
 
   EXPECT_EQ(refusal(std::string("nodes:\n  - {name: a\0, type: noop}\n", 32)),
             "f.flow: byte 19: a NUL byte is not text");
+  // A NUL written as an escape is no more text than the byte.
+  EXPECT_EQ(refusal("nodes:\n  - {name: a, type: command, config: {command: \"echo \\0\"}}\n"),
+            "f.flow: nodes[0].config.command: a NUL character is not text");
+  EXPECT_EQ(refusal(R"({"jobs": [{"command": {"shell": "a\u0000"}}]})", Format::plain_json),
+            "f.flow: jobs[0].command.shell: a NUL character is not text");
   EXPECT_EQ(refusal("nodes:\n  - {name: \xff, type: noop}\n"), "f.flow: byte 18: not UTF-8 text");
   EXPECT_EQ(refusal("x: \xc0\xaf\n"), "f.flow: byte 3: not UTF-8 text");      // overlong
   EXPECT_EQ(refusal("x: \xed\xa0\x80\n"), "f.flow: byte 3: not UTF-8 text");  // surrogate
