@@ -31,6 +31,7 @@ Subcommand add_workers(CLI::App& app);
 Subcommand add_queues(CLI::App& app);
 Subcommand add_check(CLI::App& app);
 Subcommand add_backup(CLI::App& app);
+Subcommand add_flow(CLI::App& app);
 
 // The token from --token, --token-file or FERRY_TOKEN, in that order.
 std::string resolve_token(const std::string& token, const std::string& token_file);

@@ -737,7 +737,7 @@ class Server {
                    : job.state == sched::State::failed ||
                          (job.state == sched::State::cancelled && !job.skipped))
           ids.push_back(job.id);
-      auto acting = per_job(cancel ? &Service::cancel : &Service::retry, std::move(ids));
+      auto acting = per_job(cancel ? &Service::cancel_together : &Service::retry, std::move(ids));
       co_return co_await std::move(acting);
     }
     if (target.rfind("/v1/jobs/", 0) == 0) {
@@ -826,7 +826,7 @@ class Server {
       co_return error(http::status::service_unavailable, "store_failed", result.error);
     co_return Reply{http::status::ok,
                     render_per_job(ids, result.results,
-                                   operation == &Service::cancel ? "cancelled" : "retried")};
+                                   operation == &Service::retry ? "retried" : "cancelled")};
   }
   struct StartPerJob {
     Service& service;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <unordered_set>
 #include <utility>
 
 namespace ferry::server {
@@ -691,6 +692,22 @@ void Service::cancel(std::vector<JobId> ids, PerJob done) {
   for_each_job(
       std::move(ids),
       [this](const sched::Job& job, Time now) -> std::string {
+        if (sched::is_final(job.state))
+          return fmt::format("job {} already {}", job.id, sched::name(job.state));
+        scheduler_.cancel(job.id, "cancelled by request", now);
+        return "";
+      },
+      std::move(done));
+}
+
+void Service::cancel_together(std::vector<JobId> ids, PerJob done) {
+  std::unordered_set<JobId> together(ids.begin(), ids.end());
+  for_each_job(
+      std::move(ids),
+      [this, together](const sched::Job& job, Time now) -> std::string {
+        if (job.skipped && std::any_of(job.after.begin(), job.after.end(),
+                                       [&](JobId id) { return together.contains(id); }))
+          return "";
         if (sched::is_final(job.state))
           return fmt::format("job {} already {}", job.id, sched::name(job.state));
         scheduler_.cancel(job.id, "cancelled by request", now);

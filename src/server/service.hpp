@@ -268,6 +268,9 @@ class Service {
   // Why not: "no job 9", "job 3 already succeeded". Jobs that run after a
   // cancelled one end too (skipped), unless they run after whatever ends.
   void cancel(std::vector<JobId> ids, PerJob done);
+  // The same for jobs that go together (a flow): one already skipped
+  // because another of them was cancelled first counts as cancelled.
+  void cancel_together(std::vector<JobId> ids, PerJob done);
 
   // Runs failed or cancelled jobs again, each with a fresh retry budget; the
   // jobs skipped because of them go back to waiting on them. For each id:

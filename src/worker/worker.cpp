@@ -29,20 +29,6 @@ std::string output_tail(const std::string& bytes, std::size_t limit) {
   return std::string(server::text_tail(server::output_text(bytes), limit));
 }
 
-exec::Command command_for(const server::JobSpec& spec, const WorkerConfig& config) {
-  const auto& work = std::get<server::CommandSpec>(spec.work);
-  exec::Command command;
-  command.argv =
-      work.argv.empty() ? std::vector<std::string>{"/bin/sh", "-c", work.shell} : work.argv;
-  for (const auto& [name, value] : work.env) command.env.push_back(name + "=" + value);
-  command.cwd = work.cwd;
-  command.stdin_data = work.stdin_data;
-  command.timeout = spec.timeout;
-  command.kill_grace = config.kill_grace;
-  command.output_limit = config.output_tail;
-  return command;
-}
-
 json::object completion(std::uint64_t job, std::uint64_t token, const exec::Result& result,
                         std::size_t tail) {
   json::object report{{"job", job},
@@ -238,7 +224,8 @@ class Worker {
           undelivered_.push_back(refusal(id, token, "this worker runs commands, not calls"));
           continue;
         }
-        running_[processes_.start(command_for(spec, config_))] = {id, token};
+        running_[processes_.start(command_for(spec, config_.kill_grace, config_.output_tail))] = {
+            id, token};
       } catch (const std::exception& problem) {
         if (id && token)
           undelivered_.push_back(
@@ -296,6 +283,21 @@ class Worker {
 int run_worker(const WorkerConfig& config) {
   Worker worker(config);
   return worker.run();
+}
+
+exec::Command command_for(const server::JobSpec& spec, std::chrono::milliseconds kill_grace,
+                          std::size_t output_limit) {
+  const auto& work = std::get<server::CommandSpec>(spec.work);
+  exec::Command command;
+  command.argv =
+      work.argv.empty() ? std::vector<std::string>{"/bin/sh", "-c", work.shell} : work.argv;
+  for (const auto& [name, value] : work.env) command.env.push_back(name + "=" + value);
+  command.cwd = work.cwd;
+  command.stdin_data = work.stdin_data;
+  command.timeout = spec.timeout;
+  command.kill_grace = kill_grace;
+  command.output_limit = output_limit;
+  return command;
 }
 
 }  // namespace ferry::worker

@@ -17,6 +17,9 @@
 #include <string>
 #include <vector>
 
+#include "exec/process_set.hpp"
+#include "server/job_spec.hpp"
+
 namespace ferry::worker {
 
 struct WorkerConfig {
@@ -35,5 +38,10 @@ struct WorkerConfig {
 
 // Runs until stopped; returns the exit status.
 int run_worker(const WorkerConfig& config);
+
+// The process that runs a command job (a call is not one): argv or
+// `/bin/sh -c shell`, its env, cwd, stdin and timeout.
+exec::Command command_for(const server::JobSpec& spec, std::chrono::milliseconds kill_grace,
+                          std::size_t output_limit);
 
 }  // namespace ferry::worker
