@@ -4,6 +4,11 @@
 //                                      prints "jobs N seconds S" (submit to last result)
 //   server_bench latency N             N single calls one after another;
 //                                      prints "p50_ms X p99_ms Y" (submit to result)
+//   server_bench flows N SECONDS DEPS  N flows of 5 commands (`sleep SECONDS`): a diamond
+//                                      and a tail (a -> b, c -> d -> e) when DEPS is 1,
+//                                      the same 5 jobs without dependencies when 0;
+//                                      prints "flows N jobs J seconds S" (first submit
+//                                      to the last job's end)
 //   server_bench soak N BATCH PID DB   N `noop` calls in batches, a few batches in
 //                                      flight; per million: jobs/s, the server's
 //                                      (PID) peak RSS, the size of DB, p99 submit
@@ -66,6 +71,36 @@ int latency(int count) {
   std::printf("p50_ms %.3f p99_ms %.3f\n", millis[millis.size() / 2],
               millis[millis.size() * 99 / 100]);
   return 0;
+}
+
+int flows(int count, const std::string& seconds, bool dependencies) {
+  ferry::Client client;
+  boost::json::array jobs;
+  for (auto [ref, after] : {std::pair{"a", ""}, {"b", "a"}, {"c", "a"}, {"d", "b c"}, {"e", "d"}}) {
+    boost::json::object job{{"command", {{"argv", {"sleep", seconds}}}}};
+    if (dependencies) {
+      job["ref"] = ref;
+      boost::json::array refs;
+      for (const char* at = after; *at; ++at)
+        if (*at != ' ') refs.emplace_back(std::string(1, *at));
+      if (!refs.empty()) job["after"] = std::move(refs);
+    }
+    jobs.push_back(std::move(job));
+  }
+  boost::json::object batch{{"jobs", std::move(jobs)}};
+  auto start = Clock::now();
+  std::vector<std::uint64_t> ids;
+  for (int i = 0; i < count; ++i) {
+    ferry::Flow flow = client.submit_flow(batch);
+    ids.insert(ids.end(), flow.ids.begin(), flow.ids.end());
+  }
+  std::size_t succeeded = 0;
+  client.wait_all(
+      ids, [&](const ferry::JobResult& result) { succeeded += result.succeeded(); },
+      std::chrono::minutes(30));
+  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  std::printf("flows %d jobs %zu seconds %.3f\n", count, succeeded, elapsed);
+  return succeeded == ids.size() ? 0 : 1;
 }
 
 long rss_kb(const std::string& pid) {
@@ -141,10 +176,12 @@ int main(int argc, char** argv) {
   if (mode == "worker" && argc == 3) return serve(std::atoi(argv[2]));
   if (mode == "submit" && argc == 4) return submit(std::atoi(argv[2]), std::atoi(argv[3]));
   if (mode == "latency" && argc == 3) return latency(std::atoi(argv[2]));
+  if (mode == "flows" && argc == 5)
+    return flows(std::atoi(argv[2]), argv[3], std::string(argv[4]) == "1");
   if (mode == "soak" && argc == 6)
     return soak(std::atol(argv[2]), std::atoi(argv[3]), argv[4], argv[5]);
   std::fprintf(stderr,
                "usage: server_bench worker THREADS | submit N BATCH | latency N | "
-               "soak N BATCH SERVER_PID DATABASE\n");
+               "flows N SECONDS DEPS | soak N BATCH SERVER_PID DATABASE\n");
   return 2;
 }

@@ -56,6 +56,12 @@ struct JobResult {
   bool succeeded() const { return state == "succeeded"; }
 };
 
+// What a flow's submit made: the flow and its jobs, in the batch's order.
+struct Flow {
+  std::uint64_t id = 0;
+  std::vector<std::uint64_t> ids;
+};
+
 class Client {
  public:
   explicit Client(std::string server = {}, std::string token = {});
@@ -72,6 +78,10 @@ class Client {
                                        const JobOptions& options = {});
   // A command (argv, searched in PATH on the worker).
   std::uint64_t command(const std::vector<std::string>& argv, const JobOptions& options = {});
+  // Jobs that run after one another: the API's batch document as it is,
+  // {"flow": {"name": ..., "key": ...}, "jobs": [...]}, its jobs naming each
+  // other by "ref" in "after" (docs/flows.md). With a key it is made once.
+  Flow submit_flow(const boost::json::object& batch);
 
   // Waits until the job ended; throws ferry::TimeoutError past `timeout`.
   JobResult wait(std::uint64_t id, std::optional<std::chrono::milliseconds> timeout = std::nullopt);

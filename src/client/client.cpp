@@ -177,14 +177,19 @@ struct Client::Impl {
   }
   std::vector<std::uint64_t> submit(json::array jobs) {
     bool keyed = client::every_job_has_a_key(jobs);
-    json::value reply;
+    return ids_of(post(json::object{{"jobs", std::move(jobs)}}, keyed));
+  }
+
+  json::value post(const json::object& batch, bool keyed) {
     try {
-      reply = client::call_api(http, "POST", "/v1/jobs",
-                               json::serialize(json::object{{"jobs", std::move(jobs)}}),
-                               std::chrono::seconds(30), keyed);
+      return client::call_api(http, "POST", "/v1/jobs", json::serialize(batch),
+                              std::chrono::seconds(30), keyed);
     } catch (const client::ConnectionError& problem) {
       throw Error(problem.what());
     }
+  }
+
+  static std::vector<std::uint64_t> ids_of(const json::value& reply) {
     std::vector<std::uint64_t> ids;
     for (const json::value& id : reply.at("ids").as_array())
       ids.push_back(id.to_number<std::uint64_t>());
@@ -227,6 +232,14 @@ std::uint64_t Client::command(const std::vector<std::string>& argv, const JobOpt
   jobs.push_back(
       client::job_json(json::object{{"argv", json::array(argv.begin(), argv.end())}}, options));
   return impl_->submit(std::move(jobs)).at(0);
+}
+
+Flow Client::submit_flow(const json::object& batch) {
+  const json::value* about = batch.if_contains("flow");
+  bool keyed = about && about->is_object() && about->as_object().contains("key");
+  json::value reply = impl_->post(batch, keyed);
+  const json::value* flow = reply.as_object().if_contains("flow");
+  return {flow ? flow->to_number<std::uint64_t>() : 0, Impl::ids_of(reply)};
 }
 
 JobResult Client::wait(std::uint64_t id, std::optional<std::chrono::milliseconds> timeout) {

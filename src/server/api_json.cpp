@@ -220,6 +220,14 @@ std::string render_per_job(const std::vector<JobId>& ids, const std::vector<std:
   return json::serialize(json::object{{"results", std::move(items)}});
 }
 
+namespace {
+
+json::value flow_value(std::uint64_t flow) {
+  return flow ? json::value(flow) : json::value(nullptr);
+}
+
+}  // namespace
+
 std::string render_job(const JobView& job) {
   json::array attempts;
   for (const AttemptView& view : job.attempts) {
@@ -246,6 +254,8 @@ std::string render_job(const JobView& job) {
                                       {"queue", job.queue},
                                       {"state", sched::name(job.state)},
                                       {"reason", job.reason},
+                                      {"skipped", job.skipped},
+                                      {"flow", flow_value(job.flow)},
                                       {"created_ms", job.created.count()},
                                       {"spec", json::parse(job.spec_json, {}, api_parse_options())},
                                       {"attempts", std::move(attempts)}});
@@ -422,6 +432,8 @@ std::string render_job_list(const ListPage& page) {
                                 {"queue", job.queue},
                                 {"state", sched::name(job.state)},
                                 {"reason", job.reason},
+                                {"skipped", job.skipped},
+                                {"flow", flow_value(job.flow)},
                                 {"created_ms", job.created.count()},
                                 {"attempts", job.attempt_count},
                                 {"spec", json::parse(job.spec_json, {}, api_parse_options())}});

@@ -5,6 +5,7 @@
 #include <ferry/client.hpp>
 #include <ferry/worker.hpp>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "server_process.hpp"
@@ -52,6 +53,45 @@ TEST(FerryClientAndWorker, CallsRunOnTheWorkersThreadsAndComeBack) {
   ferry::Client wrong(server.url(), "not-the-token");
   EXPECT_THROW(wrong.call("square", 2), ferry::Error);
   EXPECT_THROW(ferry::Client("ftp://nowhere"), ferry::Error);
+}
+
+}  // namespace
+}  // namespace ferry::e2e
+
+namespace ferry::e2e {
+namespace {
+
+TEST(FerryClientAndWorker, AFlowOfCallsRunsInOrderAndIsMadeOnceByItsKey) {
+  TempDir dir;
+  Server server(dir);
+  std::mutex lock;
+  std::vector<std::int64_t> seen;
+  ferry::Worker worker(server.url(), "sekrit", {.threads = 2, .id = "steps"});
+  worker.add("step", [&](const json::value& n) -> json::value {
+    std::lock_guard hold(lock);
+    seen.push_back(n.to_number<std::int64_t>());
+    return n;
+  });
+  std::thread serving([&] { worker.run(false); });
+  ferry::Client client(server.url(), "sekrit");
+  json::object batch = json::parse(R"({"flow": {"name": "steps", "key": "once"}, "jobs": [
+    {"ref": "third", "after": ["second"], "call": {"function": "step", "args": 3}},
+    {"ref": "first", "call": {"function": "step", "args": 1}},
+    {"ref": "second", "after": ["first"], "call": {"function": "step", "args": 2}}]})")
+                           .as_object();
+  Flow flow = client.submit_flow(batch);
+  EXPECT_GT(flow.id, 0u);
+  ASSERT_EQ(flow.ids.size(), 3u);
+  client.wait_all(
+      flow.ids, [](const JobResult& result) { EXPECT_TRUE(result.succeeded()); }, 30s);
+  EXPECT_EQ(seen, (std::vector<std::int64_t>{1, 2, 3}));
+  Flow again = client.submit_flow(batch);
+  EXPECT_EQ(again.id, flow.id);
+  EXPECT_EQ(again.ids, flow.ids);
+  batch["jobs"].as_array()[0].as_object()["after"] = json::array{"nowhere"};
+  EXPECT_THROW(client.submit_flow(batch), ferry::Error);
+  worker.stop();
+  serving.join();
 }
 
 }  // namespace

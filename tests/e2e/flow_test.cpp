@@ -115,6 +115,9 @@ TEST(Flows, AFailureSkipsWhatFollowsAndARetryResumesIt) {
   EXPECT_EQ(jobs["deploy"].at("reason").as_string(),
             fmt::format("dependency {} failed", jobs["test"].at("id").as_int64()));
   EXPECT_TRUE(jobs["deploy"].at("attempts").as_array().empty());
+  EXPECT_EQ(jobs["deploy"].at("skipped"), true);
+  EXPECT_EQ(jobs["deploy"].at("flow"), flow);
+  EXPECT_EQ(jobs["test"].at("skipped"), false);
   EXPECT_EQ(jobs["cleanup"].at("state"), "succeeded");
   EXPECT_EQ(jobs["alert"].at("state"), "succeeded");
 
