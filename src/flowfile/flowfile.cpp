@@ -12,8 +12,6 @@
 #include <cmath>
 #include <fstream>
 #include <memory>
-#include <optional>
-#include <set>
 
 namespace ferry::flowfile {
 namespace {
@@ -148,6 +146,8 @@ class YamlConverter {
   json::value scalar(const YAML::Node& node, const std::string& path) {
     const std::string& text = node.Scalar();
     count_bytes(text.size());
+    // YAML's "\0" escape makes one; the API refuses them in every string.
+    if (text.find('\0') != std::string::npos) fail(source_, path, "a NUL character is not text");
     // "?" is the tag of a plain (unquoted) scalar; quoted ones are text.
     if (!typed_ || node.Tag() != "?") return json::string(text);
     if (text == "~" || text == "null" || text == "Null" || text == "NULL") return nullptr;
@@ -549,6 +549,11 @@ class AzkabanReader {
       while (values.contains(fmt::format("command.{}", numbered + 1))) ++numbered;
       for (std::size_t i = 1; i <= numbered; ++i)
         commands.push_back(values.at(fmt::format("command.{}", i)));
+      for (std::size_t i = 0; i < commands.size(); ++i)
+        if (commands[i].empty())
+          fail(source_, node.where,
+               i == 0 ? std::string("config.command: must not be empty")
+                      : fmt::format("config.command.{}: must not be empty", i));
       for (const auto& [key, value] : values) {
         if (key == "command" || key == "retries" || key == "retry.backoff") continue;
         std::size_t number = 0;
@@ -627,6 +632,8 @@ void substitute_all(json::value& value, const Scope& scope, const std::string& p
     } catch (const std::invalid_argument& error) {
       fail(source, path, error.what());
     }
+    if (value.as_string().find('\0') != json::string::npos)
+      fail(source, path, "a NUL character is not text");
   } else if (value.is_array()) {
     json::array& array = value.as_array();
     for (std::size_t i = 0; i < array.size(); ++i)

@@ -142,8 +142,9 @@ TEST(FlowFileExamples, ConditionalMacrosBecomeAfterPolicies) {
       R"("after":["jobA","jobB"],"after_policy":"one_failed"},)"
       R"({"ref":"jobD","name":"jobD","command":{"shell":"echo \"jobA and jobB ended\""},)"
       R"("after":["jobA","jobB"],"after_policy":"end"}]})");
-  // The server check comes with the server's after policies failure,
-  // one_success and one_failed (issue 11).
+  auto submission = accepted(flows[0].batch_json);
+  EXPECT_EQ(submission.jobs[2].after_policy, sched::AfterPolicy::one_failed);
+  EXPECT_EQ(submission.jobs[3].after_policy, sched::AfterPolicy::end);
 }
 
 TEST(FlowFileExamples, PlainYamlFlowIsTheBatchWithParametersSubstituted) {
@@ -197,6 +198,7 @@ nodes:
     condition: all_failed
 )";
   std::string batch = azkaban(text);
+  accepted(batch);
   json::array jobs = json::parse(batch).at("jobs").as_array();
   std::vector<std::string> refs, afters, policies;
   for (const auto& job : jobs) {
@@ -227,6 +229,7 @@ TEST(AzkabanFlow, EveryConditionMacroMapsToItsPolicy) {
     EXPECT_EQ(job.contains("after_policy") ? std::string(job.at("after_policy").as_string()) : "",
               policy)
         << macro;
+    accepted(batch);
   }
 }
 
@@ -252,6 +255,7 @@ config2: x
   text = text.substr(0, text.find("config2"));
   EXPECT_EQ(refusal(text), "f.flow: node \"top\": config.retries: unknown parameter ${tries}");
   std::string batch = azkaban(text, {{"tries", "3"}});
+  accepted(batch);
   json::array jobs = json::parse(batch).at("jobs").as_array();
   EXPECT_EQ(jobs[0].at("command").at("shell"), "echo hello world outside");
   EXPECT_EQ(jobs[0].at("retries"), 3);
@@ -299,6 +303,8 @@ TEST(AzkabanFlow, RefusalsNameTheFileTheNodeAndTheKey) {
        "f.flow: node \"a\": config.command.3: follows no command.2"},
       {"nodes:\n  - {name: a, type: command, config: {command.1: a}}\n",
        "f.flow: node \"a\": config.command: is required"},
+      {"nodes:\n  - {name: a, type: command, config: {command: \"\"}}\n",
+       "f.flow: node \"a\": config.command: must not be empty"},
       {"nodes:\n  - name: a\n    type: command\n    config:\n      command:\n",
        "f.flow: node \"a\": config.command: must not be empty"},
       {"nodes:\n  - {name: a, type: command, config: {command: x, command.1: \" \"}}\n",
@@ -347,6 +353,12 @@ TEST(AzkabanFlow, RefusalsNameTheFileTheNodeAndTheKey) {
 TEST(AzkabanFlow, ARefusalQuotingANewlineIsOneLine) {
   EXPECT_EQ(refusal("nodes:\n  - {name: \"a\\nb\", type: noop}\n"),
             "f.flow: node \"a\\nb\": name: may hold only letters, digits and _ - .");
+}
+
+TEST(AzkabanFlow, ARefusalIsOneLineWhateverTheTextItQuotes) {
+  EXPECT_EQ(refusal("nodes:\n  - {name: a, type: \"java\\nprocess\\t\\u0001\"}\n"),
+            "f.flow: node \"a\": type: \"java\\nprocess\\t\\x01\" is not supported (ferry runs "
+            "command, noop and flow nodes)");
 }
 
 TEST(AzkabanFlow, DuplicateKeysAreRefused) {
@@ -507,6 +519,11 @@ TEST(FlowFileHostile, BoundedRefusals) {
 
   EXPECT_EQ(refusal(std::string("nodes:\n  - {name: a\0, type: noop}\n", 32)),
             "f.flow: byte 19: a NUL byte is not text");
+  // A NUL written as an escape is no more text than the byte.
+  EXPECT_EQ(refusal("nodes:\n  - {name: a, type: command, config: {command: \"echo \\0\"}}\n"),
+            "f.flow: nodes[0].config.command: a NUL character is not text");
+  EXPECT_EQ(refusal(R"({"jobs": [{"command": {"shell": "a\u0000"}}]})", Format::plain_json),
+            "f.flow: jobs[0].command.shell: a NUL character is not text");
   EXPECT_EQ(refusal("nodes:\n  - {name: \xff, type: noop}\n"), "f.flow: byte 18: not UTF-8 text");
   EXPECT_EQ(refusal("x: \xc0\xaf\n"), "f.flow: byte 3: not UTF-8 text");      // overlong
   EXPECT_EQ(refusal("x: \xed\xa0\x80\n"), "f.flow: byte 3: not UTF-8 text");  // surrogate
