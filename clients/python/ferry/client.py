@@ -41,7 +41,7 @@ FINAL_STATES = ("succeeded", "failed", "cancelled")
 # headers must fit in the server's 16 KiB: scattered ids take several streams.
 _MAX_IDS_TEXT = 8000
 _JOB_OPTIONS = ("queue", "name", "priority", "retries", "retry_delay", "timeout", "delay",
-                "labels", "key", "keep", "ref", "after", "after_policy")
+                "labels", "key", "keep", "concurrency_key", "ref", "after", "after_policy")
 
 
 @dataclasses.dataclass
@@ -203,14 +203,16 @@ class Client:
                     existing=bool(ids) and len(reply.get("existing", [])) == len(ids))
 
     def call(self, function, args=None, *, queue=None, name=None, priority=None, retries=None,
-             retry_delay=None, timeout=None, delay=None, labels=None, key=None, keep=None):
+             retry_delay=None, timeout=None, delay=None, labels=None, key=None, keep=None,
+             concurrency_key=None):
         """A call of `function` (served by a worker that registered it) with
         `args` (any JSON value: the function's one argument); returns its id.
         Options as in docs/api.md: `retries`, `timeout` and `delay` in
-        seconds, `key` for exactly-once submission, ..."""
+        seconds, `key` for exactly-once submission, `concurrency_key` for at
+        most the queue's concurrency_limit running jobs with that key, ..."""
         options = dict(queue=queue, name=name, priority=priority, retries=retries,
                        retry_delay=retry_delay, timeout=timeout, delay=delay, labels=labels,
-                       key=key, keep=keep)
+                       key=key, keep=keep, concurrency_key=concurrency_key)
         return self.submit(_job("call", {"function": function, "args": args}, options))
 
     def call_many(self, function, args_list, *, key=None, **options):
@@ -232,6 +234,19 @@ class Client:
         its id."""
         return self.submit(command_job(argv, shell=shell, env=env, cwd=cwd, stdin=stdin,
                                        **options))
+
+    # Queues.
+
+    def queue(self, name):
+        """A queue's settings, running jobs and jobs by state (a dict, as
+        GET /v1/queues/{name} gives it)."""
+        return self._http.call("GET", f"/v1/queues/{name}", None, self._timeout)
+
+    def set_queue(self, name, **settings):
+        """Changes a queue's settings: paused, max_running, rate ("50/s",
+        "10/m", "100/h"), burst, concurrency_limit; None lifts max_running
+        or rate. Returns the queue as queue() does."""
+        return self._http.call("PATCH", f"/v1/queues/{name}", settings, self._timeout, again=True)
 
     # Waiting.
 

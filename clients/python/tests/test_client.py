@@ -176,6 +176,27 @@ class ClientTest(unittest.TestCase):
         self.assertGreaterEqual(self.client.stats()["total"], 1)
         self.assertTrue(any(w["free_slots"] >= 0 for w in self.client.workers()))
 
+    def test_queue_controls_pause_and_limit_a_queue(self):
+        self.assertEqual(self.client.set_queue("py-paused", paused=True)["paused"], True)
+        job = self.client.command(["true"], queue="py-paused")
+        with self.assertRaises(ferry.TimeoutError):
+            self.client.wait(job, timeout=0.5)
+        self.assertEqual(self.client.status(job)["state"], "queued")
+        self.client.set_queue("py-paused", paused=False)
+        self.assertEqual(self.client.wait(job, timeout=60).state, "succeeded")
+        queue = self.client.set_queue("py-keyed", max_running=2, rate="100/s",
+                                      concurrency_limit=1)
+        self.assertEqual((queue["max_running"], queue["rate"], queue["concurrency_limit"]),
+                         (2, "100/s", 1))
+        jobs = [self.client.command(["true"], queue="py-keyed", concurrency_key="k")
+                for _ in range(3)]
+        self.assertTrue(all(r.succeeded for r in self.client.wait_all(jobs, timeout=60)))
+        self.assertEqual(self.client.status(jobs[0])["spec"]["concurrency_key"], "k")
+        self.assertIsNone(self.client.set_queue("py-keyed", max_running=None)["max_running"])
+        with self.assertRaises(ferry.InvalidRequest) as refused:
+            self.client.set_queue("py-keyed", rate="fast")
+        self.assertIn("rate", refused.exception.detail)
+
     def test_refusals_are_typed(self):
         with self.assertRaises(ferry.NotFound) as refused:
             self.client.status(10**9)
