@@ -356,9 +356,9 @@ Subcommand add_queue(CLI::App& app) {
                 json::value max = limit(flags->max_running);
                 if (max.is_string()) {
                   std::uint32_t n = 0;
-                  auto [end, error] = std::from_chars(
-                      flags->max_running.data(),
-                      flags->max_running.data() + flags->max_running.size(), n);
+                  auto [end, error] =
+                      std::from_chars(flags->max_running.data(),
+                                      flags->max_running.data() + flags->max_running.size(), n);
                   if (error != std::errc{} ||
                       end != flags->max_running.data() + flags->max_running.size() || n == 0)
                     throw ApiError("--max-running: a whole number from 1, or none", 2);

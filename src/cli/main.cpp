@@ -15,10 +15,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   namespace cli = ferry::cli;
   std::vector<cli::Subcommand> subcommands = {
-      cli::add_run(app),     cli::add_server(app), cli::add_worker(app),  cli::add_submit(app),
-      cli::add_map(app),     cli::add_status(app), cli::add_wait(app),    cli::add_cancel(app),
-      cli::add_retry(app),   cli::add_logs(app),   cli::add_workers(app), cli::add_queues(app),
-      cli::add_check(app),   cli::add_backup(app), cli::add_demo(app),    cli::add_flow(app),
+      cli::add_run(app),      cli::add_server(app), cli::add_worker(app),  cli::add_submit(app),
+      cli::add_map(app),      cli::add_status(app), cli::add_wait(app),    cli::add_cancel(app),
+      cli::add_retry(app),    cli::add_logs(app),   cli::add_workers(app), cli::add_queues(app),
+      cli::add_check(app),    cli::add_backup(app), cli::add_demo(app),    cli::add_flow(app),
       cli::add_schedule(app), cli::add_queue(app)};
   std::vector<std::string> args(argv + 1, argv + argc);
   // `ferry run` takes GNU parallel's command line as it is (`--` included).

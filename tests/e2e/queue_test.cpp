@@ -24,7 +24,7 @@ struct Span {
 };
 
 exec::Result ferry_client(const Server& server, const TempDir& dir, std::vector<std::string> args) {
-  args.insert(args.begin() + 2, {"--server", server.url(), "--token", "sekrit"});
+  args.insert(args.end(), {"--server", server.url(), "--token", "sekrit"});
   return run_ferry(args, dir);
 }
 
@@ -39,8 +39,9 @@ json::object job_of(const Server& server, std::uint64_t id) {
 }
 
 bool all_succeeded(const Server& server, const std::vector<std::uint64_t>& ids) {
-  return std::all_of(ids.begin(), ids.end(),
-                     [&](std::uint64_t id) { return job_of(server, id).at("state") == "succeeded"; });
+  return std::all_of(ids.begin(), ids.end(), [&](std::uint64_t id) {
+    return job_of(server, id).at("state") == "succeeded";
+  });
 }
 
 // Each attempt of the jobs, as the server recorded it.
@@ -52,7 +53,8 @@ std::vector<Span> spans_of(const Server& server, const std::vector<std::uint64_t
     if (const json::value* given = job.at("spec").as_object().if_contains("concurrency_key"))
       key = given->as_string();
     for (const json::value& attempt : job.at("attempts").as_array())
-      spans.push_back({attempt.at("started_ms").as_int64(), attempt.at("ended_ms").as_int64(), key});
+      spans.push_back(
+          {attempt.at("started_ms").as_int64(), attempt.at("ended_ms").as_int64(), key});
   }
   return spans;
 }
