@@ -2,7 +2,9 @@
 // submits, leases, successes, failures, silent worker deaths, stale and
 // duplicate completions, cancels and clock jumps — and checks after every
 // step that no job is lost, none is held by two live leases, and in the end
-// every job reaches a final state recorded exactly once.
+// every job reaches a final state recorded exactly once. The limits of a
+// group of queues change all along (paused, max_running, a rate, the
+// running jobs allowed per concurrency key): no lease ever breaks them.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -20,7 +22,9 @@ struct Held {
 
 class Simulation {
  public:
-  explicit Simulation(std::uint32_t seed) : random_(seed) {}
+  explicit Simulation(std::uint32_t seed) : random_(seed) {
+    scheduler.set_group("other#gpu", "other");
+  }
 
   void run(int steps) {
     for (int step = 0; step < steps; ++step) {
@@ -58,7 +62,10 @@ class Simulation {
         held_[worker].clear();
         break;
       case 8:
-        if (submitted > 0) scheduler.cancel(1 + pick(static_cast<int>(submitted)), "test", now_);
+        if (pick(4) == 0)
+          change_limits();
+        else if (submitted > 0)
+          scheduler.cancel(1 + pick(static_cast<int>(submitted)), "test", now_);
         break;
       case 9:
         now_ += Time{pick(3) == 0 ? 5000 : 50};  // sometimes a big clock jump
@@ -71,7 +78,10 @@ class Simulation {
   void submit() {
     JobOptions options;
     options.priority = pick(3);
-    options.queue = pick(2) ? "default" : "other";
+    const char* queues[] = {"default", "other", "other#gpu"};
+    options.queue = queues[pick(3)];
+    const char* keys[] = {"", "", "a", "b"};
+    options.concurrency_key = keys[pick(4)];
     options.retry.max_retries = pick(3);
     options.retry.backoff = Time{pick(200)};
     if (pick(5) == 0) options.not_before = now_ + Time{pick(1000)};
@@ -79,9 +89,44 @@ class Simulation {
     ++submitted;
   }
 
+  void change_limits() {
+    GroupLimits limits;
+    limits.paused = pick(8) == 0;
+    if (pick(2)) limits.max_running = 1 + pick(5);
+    if (pick(3) == 0) limits.rate = Rate{static_cast<std::uint32_t>(1 + pick(20)), Time{1000}};
+    limits.burst = static_cast<std::uint32_t>(pick(3));
+    limits.per_key = static_cast<std::uint32_t>(1 + pick(2));
+    scheduler.set_limits("other", limits, now_);
+    limits_ = limits;
+  }
+
+  static std::string group_of(const Job& job) {
+    return job.options.queue == "default" ? "default" : "other";
+  }
+
+  // The jobs running now, as the jobs themselves say, by group and by key.
+  std::map<std::string, std::size_t> running_by(bool by_key) {
+    std::map<std::string, std::size_t> running;
+    for (JobId id = 1; id <= submitted; ++id)
+      if (const Job* job = scheduler.find(id); job->state == State::running)
+        running[group_of(*job) + (by_key ? "/" + job->options.concurrency_key : "")]++;
+    return running;
+  }
+
   void lease(int worker) {
-    if (auto lease = scheduler.lease(now_, "w" + std::to_string(worker), kLeaseFor))
-      held_[worker].push_back({lease->job, lease->token});
+    auto lease = scheduler.lease(now_, "w" + std::to_string(worker), kLeaseFor);
+    if (!lease) return;
+    held_[worker].push_back({lease->job, lease->token});
+    const Job& job = *scheduler.find(lease->job);
+    if (group_of(job) != "other") return;
+    EXPECT_FALSE(limits_.paused) << "job " << job.id << " started in a paused group";
+    if (limits_.max_running) {
+      EXPECT_LE(running_by(false)["other"], *limits_.max_running) << "job " << job.id;
+    }
+    if (!job.options.concurrency_key.empty()) {
+      EXPECT_LE(running_by(true)["other/" + job.options.concurrency_key], limits_.per_key)
+          << "job " << job.id;
+    }
   }
 
   void finish(int worker, bool succeeded) {
@@ -109,6 +154,8 @@ class Simulation {
 
   // No more faults: workers take and finish everything; time runs on.
   void drain() {
+    scheduler.set_limits("other", {.per_key = 1000}, now_);
+    limits_ = {.per_key = 1000};
     for (int round = 0; round < 100000 && !scheduler.all_final(); ++round) {
       for (auto& held : held_) {
         for (Held h : held) record(h, true);
@@ -153,6 +200,9 @@ class Simulation {
     for (State s : {State::waiting, State::queued, State::running, State::succeeded, State::failed,
                     State::cancelled})
       EXPECT_EQ(counted[s], scheduler.counts()[s]) << name(s);
+    auto running = running_by(false);
+    for (const char* group : {"default", "other"})
+      EXPECT_EQ(scheduler.running_in(group), running[group]) << group;
   }
 
   static constexpr int kWorkers = 20;
@@ -160,6 +210,7 @@ class Simulation {
   std::mt19937 random_;
   Time now_{0};
   std::vector<Held> held_[kWorkers];
+  GroupLimits limits_;  // of the group "other"
 };
 
 class SchedulerSimulation : public ::testing::TestWithParam<std::uint32_t> {};
