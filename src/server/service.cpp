@@ -836,10 +836,16 @@ std::optional<Time> Service::next_tick() const {
 // --- Queue settings ---------------------------------------------------------
 
 void Service::set_queue(const std::string& name, QueueSettings settings, Done done) {
+  // Held at once, so that a change asked for meanwhile builds on this one;
+  // in force once durable (writes commit in order: the last one wins).
+  QueueSettings before = queue_settings(name);
+  queue_settings_[name] = settings;
   write(store::Batch{.queues = {{name, to_json(settings)}}},
-        [this, name, settings, done = std::move(done)](const std::string& error) {
-          if (!error.empty()) return done(Refusal::store_failed, error);
-          queue_settings_[name] = settings;
+        [this, name, settings, before, done = std::move(done)](const std::string& error) {
+          if (!error.empty()) {
+            if (queue_settings(name) == settings) queue_settings_[name] = before;
+            return done(Refusal::store_failed, error);
+          }
           scheduler_.set_limits(name, settings, now_());
           done(Refusal::none, "");
           serve_parked();  // resumed, or more may run

@@ -318,6 +318,7 @@ class Service {
 
   // Queue settings: durable, and in force once written (a paused queue
   // starts nothing new; its running jobs go on). Any name is a queue.
+  // queue_settings() gives the last asked for, which a change builds on.
   void set_queue(const std::string& name, QueueSettings settings, Done done);
   QueueSettings queue_settings(std::string_view name) const;
   QueueView queue_view(std::string_view name) const;

@@ -1025,6 +1025,24 @@ TEST_P(QueueControlTest, APausedQueueStartsNothingWhateverItsJobsNeedUntilResume
   EXPECT_EQ(leased(*waiting), (std::vector<JobId>{ids[0], ids[1], ids[2]}));
 }
 
+TEST_P(QueueControlTest, ChangesAskedForTogetherAllHold) {
+  // Two changes before either is durable: the second builds on the first.
+  int answered = 0;
+  auto patch = [&](const std::string& body) {
+    service->set_queue("q", patch_queue_settings(body, service->queue_settings("q")),
+                       [&](Service::Refusal refusal, std::string) {
+                         EXPECT_EQ(refusal, Service::Refusal::none);
+                         ++answered;
+                       });
+  };
+  patch(R"({"paused": true})");
+  patch(R"({"max_running": 3})");
+  settle();
+  EXPECT_EQ(answered, 2);
+  reopen();
+  EXPECT_EQ(service->queue_settings("q"), (QueueSettings{.paused = true, .max_running = 3}));
+}
+
 TEST_P(QueueControlTest, MaxRunningHoldsAcrossWorkersAndAFinishedJobMakesRoom) {
   set("api", R"({"max_running": 2})");
   std::vector<std::string> jobs(5, R"({"command": {"argv": ["a"]}, "queue": "api"})");

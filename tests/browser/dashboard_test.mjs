@@ -272,6 +272,17 @@ async function main() {
       await page.locator('#attempts h2', { hasText: 'Attempts (2)' }).waitFor();
     });
 
+    await check('a queue is paused and resumed from the overview', async () => {
+      await page.click('nav a[data-page=overview]');
+      await page.locator('tr[data-queue=default] button[data-action=pause]').click();
+      await page.locator('tr[data-queue=default] td.limits', { hasText: 'paused' }).waitFor();
+      await page.locator('#queue-note', { hasText: 'Paused default.' }).waitFor();
+      expect((await api(url, 'GET', '/v1/queues/default')).paused === true, 'the server has it paused');
+      await page.locator('tr[data-queue=default] button[data-action=resume]').click();
+      await page.locator('tr[data-queue=default] td.limits', { hasText: 'none' }).waitFor();
+      expect((await api(url, 'GET', '/v1/queues/default')).paused === false, 'and resumed');
+    });
+
     await check('a flow: its jobs, what they wait on, cancel and retry of the whole flow', async () => {
       const submitted = await api(url, 'POST', '/v1/jobs', {
         flow: { name: 'release' },

@@ -1,8 +1,8 @@
 // The overview: jobs by state, what ended in each minute of the last hour
-// (throughput and failures), and the queues with their actions. Redrawn
+// (throughput and failures), and the queues with their limits and actions. Redrawn
 // when the (coalesced) event stream says jobs changed: at most once a second.
 
-import { get, post, query } from '../api.js';
+import { call, get, post, query } from '../api.js';
 import { followChanges } from '../events.js';
 import { h, svg, STATES, count, plural, bytes, refresher } from '../dom.js';
 
@@ -30,11 +30,25 @@ export function mount(main, _parameters, context) {
       const [stats, listed] = await Promise.all([get('/v1/stats'), get('/v1/queues')]);
       drawCards(cards, facts, stats);
       drawChart(chart, summary, stats.last_hour);
-      if (!busy && !armed) drawQueues(queues, listed.queues, act);
+      if (!busy && !armed) drawQueues(queues, listed.queues, act, pause);
     } catch (problem) {
       context.problem(problem);
     }
   });
+
+  // Pause a queue (its running jobs go on, nothing new starts) or resume it.
+  async function pause(queue, paused) {
+    busy = true;
+    try {
+      await call('PATCH', `/v1/queues/${encodeURIComponent(queue)}`, { paused });
+      note.textContent = `${paused ? 'Paused' : 'Resumed'} ${queue}.`;
+    } catch (problem) {
+      context.problem(problem);
+    } finally {
+      busy = false;
+      refresh.request();  // no job changed: no event will ask for it
+    }
+  }
 
   // Cancel the unfinished jobs of a queue, or retry its failed ones: a page
   // of ids at a time through the public API, newest first, bounded.
@@ -162,7 +176,17 @@ function drawChart(chart, summary, hour) {
   );
 }
 
-function drawQueues(wrap, queues, act) {
+// "paused · 10 running at most · 50/s (burst 100) · 2 per key", or "none".
+function limitsOf(queue) {
+  const limits = [];
+  if (queue.paused) limits.push('paused');
+  if (queue.max_running !== null) limits.push(`${queue.max_running} running at most`);
+  if (queue.rate !== null) limits.push(queue.burst ? `${queue.rate} (burst ${queue.burst})` : queue.rate);
+  if (queue.concurrency_limit !== 1) limits.push(`${queue.concurrency_limit} per key`);
+  return limits.length ? limits.join(' · ') : 'none';
+}
+
+function drawQueues(wrap, queues, act, pause) {
   if (!queues.length) {
     wrap.replaceChildren(h('p', { class: 'muted' }, 'No jobs yet.'));
     return;
@@ -188,7 +212,7 @@ function drawQueues(wrap, queues, act) {
         'thead',
         {},
         h('tr', {}, h('th', {}, 'queue'), STATES.map((state) => h('th', { class: 'num' }, state)),
-          h('th', { class: 'num' }, 'total'), h('th', {}, '')),
+          h('th', { class: 'num' }, 'total'), h('th', {}, 'limits'), h('th', {}, '')),
       ),
       h(
         'tbody',
@@ -209,9 +233,20 @@ function drawQueues(wrap, queues, act) {
               ),
             ),
             h('td', { class: 'num' }, count(queue.total)),
+            h('td', { class: 'limits' }, limitsOf(queue)),
             h(
               'td',
               { class: 'actions' },
+              h(
+                'button',
+                {
+                  type: 'button',
+                  class: 'small-button',
+                  'data-action': queue.paused ? 'resume' : 'pause',
+                  onclick: () => pause(queue.name, !queue.paused),
+                },
+                queue.paused ? 'Resume' : 'Pause',
+              ),
               action(queue.name, 'retry', 'Retry failed', queue.jobs.failed > 0),
               action(queue.name, 'cancel', 'Cancel unfinished',
                 queue.jobs.waiting + queue.jobs.queued + queue.jobs.running > 0),
