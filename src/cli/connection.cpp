@@ -39,9 +39,12 @@ void JobFlags::add_options(CLI::App& command) {
   command.add_option("--delay", options.delay, "Seconds to wait before it may run")
       ->check(CLI::NonNegativeNumber);
   command.add_option("--label", options.labels, "A label the worker must have (repeatable)");
-  command.add_option("--concurrency-key", options.concurrency_key,
-                     "Jobs sharing KEY run at most the queue's concurrency limit at a time "
-                     "(default 1)");
+  command
+      .add_option("--concurrency-key", options.concurrency_key,
+                  "Jobs sharing KEY run at most the queue's concurrency limit at a time "
+                  "(default 1)")
+      ->check(CLI::Validator(
+          [](const std::string& key) { return key.empty() ? "must not be empty" : ""; }, "KEY"));
   command
       .add_option("--keep", options.keep,
                   "Seconds the server keeps it once ended (0: for ever) [default: the server's]")

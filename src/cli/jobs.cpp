@@ -18,8 +18,17 @@ namespace {
 
 namespace json = boost::json;
 
-// One line for a person: "7  succeeded  attempts 1  echo hi".
-// "paused, 10 running at most, 50/s (burst 100), 1 per concurrency key".
+// `value` for a URL: every byte but letters, digits and `keep` as %XX.
+std::string percent_encoded(std::string_view value, std::string_view keep = "-_.") {
+  std::string out;
+  for (unsigned char c : value)
+    out += std::isalnum(c) || keep.find(static_cast<char>(c)) != std::string_view::npos
+               ? std::string(1, static_cast<char>(c))
+               : fmt::format("%{:02X}", c);
+  return out;
+}
+
+// "paused, 10 running at most, 50/s (burst 100), 2 per concurrency key".
 std::string queue_limits(const json::object& queue) {
   std::string limits = queue.at("paused").as_bool() ? "paused" : "active";
   if (!queue.at("max_running").is_null())
@@ -29,9 +38,12 @@ std::string queue_limits(const json::object& queue) {
     if (queue.at("burst").to_number<std::uint64_t>() > 0)
       limits += fmt::format(" (burst {})", text(queue.at("burst")));
   }
-  return limits + fmt::format(", {} per concurrency key", text(queue.at("concurrency_limit")));
+  if (queue.at("concurrency_limit") != 1)
+    limits += fmt::format(", {} per concurrency key", text(queue.at("concurrency_limit")));
+  return limits;
 }
 
+// One line for a person: "7  succeeded  attempts 1  echo hi".
 std::string summary(const json::object& job) {
   const json::object& spec = job.at("spec").as_object();
   std::string what;
@@ -121,12 +133,7 @@ Subcommand add_status(CLI::App& app) {
             if (flags->ids.empty()) {
               std::string query = fmt::format("/v1/jobs?limit={}", flags->limit);
               auto add = [&](const char* key, const std::string& value) {
-                if (value.empty()) return;
-                query += fmt::format("&{}=", key);
-                for (unsigned char c : value)
-                  query += std::isalnum(c) || c == '-' || c == '_' || c == '.'
-                               ? std::string(1, static_cast<char>(c))
-                               : fmt::format("%{:02X}", c);
+                if (!value.empty()) query += fmt::format("&{}={}", key, percent_encoded(value));
               };
               add("state", flags->state);
               add("queue", flags->queue);
@@ -312,7 +319,7 @@ Subcommand add_queue(CLI::App& app) {
   struct Flags {
     Connection connection;
     std::string name, max_running, rate;
-    std::optional<std::uint32_t> burst, concurrency_limit;
+    std::optional<std::int64_t> burst, concurrency_limit;
     bool json = false;
   };
   auto flags = std::make_shared<Flags>();
@@ -336,13 +343,15 @@ Subcommand add_queue(CLI::App& app) {
   set->add_option("--rate", flags->rate,
                   "At most N jobs start per second, minute or hour (50/s, 10/m, 100/h), or none");
   set->add_option("--burst", flags->burst,
-                  "How many may start at once after a quiet time [default: N of the rate]");
+                  "How many may start at once after a quiet time [default: N of the rate]")
+      ->check(CLI::Range(0, 1'000'000));
   set->add_option("--concurrency-limit", flags->concurrency_limit,
                   "At most N running jobs share one concurrency key [default: 1]")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1'000'000));
   return {command, [flags, command](const std::vector<std::string>&) {
             std::string action = command->get_subcommands().front()->get_name();
-            std::string target = "/v1/queues/" + flags->name;
+            // Escaped, a name that is no name reaches the server, which says why.
+            std::string target = "/v1/queues/" + percent_encoded(flags->name, "-_.:");
             json::value reply;
             if (action == "show") {
               reply = flags->connection.call("GET", target);
@@ -378,8 +387,12 @@ Subcommand add_queue(CLI::App& app) {
             }
             const json::object& queue = reply.as_object();
             std::cout << fmt::format("queue {}: {}\n", text(queue.at("name")), queue_limits(queue));
-            std::cout << fmt::format("  running {} (of {} kept jobs)\n", text(queue.at("running")),
-                                     text(queue.at("total")));
+            std::string jobs;
+            for (const char* state :
+                 {"waiting", "queued", "running", "succeeded", "failed", "cancelled"})
+              jobs += fmt::format("{}{} {}", jobs.empty() ? "" : ", ",
+                                  text(queue.at("jobs").at(state)), state);
+            std::cout << fmt::format("  jobs: {}\n", jobs);
             return 0;
           }};
 }

@@ -948,6 +948,11 @@ class Server {
     auto no_body = [&] {
       if (!body.empty()) throw SpecError(fmt::format("{} takes no body", target));
     };
+    // Only listings take parameters: elsewhere one would be silently ignored.
+    bool listing = (target == "/v1/jobs" && method == http::verb::get) || target == "/v1/workers" ||
+                   target == "/v1/flows";
+    if (!listing && !query.empty())
+      throw SpecError(fmt::format("{} takes no query parameters", target));
     if (target == "/v1/jobs" && method == http::verb::get) {
       no_body();
       co_return Reply{http::status::ok, render_job_list(service_.list(parse_list_query(query)))};

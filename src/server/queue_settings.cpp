@@ -60,8 +60,9 @@ QueueSettings patch_queue_settings(std::string_view text, QueueSettings settings
     if (rate->is_null()) {
       settings.rate.reset();
     } else {
+      std::string given = string_of(*rate, "rate", 32);
       try {
-        settings.rate = parse_rate(string_of(*rate, "rate", 32));
+        settings.rate = parse_rate(given);
       } catch (const SpecError& error) {
         fail("rate", error.what());
       }

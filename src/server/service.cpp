@@ -858,16 +858,13 @@ QueueSettings Service::queue_settings(std::string_view name) const {
 }
 
 std::vector<QueueView> Service::queue_views() const {
+  // A queue with settings back at their defaults and no jobs is no longer listed.
+  std::set<std::string, std::less<>> names;
+  for (const auto& [name, counts] : counts_) names.insert(name);
+  for (const auto& [name, settings] : queue_settings_)
+    if (settings != QueueSettings{}) names.insert(name);
   std::vector<QueueView> views;
-  auto settings = queue_settings_.begin();
-  for (const auto& [name, counts] : counts_) {
-    for (; settings != queue_settings_.end() && settings->first < name; ++settings)
-      views.push_back(queue_view(settings->first));
-    if (settings != queue_settings_.end() && settings->first == name) ++settings;
-    views.push_back(queue_view(name));
-  }
-  for (; settings != queue_settings_.end(); ++settings)
-    views.push_back(queue_view(settings->first));
+  for (const std::string& name : names) views.push_back(queue_view(name));
   return views;
 }
 

@@ -322,7 +322,7 @@ class Service {
   void set_queue(const std::string& name, QueueSettings settings, Done done);
   QueueSettings queue_settings(std::string_view name) const;
   QueueView queue_view(std::string_view name) const;
-  // Those with kept jobs or settings, by name.
+  // Those with kept jobs or settings other than the defaults, by name.
   std::vector<QueueView> queue_views() const;
 
   // Moves time on: queues delayed jobs, takes back expired leases, answers

@@ -1041,6 +1041,10 @@ TEST_P(QueueControlTest, ChangesAskedForTogetherAllHold) {
   EXPECT_EQ(answered, 2);
   reopen();
   EXPECT_EQ(service->queue_settings("q"), (QueueSettings{.paused = true, .max_running = 3}));
+  ASSERT_EQ(service->queue_views().size(), 1u);
+  // Back at the defaults, a queue without jobs is no longer listed.
+  set("q", R"({"paused": false, "max_running": null})");
+  EXPECT_TRUE(service->queue_views().empty());
 }
 
 TEST_P(QueueControlTest, MaxRunningHoldsAcrossWorkersAndAFinishedJobMakesRoom) {

@@ -169,12 +169,33 @@ TEST(QueueControls, BadSettingsAreRefusedAndChangeNothing) {
            {R"({"rate": "fast"})", "rate: must be like 50/s, 10/m or 100/h"},
            {R"({"rate": "0/s"})", "rate: must start from 1 to 1000000 jobs per period"},
            {R"({"max_runing": 2})", "max_runing: is not a known field"},
-           {R"({"paused": "yes", "max_running": 9})", "paused: must be true or false"}}) {
+           {R"({"paused": "yes", "max_running": 9})", "paused: must be true or false"},
+           {R"({"rate": 5})", "\"rate: must be a string\""}}) {
     Response refused = server.request("PATCH", "/v1/queues/q", body);
     EXPECT_EQ(refused.status, 400) << body;
     EXPECT_NE(refused.body.find(detail), std::string::npos) << refused.body;
   }
   EXPECT_EQ(server.request("PATCH", "/v1/queues/no%20such", "{}").status, 400);
+  // A parameter would be ignored: refused, like anywhere it is not known.
+  for (const char* target : {"/v1/queues?x=1", "/v1/queues/q?x=1", "/v1/stats?x=1"}) {
+    Response refused = server.request("GET", target);
+    EXPECT_EQ(refused.status, 400) << target;
+    EXPECT_NE(refused.body.find("takes no query parameters"), std::string::npos) << refused.body;
+  }
+  EXPECT_EQ(server.request("PATCH", "/v1/queues/q?paused=true", R"({"max_running": 5})").status,
+            400);
+  // A name that is no name is refused, not cut at its '?' into another queue's.
+  exec::Result odd = ferry_client(server, dir, {"queue", "pause", "q?x=1"});
+  EXPECT_EQ(odd.exit_code, 2);
+  EXPECT_NE(odd.err.find("queue: may hold only letters"), std::string::npos) << odd.err;
+  odd = ferry_client(server, dir, {"queue", "show", "a b"});
+  EXPECT_NE(odd.err.find("queue: may hold only letters"), std::string::npos) << odd.err;
+  odd = ferry_client(server, dir, {"queue", "set", "q", "--concurrency-limit", "0"});
+  EXPECT_EQ(odd.exit_code, 2);
+  EXPECT_NE(odd.err.find("not in range 1 to 1000000"), std::string::npos) << odd.err;
+  odd = ferry_client(server, dir, {"submit", "--concurrency-key", "", "--", "true"});
+  EXPECT_EQ(odd.exit_code, 2);
+  EXPECT_NE(odd.err.find("must not be empty"), std::string::npos) << odd.err;
   EXPECT_EQ(server.request("DELETE", "/v1/queues/q").status, 405);
   json::value queue = json::parse(server.request("GET", "/v1/queues/q").body);
   EXPECT_EQ(queue.at("max_running"), 4);

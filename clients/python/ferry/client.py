@@ -44,6 +44,11 @@ _JOB_OPTIONS = ("queue", "name", "priority", "retries", "retry_delay", "timeout"
                 "labels", "key", "keep", "concurrency_key", "ref", "after", "after_policy")
 
 
+def _queue_path(name):
+    # Escaped, a name that is no name reaches the server, which says why.
+    return "/v1/queues/" + urllib.parse.quote(str(name), safe=":")
+
+
 @dataclasses.dataclass
 class Result:
     """How a job ended."""
@@ -240,13 +245,13 @@ class Client:
     def queue(self, name):
         """A queue's settings, running jobs and jobs by state (a dict, as
         GET /v1/queues/{name} gives it)."""
-        return self._http.call("GET", f"/v1/queues/{name}", None, self._timeout)
+        return self._http.call("GET", _queue_path(name), None, self._timeout)
 
     def set_queue(self, name, **settings):
         """Changes a queue's settings: paused, max_running, rate ("50/s",
         "10/m", "100/h"), burst, concurrency_limit; None lifts max_running
         or rate. Returns the queue as queue() does."""
-        return self._http.call("PATCH", f"/v1/queues/{name}", settings, self._timeout, again=True)
+        return self._http.call("PATCH", _queue_path(name), settings, self._timeout, again=True)
 
     # Waiting.
 

@@ -196,6 +196,11 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(ferry.InvalidRequest) as refused:
             self.client.set_queue("py-keyed", rate="fast")
         self.assertIn("rate", refused.exception.detail)
+        for odd in ("py-keyed?paused=true", "a b"):  # not cut into another queue's name
+            with self.assertRaises(ferry.InvalidRequest) as refused:
+                self.client.set_queue(odd, paused=True)
+            self.assertIn("queue: may hold only", refused.exception.detail)
+        self.assertFalse(self.client.queue("py-keyed")["paused"])
 
     def test_refusals_are_typed(self):
         with self.assertRaises(ferry.NotFound) as refused:
