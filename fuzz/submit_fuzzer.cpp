@@ -12,7 +12,9 @@
 //   refs; refs are unique names, each ref named in `after` is one of the
 //   batch, the dependencies form no cycle, and no job of a flow has a key;
 // - a job alone names no other by ref;
-// - a batch refused for a cycle names a real one.
+// - a batch refused for a cycle names a real one;
+// - read as a PATCH of a queue's settings, what is accepted is within its
+//   bounds and reads back the same from its JSON.
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -21,6 +23,7 @@
 
 #include "fuzz_checks.hpp"
 #include "server/api_json.hpp"
+#include "server/queue_settings.hpp"
 
 namespace {
 
@@ -234,9 +237,26 @@ void check_cycle(std::string_view body, std::string_view why) {
 
 }  // namespace
 
+void check_queue_patch(std::string_view body) {
+  QueueSettings settings;
+  try {
+    settings = patch_queue_settings(body, {});
+  } catch (const SpecError& refusal) {
+    ferry::fuzz::check_refusal(refusal);
+    return;
+  }
+  auto within = [](std::uint32_t n, std::uint32_t low) { return n >= low && n <= 1'000'000; };
+  require(!settings.max_running || within(*settings.max_running, 1), "max_running in bounds");
+  require(!settings.rate || within(settings.rate->count, 1), "a rate's count in bounds");
+  require(within(settings.burst, 0) && within(settings.per_key, 1), "burst and limit in bounds");
+  require(patch_queue_settings(to_json(settings), {}) == settings,
+          "queue settings read back the same");
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view body = ferry::fuzz::text_of(data, size);
   check_document(body);
+  check_queue_patch(body);
   Submission submission;
   try {
     submission = parse_submit(body, kLimits);
