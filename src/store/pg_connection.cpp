@@ -168,6 +168,15 @@ Connection::Connection(const std::string& url, std::chrono::milliseconds connect
 
 Connection::~Connection() { PQfinish(connection_); }
 
+void Connection::keep_failure(pg_result* result, std::optional<Error>& failed) {
+  try {
+    fail("", result);
+  } catch (const Error& error) {
+    if (error.connection_lost) throw;
+    if (!failed) failed = error;
+  }
+}
+
 void Connection::fail(const std::string& what, pg_result* result) {
   std::string message = message_of(connection_, result);
   std::string state;
@@ -284,12 +293,7 @@ std::vector<Result> Connection::pipeline(const std::vector<Statement>& statement
       } else if (status == PGRES_PIPELINE_ABORTED) {
         PQclear(result);  // skipped after an earlier failure
       } else {
-        try {
-          fail("", result);
-        } catch (const Error& error) {
-          if (error.connection_lost) throw;
-          if (!failed) failed = error;
-        }
+        keep_failure(result, failed);
       }
       if (pg_result* end = next_result(deadline)) {  // the null that ends this statement's answer
         PQclear(end);
@@ -328,12 +332,7 @@ void Connection::each_row(const std::string& sql, const Params& params,
     } else if (status == PGRES_TUPLES_OK) {
       PQclear(result);
     } else {
-      try {
-        fail("", result);
-      } catch (const Error& error) {
-        if (error.connection_lost) throw;
-        if (!failed) failed = error;
-      }
+      keep_failure(result, failed);
     }
   }
   if (failed) throw *failed;

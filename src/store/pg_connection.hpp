@@ -128,6 +128,10 @@ class Connection {
   pg_result* next_result(std::optional<Clock::time_point> deadline);
   void wait(bool for_writing, std::optional<Clock::time_point> deadline);
   [[noreturn]] void fail(const std::string& what, pg_result* result = nullptr);
+  // A statement's error while more of the answer is still to read: the
+  // first is kept in `failed`, to throw once the answer was read; a lost
+  // connection throws at once.
+  void keep_failure(pg_result* result, std::optional<Error>& failed);
 
   pg_conn* connection_ = nullptr;
   bool broken_ = false;
