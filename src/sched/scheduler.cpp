@@ -71,10 +71,7 @@ std::size_t Counts::final() const {
 
 Job* Scheduler::get(JobId id) { return const_cast<Job*>(std::as_const(*this).find(id)); }
 
-const Job* Scheduler::find(JobId id) const {
-  auto found = jobs_.find(id);
-  return found == jobs_.end() ? nullptr : &found->second;
-}
+const Job* Scheduler::find(JobId id) const { return jobs_.find(id); }
 
 void Scheduler::set_state(Job& job, State state) {
   if (job.state == State::running && state != State::running) stopped(job);
@@ -224,7 +221,7 @@ void Scheduler::release_held(Group& group, std::string_view key, std::size_t how
 
 JobId Scheduler::submit(JobOptions options, Time now) {
   JobId id = next_id_++;
-  Job& job = jobs_[id];
+  Job& job = jobs_.insert(id, Job{});
   job.id = id;
   job.ready_at = options.not_before;
   job.options = std::move(options);
@@ -359,7 +356,7 @@ Job& Scheduler::place(Job job) {
   for (const Attempt& attempt : job.attempts)
     next_token_ = std::max(next_token_, attempt.lease + 1);
   JobId id = job.id;
-  Job& placed = jobs_.emplace(id, std::move(job)).first->second;
+  Job& placed = jobs_.insert(id, std::move(job));
   placed.state = State::waiting;
   placed.held_by_key = false;
   placed.lease_expires.reset();
@@ -457,7 +454,8 @@ std::optional<Lease> Scheduler::lease(Time now, std::string_view worker,
   set_state(job, State::running);
   if (lease_for) {
     job.lease_expires = now + *lease_for;
-    expiring_.insert({*job.lease_expires, job.id});
+    ++expiring_leases_;
+    index_lease(job, *job.lease_expires);
   }
   return Lease{job.id, attempt.lease, attempt.number, job.lease_expires};
 }
@@ -465,10 +463,42 @@ std::optional<Lease> Scheduler::lease(Time now, std::string_view worker,
 bool Scheduler::renew(JobId id, std::uint64_t token, Time now, Time lease_for) {
   Job* job = get(id);
   if (!job || job->state != State::running || job->attempts.back().lease != token) return false;
-  if (job->lease_expires) expiring_.erase({*job->lease_expires, id});
-  job->lease_expires = now + lease_for;
-  expiring_.insert({*job->lease_expires, id});
+  Time expires = now + lease_for;
+  if (!job->lease_expires) ++expiring_leases_;
+  if (!job->lease_expires || expires < *job->lease_expires) index_lease(*job, expires);
+  job->lease_expires = expires;
   return true;
+}
+
+void Scheduler::index_lease(const Job& job, Time expires) {
+  expiring_.push_back({expires, job.id, job.attempts.back().lease});
+  std::push_heap(expiring_.begin(), expiring_.end(), std::greater<>());
+}
+
+bool Scheduler::is_live(const LeaseEntry& entry) const {
+  const Job* job = find(entry.job);
+  return job && job->state == State::running && job->lease_expires &&
+         job->attempts.back().lease == entry.token;
+}
+
+void Scheduler::drop_stale_leases() {
+  if (expiring_.size() > 2 * expiring_leases_ + 64) {  // mostly stale: keep the live ones
+    std::erase_if(expiring_, [this](const LeaseEntry& entry) { return !is_live(entry); });
+    std::make_heap(expiring_.begin(), expiring_.end(), std::greater<>());
+  }
+  while (!expiring_.empty() && !is_live(expiring_.front())) {
+    std::pop_heap(expiring_.begin(), expiring_.end(), std::greater<>());
+    expiring_.pop_back();
+  }
+}
+
+std::vector<JobId> Scheduler::leased() const {
+  std::vector<JobId> ids;
+  for (const LeaseEntry& entry : expiring_)
+    if (is_live(entry)) ids.push_back(entry.job);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());  // a lease made sooner is in twice
+  return ids;
 }
 
 void Scheduler::finish_attempt(Job& job, AttemptEnd end, std::string reason, Time now) {
@@ -476,8 +506,11 @@ void Scheduler::finish_attempt(Job& job, AttemptEnd end, std::string reason, Tim
   attempt.end = end;
   attempt.ended = now;
   attempt.reason = std::move(reason);
-  if (job.lease_expires) expiring_.erase({*job.lease_expires, job.id});
-  job.lease_expires.reset();
+  if (job.lease_expires) {
+    job.lease_expires.reset();
+    --expiring_leases_;
+    drop_stale_leases();
+  }
 }
 
 bool Scheduler::resume_lease(JobId id, Attempt attempt, std::optional<Time> expires) {
@@ -491,7 +524,8 @@ bool Scheduler::resume_lease(JobId id, Attempt attempt, std::optional<Time> expi
   set_state(*job, State::running);
   if (expires) {
     job->lease_expires = expires;
-    expiring_.insert({*expires, id});
+    ++expiring_leases_;
+    index_lease(*job, *expires);
   }
   return true;
 }
@@ -565,9 +599,16 @@ bool Scheduler::retry(JobId id, Time now) {
 }
 
 void Scheduler::advance(Time now) {
-  while (!expiring_.empty() && expiring_.begin()->first <= now) {
-    Job& job = *get(expiring_.begin()->second);
-    finish_attempt(job, AttemptEnd::lease_expired, "lease expired", now);
+  while (!expiring_.empty() && expiring_.front().expires <= now) {
+    Job& job = *get(expiring_.front().job);  // the top is live
+    if (*job.lease_expires > now) {          // renewed since: it comes up again then
+      std::pop_heap(expiring_.begin(), expiring_.end(), std::greater<>());
+      expiring_.pop_back();
+      index_lease(job, *job.lease_expires);
+      drop_stale_leases();
+      continue;
+    }
+    finish_attempt(job, AttemptEnd::lease_expired, "lease expired", now);  // drops its entry
     job.ready_at = now;
     make_ready(job, now);
   }
@@ -582,19 +623,19 @@ void Scheduler::advance(Time now) {
 std::optional<Time> Scheduler::next_wakeup() const {
   std::optional<Time> next;
   if (!delayed_.empty()) next = delayed_.begin()->first;
-  if (!expiring_.empty() && (!next || expiring_.begin()->first < *next))
-    next = expiring_.begin()->first;
+  if (!expiring_.empty() && (!next || expiring_.front().expires < *next))
+    next = expiring_.front().expires;
   for (const auto& [name, group] : groups_)
     if (auto token = group.next_token(); token && (!next || *token < *next)) next = token;
   return next;
 }
 
 bool Scheduler::forget(JobId id) {
-  auto found = jobs_.find(id);
-  if (found == jobs_.end() || !is_final(found->second.state)) return false;
-  counts_.by_state[static_cast<int>(found->second.state)]--;
+  const Job* job = jobs_.find(id);
+  if (!job || !is_final(job->state)) return false;
+  counts_.by_state[static_cast<int>(job->state)]--;
   dependants_.erase(id);
-  jobs_.erase(found);
+  jobs_.erase(id);
   return true;
 }
 

@@ -30,6 +30,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "sched/id_map.hpp"
 #include "sched/ready_queue.hpp"
 
 namespace ferry::sched {
@@ -224,12 +225,13 @@ class Scheduler {
   void advance(Time now);
 
   // The earliest time at which advance() would change something (or a
-  // rate-limited group have a token again).
+  // rate-limited group have a token again). It may come early, once for
+  // each lease renewed: advance() then finds it renewed.
   std::optional<Time> next_wakeup() const;
 
   const Job* find(JobId job) const;
-  // The running jobs whose lease expires, by when it does.
-  const std::set<std::pair<Time, JobId>>& leases() const { return expiring_; }
+  // The running jobs whose lease expires, by id.
+  std::vector<JobId> leased() const;
   // The jobs held, by state.
   const Counts& counts() const { return counts_; }
   // Lease tokens from now on are at least `base` (a server start reserves a
@@ -288,15 +290,31 @@ class Scheduler {
     ReadyQueue ready;
     Group* group = nullptr;
   };
+  struct LeaseEntry {
+    Time expires;  // at or before the lease's end: a renewal only moves the job's lease_expires
+    JobId job;
+    std::uint64_t token;
+    bool operator>(const LeaseEntry& other) const { return expires > other.expires; }
+  };
+  // The lease expiry index (expiring_, below): a lease is put in when it starts
+  // and again when a renewal makes it sooner; entries go when they come up.
+  void index_lease(const Job& job, Time expires);
+  bool is_live(const LeaseEntry& entry) const;  // its lease still runs
+  void drop_stale_leases();
 
   // The jobs held, by id: those not ended, and ended ones not yet forgotten.
-  // Nodes: a job never moves while it is held.
-  std::unordered_map<JobId, Job> jobs_;
+  // A job never moves while it is held.
+  IdMap<Job> jobs_;
   JobId next_id_ = 1;  // for submit()
   std::map<std::string, Queue, std::less<>> queues_;
-  std::map<std::string, Group, std::less<>> groups_;          // nodes: queues point to them
-  std::set<std::pair<Time, JobId>> delayed_;                  // waiting jobs by ready_at
-  std::set<std::pair<Time, JobId>> expiring_;                 // running jobs by lease expiry
+  std::map<std::string, Group, std::less<>> groups_;  // nodes: queues point to them
+  std::set<std::pair<Time, JobId>> delayed_;          // waiting jobs by ready_at
+  // Running jobs' leases, soonest first (a binary heap). A heartbeat costs
+  // no reordering, and an ended lease no search: its entry stays, stale,
+  // until it comes up, or all stale ones go at once when they outnumber the
+  // live. The top is always live, so next_wakeup() is not early for them.
+  std::vector<LeaseEntry> expiring_;
+  std::size_t expiring_leases_ = 0;                           // running jobs with lease_expires
   std::unordered_map<JobId, std::vector<JobId>> dependants_;  // of jobs that have not ended
   std::uint64_t next_token_ = 1;
   Counts counts_;

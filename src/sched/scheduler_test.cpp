@@ -418,6 +418,29 @@ TEST(Scheduler, ExpiredLeaseRequeuesWithoutSpendingARetry) {
   EXPECT_FALSE(s.next_wakeup());
 }
 
+TEST(Scheduler, RenewedLeasesExpireAtTheirLastRenewalEitherWay) {
+  Scheduler s;
+  JobId longer = s.submit({}, Time{0});
+  JobId shorter = s.submit({}, Time{0});
+  auto a = s.lease(Time{0}, "w1", Time{100});
+  auto b = s.lease(Time{0}, "w1", Time{100});
+  EXPECT_TRUE(s.renew(shorter, b->token, Time{50}, Time{10}));  // sooner than before
+  s.advance(Time{59});
+  EXPECT_EQ(s.find(shorter)->state, State::running);
+  s.advance(Time{60});
+  EXPECT_EQ(s.find(shorter)->attempts.back().end, AttemptEnd::lease_expired);
+
+  for (Time now{60}; now <= Time{310}; now += Time{50}) {  // heartbeats, past the first expiry
+    s.advance(now);
+    EXPECT_TRUE(s.renew(longer, a->token, now, Time{100}));
+  }
+  s.advance(Time{409});
+  EXPECT_EQ(s.find(longer)->state, State::running);
+  EXPECT_LE(s.next_wakeup(), Time{410});  // early at most: it never misses an expiry
+  s.advance(Time{410});
+  EXPECT_EQ(s.find(longer)->attempts.back().end, AttemptEnd::lease_expired);
+}
+
 TEST(Scheduler, RetryRunsAFinishedJobAgainWithAFreshBudget) {
   Scheduler s;
   JobId id = s.submit(with_retries(1, Time{0}), Time{0});

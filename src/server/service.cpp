@@ -1203,7 +1203,7 @@ Service::WorkerPage Service::workers(const std::string& after, std::size_t limit
   // Every running job holds a lease: those are few (the slots of the workers).
   std::map<std::string_view, WorkerView*> shown;
   for (WorkerView& worker : page.workers) shown[worker.id] = &worker;
-  for (const auto& [expiry, id] : scheduler_.leases())
+  for (sched::JobId id : scheduler_.leased())
     if (const sched::Job* job = scheduler_.find(id); job && !job->attempts.empty())
       if (auto worker = shown.find(job->attempts.back().worker); worker != shown.end())
         worker->second->running.push_back(id);

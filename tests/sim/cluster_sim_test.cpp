@@ -36,11 +36,10 @@
 //   never repeat, across leaders too;
 // - every job ends, and the scheduler holds only the work in flight.
 //
-// The full size takes under a minute in the release preset, on a machine
-// of 2 cores busy with other builds (docs/scaling.md). Builds with
-// sanitizers or without optimization (the asan and debug presets) run
-// 500,000 jobs on 1,000 workers instead, with the same faults (ASan runs
-// it some twenty times slower).
+// The full size takes about 30 s in the release preset on 2 cores
+// (docs/scaling.md). Builds with sanitizers or without optimization (the
+// asan and debug presets) run 500,000 jobs on 1,000 workers instead, with
+// the same faults (ASan runs it some twenty times slower).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -105,6 +104,8 @@ struct Violations {
 // holds is kept, whole. It keeps unfinished jobs with their ended attempts
 // (what a new leader loads) and, of each ended job, how many final records
 // it got: the record itself lives on in the real store until retention.
+// Laid out for speed: a small record per id, and the rows of unfinished
+// jobs in a vector whose freed places are reused.
 class DurableStore {
  public:
   struct StateChange {
@@ -125,6 +126,7 @@ class DurableStore {
     std::vector<StateChange> changes;
   };
   struct Row {
+    JobId id = 0;  // 0: a free place
     State state = State::queued;
     Time ready_at{0};
     std::uint32_t retry_base = 0;
@@ -133,18 +135,17 @@ class DurableStore {
   };
 
   explicit DurableStore(Violations& ended_twice) : ended_twice_(ended_twice) {
-    unfinished_.reserve(2 * kInFlight);
+    records_.reserve(kJobs + 1);
+    rows_.reserve(2 * kInFlight);
   }
 
   void commit(Batch& batch) {
     for (auto [id, ready_at, submission] : batch.submitted) {
-      if (id >= records_.size()) {
-        records_.resize(id + 1, kNotStored);
-        submissions_.resize(id + 1, 0);
-      }
-      records_[id] = kUnfinished;
-      submissions_[id] = submission;
-      Row& row = unfinished_[id];
+      if (id >= records_.size()) records_.resize(id + 1);
+      Record& record = records_[id];
+      record = {submission, place_row(), kUnfinished};
+      Row& row = rows_[record.row];
+      row.id = id;
       row.ready_at = ready_at;
       row.state = ready_at > Time{0} ? State::waiting : State::queued;
       next_id_ = std::max(next_id_, id + 1);
@@ -154,14 +155,15 @@ class DurableStore {
         ended_twice_("a change of job " + std::to_string(change.job) + ", never stored");
         continue;
       }
-      auto row = unfinished_.find(change.job);
+      Record& record = records_[change.job];
+      Row* row = record.row == kNoRow ? nullptr : &rows_[record.row];
       if (change.attempt) {
-        if (row == unfinished_.end()) {
+        if (!row) {
           ended_twice_("an attempt of job " + std::to_string(change.job) +
                        ", which ended, was written");
         } else {
           // The primary key (job_id, number): attempts are appended, never rewritten.
-          std::vector<Attempt>& attempts = row->second.attempts;
+          std::vector<Attempt>& attempts = row->attempts;
           if (change.attempt->number != static_cast<int>(attempts.size()) + 1)
             ended_twice_("job " + std::to_string(change.job) + ": attempt " +
                          std::to_string(change.attempt->number) + " written after " +
@@ -170,40 +172,65 @@ class DurableStore {
         }
       }
       if (is_final(change.state)) {
-        if (++records_[change.job] > kUnfinished + 1)
+        if (++record.stored > kUnfinished + 1)
           ended_twice_("job " + std::to_string(change.job) + " recorded as ended twice");
-        if (row != unfinished_.end()) unfinished_.erase(row);
+        if (row) {
+          *row = {};
+          free_rows_.push_back(record.row);
+          record.row = kNoRow;
+        }
         continue;
       }
-      if (row == unfinished_.end()) {
+      if (!row) {
         ended_twice_("job " + std::to_string(change.job) + " changed after it ended");
         continue;
       }
-      row->second.state = change.state;
-      row->second.ready_at = change.ready_at;
-      row->second.retry_base = change.retry_base;
-      row->second.reason = std::move(change.reason);
+      row->state = change.state;
+      row->ready_at = change.ready_at;
+      row->retry_base = change.retry_base;
+      row->reason = std::move(change.reason);
     }
   }
 
   // A server start: its epoch is stored before it serves.
   std::uint64_t begin_epoch() { return ++epoch_; }
 
-  const std::unordered_map<JobId, Row>& unfinished() const { return unfinished_; }
+  std::size_t unfinished() const { return rows_.size() - free_rows_.size(); }
+  template <class Visit>
+  void for_each_unfinished(Visit visit) const {
+    for (const Row& row : rows_)
+      if (row.id != 0) visit(row);
+  }
   JobId next_id() const { return next_id_; }
-  bool kept(JobId id) const { return id < records_.size() && records_[id] != kNotStored; }
+  bool kept(JobId id) const { return id < records_.size() && records_[id].stored != kNotStored; }
   // Which submit the stored job `id` came from (ids never stored may be reused).
-  std::uint32_t submission(JobId id) const { return kept(id) ? submissions_[id] : 0; }
-  int final_records(JobId id) const { return kept(id) ? records_[id] - kUnfinished : 0; }
+  std::uint32_t submission(JobId id) const { return kept(id) ? records_[id].submission : 0; }
+  int final_records(JobId id) const { return kept(id) ? records_[id].stored - kUnfinished : 0; }
   JobId highest_id() const { return records_.size() - 1; }
 
  private:
-  Violations& ended_twice_;
-  std::unordered_map<JobId, Row> unfinished_;
-  // By id: not stored, or stored and how many final records it got (kUnfinished + n).
+  static constexpr std::uint32_t kNoRow = ~std::uint32_t{0};
+  // Not stored, or stored and how many final records it got (kUnfinished + n).
   static constexpr std::uint8_t kNotStored = 0, kUnfinished = 1;
-  std::vector<std::uint8_t> records_;
-  std::vector<std::uint32_t> submissions_;  // by id
+  struct Record {
+    std::uint32_t submission = 0;
+    std::uint32_t row = kNoRow;  // in rows_, while unfinished
+    std::uint8_t stored = kNotStored;
+  };
+  std::uint32_t place_row() {
+    if (free_rows_.empty()) {
+      rows_.emplace_back();
+      return static_cast<std::uint32_t>(rows_.size() - 1);
+    }
+    std::uint32_t index = free_rows_.back();
+    free_rows_.pop_back();
+    return index;
+  }
+
+  Violations& ended_twice_;
+  std::vector<Record> records_;  // by id
+  std::vector<Row> rows_;
+  std::vector<std::uint32_t> free_rows_;
   JobId next_id_ = 1;
   std::uint64_t epoch_ = 0;
 };
@@ -351,14 +378,14 @@ class Cluster {
       Event event = events_.pop();
       now_ = event.at;
       handle(event);
-      if (to_submit_ == 0 && submitting_.empty() && store_.unfinished().empty()) break;
+      if (to_submit_ == 0 && submitting_.empty() && store_.unfinished() == 0) break;
       if (now_ - last_progress_ > kGiveUpAfter) break;
     }
   }
 
   void check_end() {
     EXPECT_EQ(acknowledged_count_, kJobs);
-    EXPECT_TRUE(store_.unfinished().empty()) << store_.unfinished().size() << " jobs never ended";
+    EXPECT_EQ(store_.unfinished(), 0u) << "jobs never ended";
     for (const Submit& submit : acknowledged_)
       for (JobId id = submit.first; id < submit.first + submit.count; ++id)
         if (store_.submission(id) != submit.submission)
@@ -515,18 +542,18 @@ class Cluster {
     leader_up_ = true;
     scheduler_ = Scheduler();
     std::vector<Job> jobs;
-    jobs.reserve(store_.unfinished().size());
-    for (const auto& [id, row] : store_.unfinished()) {
+    jobs.reserve(store_.unfinished());
+    store_.for_each_unfinished([&](const DurableStore::Row& row) {
       Job job;
-      job.id = id;
-      job.options = options_of(id);
+      job.id = row.id;
+      job.options = options_of(row.id);
       job.state = row.state;
       job.ready_at = row.ready_at;
       job.retry_base = row.retry_base;
       job.reason = row.reason;
       job.attempts = row.attempts;
       jobs.push_back(std::move(job));
-    }
+    });
     std::sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) { return a.id < b.id; });
     scheduler_.admit(std::move(jobs), now_);
     scheduler_.take_changes();  // rebuilding is no news: the store has it all
@@ -542,9 +569,9 @@ class Cluster {
 
   // Every acknowledged job is stored and, unless it ended, held again.
   void check_takeover() {
-    if (scheduler_.counts().total() != store_.unfinished().size())
+    if (scheduler_.counts().total() != store_.unfinished())
       lost(text_of("the new leader holds ", scheduler_.counts().total(), " jobs, the store has ",
-                   store_.unfinished().size(), " unfinished"));
+                   store_.unfinished(), " unfinished"));
     for (const Submit& submit : acknowledged_)
       for (JobId id = submit.first; id < submit.first + submit.count; ++id)
         if (store_.submission(id) != submit.submission)
@@ -588,7 +615,7 @@ class Cluster {
   // flight allows. Its ids are reserved now; it is stored with the next commit, and
   // acknowledged after it.
   void submit() {
-    std::size_t in_flight = store_.unfinished().size() + submitting_count();
+    std::size_t in_flight = store_.unfinished() + submitting_count();
     if (to_submit_ > 0 && in_flight < kInFlight) {
       std::size_t count = std::min({to_submit_, kSubmitBatch, kInFlight - in_flight});
       submitting_.push_back({next_id_, count, ++submissions_});
