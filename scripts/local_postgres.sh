@@ -9,9 +9,11 @@
 local_postgres_pid=
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 
-as_runner() {
-  if [[ $(id -u) == 0 ]]; then setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; else "$@"; fi
-}
+# A plain command prefix, not a function: `"${as_runner[@]}" postgres &` is
+# then one process, so $! is the server's pid itself and a signal to it
+# reaches the server (a function would run in a subshell that only waits).
+as_runner=()
+[[ $(id -u) == 0 ]] && as_runner=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
 
 start_local_postgres() {
   local dir=$1/pg port
@@ -19,10 +21,10 @@ start_local_postgres() {
   mkdir -p "$dir"
   chmod 755 "$1"
   [[ $(id -u) == 0 ]] && chown nobody:nogroup "$dir"
-  as_runner "$pg_bin/initdb" -D "$dir/data" -U ferry -A trust -E UTF8 --locale=C \
+  "${as_runner[@]}" "$pg_bin/initdb" -D "$dir/data" -U ferry -A trust -E UTF8 --locale=C \
     --no-instructions > "$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; return 1; }
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  as_runner "$pg_bin/postgres" -D "$dir/data" -p "$port" -k "$dir" -c listen_addresses=127.0.0.1 \
+  "${as_runner[@]}" "$pg_bin/postgres" -D "$dir/data" -p "$port" -k "$dir" -c listen_addresses=127.0.0.1 \
     -c shared_buffers=256MB -c max_wal_size=2GB > "$dir/postgres.log" 2>&1 &
   local_postgres_pid=$!
   for _ in $(seq 300); do

@@ -5,6 +5,15 @@ while idle; a timeout on every request; HTTPS for https:// URLs, the
 server's certificate checked against the system's authorities or those in
 the file FERRY_TLS_CA names. Event streams (GET /v1/events) get a
 connection of their own.
+
+The server may be a comma-separated list (http://a:7077,http://b:7077):
+servers sharing one database, one leading, the others standing by. A
+request goes to the server last found leading; a standby refuses it with
+503 not_leader before reading it, naming the leader, and the request goes
+there (its URL learned if it was not in the list); a server that cannot be
+reached, or a standby that knows no leader, sends it to the next one. A
+round of the list without a leader is followed by a pause, within the
+request's own time limit. As ferry's C++ client does.
 """
 
 import http.client
@@ -52,8 +61,11 @@ def _describe(problem):
     return str(problem) or type(problem).__name__
 
 
-class Http:
-    def __init__(self, url, token):
+class _Server:
+    """One server of the list: its URL (without a trailing slash) and where
+    to connect."""
+
+    def __init__(self, url):
         parts = urllib.parse.urlsplit(url)
         try:
             port = parts.port
@@ -62,17 +74,52 @@ class Http:
         if (parts.scheme not in ("http", "https") or not parts.hostname or port == -1
                 or parts.path not in ("", "/") or parts.query or parts.fragment):
             raise ValueError(f"'{url}' is not a server URL: give http://HOST:PORT or "
-                             "https://HOST:PORT")
+                             "https://HOST:PORT (or several, separated by commas)")
         self.url = f"{parts.scheme}://{parts.netloc}"
-        self._host = parts.hostname
-        self._port = port or (443 if parts.scheme == "https" else 80)
+        self.host = parts.hostname
+        self.port = port or (443 if parts.scheme == "https" else 80)
+        self.https = parts.scheme == "https"
+
+
+class _Unreachable(errors.ConnectionError):
+    """No connection to the server could be made: nothing was sent."""
+
+
+def _not_leader(status, answer):
+    """The leader a standby's refusal names ("" when none), or None when
+    (status, answer) is no such refusal."""
+    if status != 503:
+        return None
+    try:
+        value = json.loads(answer)
+    except ValueError:
+        return None
+    if not isinstance(value, dict) or value.get("error") != "not_leader":
+        return None
+    leader = value.get("leader")
+    return leader if isinstance(leader, str) else ""
+
+
+class Http:
+    def __init__(self, urls, token):
+        self._servers = [_Server(url.strip()) for url in urls.split(",")]
+        self._current = 0
         self._tls = None
-        if parts.scheme == "https":
+        if any(server.https for server in self._servers):
             self._tls = ssl.create_default_context(cafile=os.environ.get("FERRY_TLS_CA") or None)
         self._token = token
         self._connection = None
-        self._aborted = False
+        self._interrupted = threading.Event()
         self._lock = threading.Lock()
+
+    @property
+    def url(self):
+        """The server requests go to now: the one last found leading."""
+        return self._servers[self._current].url
+
+    def describe(self):
+        """The servers, for messages."""
+        return ", ".join(server.url for server in self._servers)
 
     def headers(self, has_body, accept="application/json"):
         headers = {"User-Agent": f"ferry-python/{VERSION}", "Accept": accept}
@@ -83,49 +130,131 @@ class Http:
         return headers
 
     def connect(self, timeout):
-        if self._tls:
-            return http.client.HTTPSConnection(self._host, self._port, timeout=timeout,
+        server = self._servers[self._current]
+        if server.https:
+            if self._tls is None:  # a leader learned from a standby
+                self._tls = ssl.create_default_context(
+                    cafile=os.environ.get("FERRY_TLS_CA") or None)
+            return http.client.HTTPSConnection(server.host, server.port, timeout=timeout,
                                                context=self._tls)
-        return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+        return http.client.HTTPConnection(server.host, server.port, timeout=timeout)
+
+    def open(self, timeout):
+        """A connection to the current server, connected: _Unreachable when
+        it cannot be (then nothing was sent, and the next server may be
+        tried)."""
+        connection = self.connect(timeout)
+        try:
+            connection.connect()
+        except (OSError, http.client.HTTPException) as problem:
+            connection.close()
+            raise _Unreachable(
+                f"cannot reach the server at {self.url}: {_describe(problem)}") from None
+        return connection
 
     def request(self, method, path, body=None, timeout=30.0):
-        """Sends one request; returns (status, body bytes). Raises
-        ferry.ConnectionError when no answer came within `timeout`. A
-        kept-alive connection the server closed meanwhile is replaced once,
-        and the request sent on the new one."""
+        """Sends one request to the leader; returns (status, body bytes).
+        Raises ferry.ConnectionError when no server answered within
+        `timeout` (or abort() cut it short)."""
         data = None if body is None else encode(body)
-        failure = None
+        self._interrupted.clear()
         with self._lock:
-            self._aborted = False
-            for _ in range(2):
-                fresh = self._connection is None
-                if fresh:
-                    self._connection = self.connect(timeout)
-                connection = self._connection
-                connection.timeout = timeout
-                if connection.sock is not None:
-                    connection.sock.settimeout(timeout)
-                try:
-                    connection.request(method, path, body=data,
-                                       headers=self.headers(data is not None))
-                    response = connection.getresponse()
-                    answer = response.read()
-                except (OSError, http.client.HTTPException) as problem:
-                    self._close()
-                    if fresh or self._aborted or isinstance(problem, socket.timeout):
-                        failure = problem
-                        break
-                    continue
-                if response.will_close:
-                    self._close()
-                return response.status, answer
+            return self._on_leader(time.monotonic() + timeout,
+                                   lambda: self._send(method, path, data, timeout))
+
+    def _on_leader(self, give_up, attempt):
+        """attempt() on the current server, and on the others as their
+        answers or silence say, until one leads: its answer, (status, body
+        bytes, ...). Past `give_up`, a standby's refusal, else
+        ferry.ConnectionError."""
+        backoff = 0.1
+        tried = 0  # servers tried since the last pause
+        while True:
+            refused = None
+            try:
+                answer = attempt()
+            except _Unreachable as problem:
+                if len(self._servers) == 1 or self._interrupted.is_set():
+                    raise
+                unreachable = problem
+                self._switch(self._current + 1)
+            else:
+                leader = _not_leader(answer[0], answer[1])
+                if leader is None:
+                    return answer
+                refused = answer
+                self._follow(leader)
+            tried += 1
+            if tried < len(self._servers):
+                continue
+            # A round found no leader: an election under way, or every server down.
+            tried = 0
+            if time.monotonic() + backoff >= give_up:
+                if refused:
+                    return refused
+                raise errors.ConnectionError(
+                    f"no server of {self.describe()} could be reached (the last: "
+                    f"{_describe(unreachable)})")
+            if self._interrupted.wait(backoff):
+                raise errors.ConnectionError(
+                    f"looking for the leader among {self.describe()} was interrupted")
+            backoff = min(backoff * 2, 1.0)
+
+    def _follow(self, leader):
+        """Where a standby points (added to the list if new), unless that is
+        where we are or nowhere: then the next server."""
+        try:
+            named = _Server(leader) if leader else None
+        except ValueError:
+            named = None
+        if named is None or named.url == self.url:
+            self._switch(self._current + 1)
+            return
+        for index, server in enumerate(self._servers):
+            if server.url == named.url:
+                self._switch(index)
+                return
+        self._servers.append(named)
+        self._switch(len(self._servers) - 1)
+
+    def _switch(self, index):
+        self._current = index % len(self._servers)
+        self._close()
+
+    def _send(self, method, path, data, timeout):
+        """One request to the current server. A kept-alive connection the
+        server closed meanwhile is replaced once, and the request sent on
+        the new one."""
+        failure = None
+        for _ in range(2):
+            fresh = self._connection is None
+            if fresh:
+                self._connection = self.open(timeout)
+            connection = self._connection
+            connection.timeout = timeout
+            if connection.sock is not None:
+                connection.sock.settimeout(timeout)
+            try:
+                connection.request(method, path, body=data,
+                                   headers=self.headers(data is not None))
+                response = connection.getresponse()
+                answer = response.read()
+            except (OSError, http.client.HTTPException) as problem:
+                self._close()
+                if fresh or self._interrupted.is_set() or isinstance(problem, socket.timeout):
+                    failure = problem
+                    break
+                continue
+            if response.will_close:
+                self._close()
+            return response.status, answer
         raise errors.ConnectionError(
             f"no answer from the server at {self.url}: {_describe(failure)}")
 
     def abort(self):
         """Ends the request in flight from another thread (or a signal
         handler): it raises ferry.ConnectionError at once."""
-        self._aborted = True
+        self._interrupted.set()
         connection = self._connection
         sock = connection.sock if connection is not None else None
         if sock is not None:
@@ -194,9 +323,8 @@ class Http:
                 raise errors.TimeoutError("the wait ran past its timeout")
             return min(limit, remaining)
 
-        connection = self.connect(wait_for(SILENCE))
-        response = None
-        try:
+        def open_stream():
+            connection = self.open(wait_for(SILENCE))
             try:
                 connection.request("GET", path,
                                    headers=self.headers(False, accept="text/event-stream"))
@@ -205,15 +333,23 @@ class Http:
                 sock = connection.sock
                 response = connection.getresponse()
             except (OSError, http.client.HTTPException) as problem:
-                failure = problem
-            else:
-                failure = None
-            if failure is not None:
+                connection.close()
                 wait_for(SILENCE)  # past the deadline: a timeout, not a broken connection
                 raise errors.ConnectionError(
-                    f"no answer from the server at {self.url}: {_describe(failure)}")
+                    f"no answer from the server at {self.url}: {_describe(problem)}") from None
             if response.status != 200:
-                self.checked(response.status, response.read())
+                answer = response.read()
+                connection.close()
+                return response.status, answer, None
+            return response.status, b"", (connection, response, sock)
+
+        with self._lock:
+            status, answer, stream = self._on_leader(
+                deadline if deadline is not None else time.monotonic() + SILENCE, open_stream)
+        if stream is None:
+            self.checked(status, answer)
+        connection, response, sock = stream
+        try:
             data = []
             while True:
                 sock.settimeout(wait_for(SILENCE))
@@ -240,6 +376,5 @@ class Http:
                     if field == "data":
                         data.append(value[1:] if value.startswith(" ") else value)
         finally:
-            if response is not None:
-                response.close()
+            response.close()
             connection.close()

@@ -151,9 +151,11 @@ class Client:
     """A connection to a ferry server. Safe to share between threads."""
 
     def __init__(self, url=None, token=None, *, timeout=30.0):
-        """`url`: http://HOST:PORT or https://HOST:PORT (default FERRY_SERVER,
-        else http://127.0.0.1:7077); `token` (default FERRY_TOKEN); `timeout`:
-        seconds a request may take. A bad URL raises ValueError."""
+        """`url`: http://HOST:PORT or https://HOST:PORT, or several separated
+        by commas, servers on one database: requests go to the one leading
+        (default FERRY_SERVER, else http://127.0.0.1:7077); `token` (default
+        FERRY_TOKEN); `timeout`: seconds a request may take. A bad URL raises
+        ValueError."""
         self._http = _http.Http(_http.server_or_default(url), _http.token_or_default(token))
         self._timeout = timeout
 

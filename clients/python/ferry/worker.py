@@ -110,7 +110,8 @@ class Worker:
     """Serves functions to a ferry server; see the module's documentation."""
 
     def __init__(self, url=None, token=None, *, threads=None, id=None, queues=(), labels=()):
-        """`url` and `token` default to FERRY_SERVER and FERRY_TOKEN;
+        """`url` (one server, or several on one database, separated by
+        commas) and `token` default to FERRY_SERVER and FERRY_TOKEN;
         `threads`: calls at once (default: the number of cores); `id`: the
         name `ferry workers` shows (default HOST-PID); `queues`: take calls
         only from these (default: every queue); `labels`: what this worker

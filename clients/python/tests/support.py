@@ -28,9 +28,13 @@ def wait_until(condition, what, seconds=30.0):
 
 
 class LocalServer:
-    def __init__(self, token=TOKEN):
+    """`db`: a PostgreSQL URL (servers on one database take turns leading);
+    by default an SQLite file of its own."""
+
+    def __init__(self, token=TOKEN, db=None):
         self.dir = tempfile.mkdtemp(prefix="ferry-python-test-")
         self.token = token
+        self.db = db or os.path.join(self.dir, "ferry.db")
         self.processes = []
         self.url = None
         self.start_server()
@@ -41,7 +45,7 @@ class LocalServer:
         if os.path.exists(address):
             os.remove(address)
         self.server = self.start([FERRY, "server", "--listen", f"127.0.0.1:{port}", "--db",
-                                  os.path.join(self.dir, "ferry.db"), "--address-file", address,
+                                  self.db, "--address-file", address,
                                   "--token", self.token], "server.log")
 
         def started():
@@ -96,6 +100,70 @@ class LocalServer:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def role_of(url):
+    """"leader", "standby", or None when the server does not answer."""
+    import http.client
+    import json
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    try:
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=2)
+        connection.request("GET", "/healthz")
+        answer = connection.getresponse()
+        body = answer.read()
+        connection.close()
+        return json.loads(body).get("role") if answer.status == 200 else None
+    except (OSError, ValueError):
+        return None
+
+
+class LocalPostgres:
+    """A throwaway PostgreSQL (scripts/local_postgres.sh: initdb into a
+    scratch directory, a free port); `url` is its database. None of it when
+    PostgreSQL is not installed: `unavailable` says why."""
+
+    SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..",
+                          "scripts", "local_postgres.sh")
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="ferry-python-pg-")
+        self.url = self.pid = self.unavailable = None
+        # Files, not pipes: the server goes on with what the script had open.
+        log, found = os.path.join(self.dir, "start.log"), os.path.join(self.dir, "started")
+        with open(log, "wb") as output:
+            started = subprocess.run(
+                ["bash", "-c", 'source "$1" && start_local_postgres "$2" && '
+                 'echo "$FERRY_PG_URL $local_postgres_pid" > "$3"', "_", self.SCRIPT, self.dir,
+                 found], stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        if started.returncode != 0:
+            with open(log, errors="replace") as output:
+                self.unavailable = output.read().strip()[-2000:] or "it did not start"
+            shutil.rmtree(self.dir, ignore_errors=True)
+            return
+        with open(found) as file:
+            self.url, pid = file.read().split()
+        self.pid = int(pid)
+
+    def stop(self):
+        if self.pid is not None:
+            try:
+                os.kill(self.pid, signal.SIGINT)  # a fast shutdown
+            except ProcessLookupError:
+                pass
+
+            def gone():
+                try:
+                    with open(f"/proc/{self.pid}/stat") as stat:
+                        return stat.read().split(") ", 1)[1].startswith("Z")
+                except OSError:
+                    return True
+
+            wait_until(gone, "PostgreSQL stopped")
+            self.pid = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

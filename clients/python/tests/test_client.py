@@ -1,11 +1,18 @@
 """ferry.Client against a real server and `ferry worker`."""
 
 import os
+import socket
 import threading
 import unittest
 
 import ferry
 from support import TOKEN, DroppingProxy, LocalServer, wait_until
+
+
+def unused_port():
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        return unused.getsockname()[1]
 
 
 class ClientTest(unittest.TestCase):
@@ -217,12 +224,20 @@ class ClientTest(unittest.TestCase):
         self.assertTrue(issubclass(ferry.ApiError, ferry.Error))
 
     def test_no_server_is_a_connection_error(self):
-        import socket
-        with socket.socket() as unused:
-            unused.bind(("127.0.0.1", 0))
-            port = unused.getsockname()[1]
+        port = unused_port()
         with self.assertRaises(ferry.ConnectionError), ferry.Client(f"http://127.0.0.1:{port}") as c:
             c.stats()
+        with self.assertRaises(ferry.ConnectionError) as failed, ferry.Client(
+                f"http://127.0.0.1:{port},http://127.0.0.1:{unused_port()}", timeout=1) as c:
+            c.stats()
+        self.assertIn("no server of http://127.0.0.1:", str(failed.exception))
+
+    def test_a_server_list_goes_past_one_that_cannot_be_reached(self):
+        servers = f"http://127.0.0.1:{unused_port()}, {self.server.url}"
+        with ferry.Client(servers, TOKEN) as client:
+            job = client.command(["true"])
+            self.assertEqual(client.url, self.server.url)
+            self.assertEqual(client.wait(job, timeout=60).state, "succeeded")
 
     def test_misspelled_options_are_refused(self):
         with self.assertRaises(TypeError):
@@ -233,7 +248,8 @@ class ClientTest(unittest.TestCase):
             self.client.command(["true"], shell="true")
 
     def test_urls_are_checked(self):
-        for url in ("127.0.0.1:7077", "ftp://host:1", "http://host:1/path", "http://host:x"):
+        for url in ("127.0.0.1:7077", "ftp://host:1", "http://host:1/path", "http://host:x",
+                    "http://host:1,", "http://host:1,,http://host:2", "http://host:1,host:2"):
             with self.assertRaises(ValueError, msg=url):
                 ferry.Client(url)
         self.assertEqual(ferry.Client("http://host:1/").url, "http://host:1")
