@@ -81,6 +81,10 @@ class _Server:
         self.https = parts.scheme == "https"
 
 
+def _tls_context():
+    return ssl.create_default_context(cafile=os.environ.get("FERRY_TLS_CA") or None)
+
+
 class _Unreachable(errors.ConnectionError):
     """No connection to the server could be made: nothing was sent."""
 
@@ -106,7 +110,7 @@ class Http:
         self._current = 0
         self._tls = None
         if any(server.https for server in self._servers):
-            self._tls = ssl.create_default_context(cafile=os.environ.get("FERRY_TLS_CA") or None)
+            self._tls = _tls_context()  # a bad FERRY_TLS_CA is told at once
         self._token = token
         self._connection = None
         self._interrupted = threading.Event()
@@ -133,8 +137,7 @@ class Http:
         server = self._servers[self._current]
         if server.https:
             if self._tls is None:  # a leader learned from a standby
-                self._tls = ssl.create_default_context(
-                    cafile=os.environ.get("FERRY_TLS_CA") or None)
+                self._tls = _tls_context()
             return http.client.HTTPSConnection(server.host, server.port, timeout=timeout,
                                                context=self._tls)
         return http.client.HTTPConnection(server.host, server.port, timeout=timeout)
