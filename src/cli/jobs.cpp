@@ -68,6 +68,8 @@ std::string summary(const json::object& job) {
       fmt::format("{:<6} {:<10} attempts {:<3} {}", job.at("id").as_int64(), text(job.at("state")),
                   attempt_count, name.empty() ? what : name + ": " + what);
   std::string reason = text(job.at("reason"));
+  if (const json::value* held = job.if_contains("held"); held && held->is_string())
+    reason = "held: " + text(*held);
   return reason.empty() ? line : line + "  (" + reason + ")";
 }
 

@@ -73,6 +73,23 @@ Job* Scheduler::get(JobId id) { return const_cast<Job*>(std::as_const(*this).fin
 
 const Job* Scheduler::find(JobId id) const { return jobs_.find(id); }
 
+Hold Scheduler::hold_of(JobId id) const {
+  const Job* job = find(id);
+  if (!job || job->state != State::queued) return Hold::none;
+  const Group& group = *queues_.find(job->options.queue)->second.group;
+  const std::optional<GroupLimits>& limits = group.limits;
+  if (limits && limits->paused) return Hold::paused;
+  if (limits && limits->max_running && group.running >= *limits->max_running)
+    return Hold::max_running;
+  if (const std::string& key = job->options.concurrency_key; !key.empty()) {
+    auto running = group.running_by_key.find(key);
+    if (running != group.running_by_key.end() && running->second >= (limits ? limits->per_key : 1))
+      return Hold::key;
+  }
+  if (limits && limits->rate && group.units < limits->rate->per.count()) return Hold::rate;
+  return Hold::none;
+}
+
 void Scheduler::set_state(Job& job, State state) {
   if (job.state == State::running && state != State::running) stopped(job);
   if (state == State::running && job.state != State::running) started(job);

@@ -143,6 +143,11 @@ struct Change {
 
 enum class Completion { recorded, stale };
 
+// What holds a queued job back, as far as the scheduler knows: its group's
+// limits (GroupLimits), first the one that would still hold it if the
+// others were lifted, or its concurrency key's; none: it waits for a worker.
+enum class Hold : std::uint8_t { none, paused, max_running, key, rate };
+
 struct Counts {
   std::size_t by_state[6] = {};
   std::uint64_t stale_completions = 0;
@@ -230,6 +235,8 @@ class Scheduler {
   std::optional<Time> next_wakeup() const;
 
   const Job* find(JobId job) const;
+  // Hold::none for a job not queued. The rate is as of the last advance().
+  Hold hold_of(JobId job) const;
   // The running jobs whose lease expires, by id.
   std::vector<JobId> leased() const;
   // The jobs held, by state.

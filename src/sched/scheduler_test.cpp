@@ -633,5 +633,33 @@ TEST(SchedulerLimits, AJobWaitingOnItsKeyKeepsItsPlaceAndPriority) {
   EXPECT_EQ(s.find(running)->state, State::queued);
 }
 
+TEST(SchedulerLimits, HoldOfTellsWhatKeepsAQueuedJobBack) {
+  Scheduler s;
+  JobId first = s.submit(in_group("q", "k"), Time{0});
+  JobId same_key = s.submit(in_group("q", "k"), Time{0});
+  JobId other = s.submit(in_group("q"), Time{0});
+  EXPECT_EQ(s.hold_of(first), Hold::none);  // it waits for a worker
+  auto lease = s.lease(Time{0}, "w", std::nullopt);
+  EXPECT_EQ(s.hold_of(first), Hold::none);  // running: nothing holds it
+  EXPECT_EQ(s.hold_of(same_key), Hold::key);
+  EXPECT_EQ(s.hold_of(other), Hold::none);
+
+  s.set_limits("q", {.max_running = 1}, Time{1});
+  EXPECT_EQ(s.hold_of(other), Hold::max_running);
+  s.set_limits("q", {.paused = true, .max_running = 1}, Time{1});
+  EXPECT_EQ(s.hold_of(other), Hold::paused);
+  EXPECT_EQ(s.hold_of(same_key), Hold::paused);  // what would still hold it comes first
+
+  s.complete(first, lease->token, true, "", Time{2});
+  s.set_limits("q", {.rate = Rate{1, Time{1000}}}, Time{2});
+  EXPECT_EQ(s.hold_of(same_key), Hold::none);  // a full bucket, the key free
+  EXPECT_TRUE(s.lease(Time{2}, "w", std::nullopt));
+  s.advance(Time{3});
+  EXPECT_EQ(s.hold_of(other), Hold::rate);  // the token is spent
+  s.advance(Time{1002});
+  EXPECT_EQ(s.hold_of(other), Hold::none);
+  EXPECT_EQ(s.hold_of(12345), Hold::none);
+}
+
 }  // namespace
 }  // namespace ferry::sched

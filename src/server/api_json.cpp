@@ -255,16 +255,18 @@ std::string render_job(const JobView& job) {
     }
     attempts.push_back(std::move(item));
   }
-  return json::serialize(json::object{{"id", job.id},
-                                      {"name", job.name},
-                                      {"queue", job.queue},
-                                      {"state", sched::name(job.state)},
-                                      {"reason", job.reason},
-                                      {"skipped", job.skipped},
-                                      {"flow", flow_value(job.flow)},
-                                      {"created_ms", job.created.count()},
-                                      {"spec", parse_document(job.spec_json)},
-                                      {"attempts", std::move(attempts)}});
+  return json::serialize(
+      json::object{{"id", job.id},
+                   {"name", job.name},
+                   {"queue", job.queue},
+                   {"state", sched::name(job.state)},
+                   {"reason", job.reason},
+                   {"held", job.held.empty() ? json::value(nullptr) : json::value(job.held)},
+                   {"skipped", job.skipped},
+                   {"flow", flow_value(job.flow)},
+                   {"created_ms", job.created.count()},
+                   {"spec", parse_document(job.spec_json)},
+                   {"attempts", std::move(attempts)}});
 }
 
 namespace {

@@ -1030,6 +1030,24 @@ JobView Service::view_of(JobId id, const sched::Job& job, const Record& record) 
           job.skipped};
 }
 
+std::string Service::held_text(const sched::Job& job) const {
+  const sched::GroupLimits* limits = scheduler_.limits(queue_of(job));
+  switch (scheduler_.hold_of(job.id)) {
+    case sched::Hold::none:
+      return "";
+    case sched::Hold::paused:
+      return "its queue is paused";
+    case sched::Hold::max_running:
+      return fmt::format("its queue runs its most at once ({})", *limits->max_running);
+    case sched::Hold::key:
+      return fmt::format("concurrency key \"{}\" at its limit ({} running)",
+                         job.options.concurrency_key, limits ? limits->per_key : 1);
+    case sched::Hold::rate:
+      return fmt::format("its queue's rate ({}) allows no start yet", rate_text(*limits->rate));
+  }
+  return "";
+}
+
 JobView Service::view_of(const store::StoredJob& stored) {
   const store::JobRow& row = stored.row;
   JobView view{row.id,
@@ -1052,6 +1070,7 @@ std::optional<JobView> Service::job(JobId id) const {
   if (const sched::Job* job = scheduler_.find(id)) {
     const Record& stored = *record(id);
     JobView view = view_of(id, *job, stored);
+    view.held = held_text(*job);
     for (const sched::Attempt& attempt : job->attempts) {
       const Completion* done = report(stored, attempt.number);
       view.attempts.push_back({attempt, done ? std::optional(*done) : std::nullopt});

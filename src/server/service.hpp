@@ -140,6 +140,9 @@ struct JobView {
   std::size_t attempt_count = 0;
   std::uint64_t flow = 0;  // the flow it belongs to; 0: none
   bool skipped = false;    // cancelled because a dependency could not succeed
+  // A queued job that its queue's limits hold back: which ("its queue is
+  // paused"). Empty otherwise, and in lists.
+  std::string held;
 };
 
 struct ListQuery {
@@ -397,6 +400,7 @@ class Service {
   const sched::Job* current_lease(JobId id, std::uint64_t token) const;
   // The queue it was submitted to (the scheduler's queue adds the labels).
   static std::string_view queue_of(const sched::Job& job);
+  std::string held_text(const sched::Job& job) const;  // JobView::held
   static const Completion* report(const Record& record, int attempt);
   JobView view_of(JobId id, const sched::Job& job, const Record& record) const;
   static JobView view_of(const store::StoredJob& stored);

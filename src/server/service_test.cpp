@@ -1010,6 +1010,8 @@ TEST_P(QueueControlTest, APausedQueueStartsNothingWhateverItsJobsNeedUntilResume
   LeaseReply other = lease(everything);
   EXPECT_EQ(leased(other), std::vector<JobId>{ids[3]});
   EXPECT_TRUE(service->queue_view("mail").settings.paused);
+  EXPECT_EQ(service->job(ids[0])->held, "its queue is paused");
+  EXPECT_EQ(service->job(ids[3])->held, "");  // running
   LeaseRequest report = poll("w", 0);
   report.completions.push_back(done(other.jobs[0], true));
   lease(report);
@@ -1054,6 +1056,7 @@ TEST_P(QueueControlTest, MaxRunningHoldsAcrossWorkersAndAFinishedJobMakesRoom) {
   LeaseReply first = lease(poll("a", 5));
   EXPECT_EQ(leased(first), (std::vector<JobId>{ids[0], ids[1]}));
   EXPECT_TRUE(lease(poll("b", 5)).jobs.empty());
+  EXPECT_EQ(service->job(ids[2])->held, "its queue runs its most at once (2)");
   EXPECT_EQ(service->queue_view("api").running, 2u);
   LeaseRequest report = poll("a", 0);
   report.completions.push_back(done(first.jobs[0], true));
@@ -1070,6 +1073,7 @@ TEST_P(QueueControlTest, AConcurrencyKeyHoldsAfterARestart) {
   EXPECT_EQ(leased(lease(poll("w", 5))), (std::vector<JobId>{ids[0], ids[2]}));
   reopen();  // what ran is queued again: one of alice's still runs at a time
   EXPECT_EQ(leased(lease(poll("w", 5))), (std::vector<JobId>{ids[0], ids[2]}));
+  EXPECT_EQ(service->job(ids[1])->held, R"(concurrency key "alice" at its limit (1 running))");
   set("default", R"({"concurrency_limit": 2})");
   EXPECT_EQ(leased(lease(poll("w", 5))), std::vector<JobId>{ids[1]});
 }
@@ -1085,11 +1089,14 @@ TEST_P(QueueControlTest, ARateStartsJobsAsTokensComeAndWakesALongPoll) {
   lease_async(waiting_poll, waiting);
   EXPECT_FALSE(waiting);
   EXPECT_EQ(service->next_tick(), clock + 500ms);  // the next token
+  EXPECT_EQ(service->job(ids[1])->held, "its queue's rate (2/s) allows no start yet");
   clock += 500ms;
   service->tick();
   settle();
   ASSERT_TRUE(waiting);
   EXPECT_EQ(leased(*waiting), std::vector<JobId>{ids[1]});
+  EXPECT_EQ(service->job(ids[2])->held, "its queue's rate (2/s) allows no start yet");
+  EXPECT_EQ(service->job(ids[0])->held, "");
   EXPECT_EQ(service->queue_view("slow").settings.rate, (sched::Rate{2, 1000ms}));
 }
 

@@ -278,9 +278,17 @@ async function main() {
       await page.locator('tr[data-queue=default] td.limits', { hasText: 'paused' }).waitFor();
       await page.locator('#queue-note', { hasText: 'Paused default.' }).waitFor();
       expect((await api(url, 'GET', '/v1/queues/default')).paused === true, 'the server has it paused');
+      const held = await submit(url, 'held-by-pause', 'true');
+      await page.goto(`${url}/#/jobs/${held}`);
+      await page.locator('#job-state [data-state=queued]').waitFor();
+      await page.locator('dd', { hasText: 'its queue is paused' }).waitFor();
+      await page.click('nav a[data-page=overview]');
       await page.locator('tr[data-queue=default] button[data-action=resume]').click();
       await page.locator('tr[data-queue=default] td.limits', { hasText: 'none' }).waitFor();
       expect((await api(url, 'GET', '/v1/queues/default')).paused === false, 'and resumed');
+      await page.goto(`${url}/#/jobs/${held}`);
+      await page.locator('#job-state [data-state=succeeded]').waitFor();
+      expect(await page.locator('dt', { hasText: 'held' }).count() === 0, 'still shown as held');
     });
 
     await check('a flow: its jobs, what they wait on, cancel and retry of the whole flow', async () => {

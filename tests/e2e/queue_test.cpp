@@ -156,6 +156,9 @@ TEST(QueueControls, APausedQueueStartsNothingUntilResumedAndSurvivesARestart) {
   for (std::uint64_t id : held) EXPECT_EQ(job_of(*server, id).at("state"), "queued");
   exec::Result listed = ferry_client(*server, dir, {"queues"});
   EXPECT_NE(listed.out.find("paused"), std::string::npos) << listed.out;
+  exec::Result status = ferry_client(*server, dir, {"status", std::to_string(held[0])});
+  EXPECT_NE(status.out.find("queued"), std::string::npos) << status.out;
+  EXPECT_NE(status.out.find("(held: its queue is paused)"), std::string::npos) << status.out;
   ASSERT_EQ(ferry_client(*server, dir, {"queue", "resume", "batch"}).exit_code, 0);
   EXPECT_TRUE(eventually([&] { return all_succeeded(*server, held); }));
 }

@@ -94,6 +94,7 @@ export function mount(main, parameters, context) {
       ['retries', job.spec.retries ?? 0],
       ['timeout', job.spec.timeout ? duration(job.spec.timeout) : 'none'],
       ['reason', job.reason],
+      ['held', job.held ?? ''],
       ['flow', job.flow ? h('a', { href: `#/flows/${job.flow}` }, `flow ${job.flow}`) : ''],
       ['waits on', after.length ? h('span', { id: 'waits-on' }, after.map(([other, state]) =>
         h('span', { class: 'dependency' },
