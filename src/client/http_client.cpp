@@ -178,11 +178,23 @@ Response HttpClient::on_leader(std::chrono::steady_clock::time_point give_up, At
       }
     } catch (const Interrupted&) {
       throw;
+    } catch (const DeadlineReached&) {
+      throw;
     } catch (const Unreachable& problem) {
       // One server the user gave, and no other known: as before, at once.
       if (servers_.size() == 1) throw;
       unreachable = problem.what();
       servers_.next();
+    } catch (const ConnectionError&) {
+      // Sent, and no answer came: the server may be stalled (paused, cut
+      // off) while another took over. The request is the caller's to send
+      // again; whatever comes next goes to the next server, which leads or
+      // names the leader, rather than to this one again.
+      if (servers_.size() > 1) {
+        servers_.next();
+        use_current();
+      }
+      throw;
     }
     use_current();
     if (++tried < servers_.size()) continue;

@@ -239,6 +239,8 @@ TEST_F(Failover, AStalledLeaderCommitsNothingAfterAStandbyTookOver) {
   ASSERT_TRUE(leader_among({first.url()}));
   Server second(dirs[1], "sekrit", database);
   ASSERT_EQ(first.request("POST", "/v1/jobs", R"({"command":{"argv":["true"]}})").status, 201);
+  client::HttpClient follower(first.url() + "," + second.url(), "sekrit");
+  ASSERT_EQ(follower.request("GET", "/v1/stats", "").status, 200);  // kept alive, on the leader
 
   // Paused: its process keeps its connections, its lease runs out.
   ASSERT_EQ(::kill(first.pid(), SIGSTOP), 0);
@@ -265,6 +267,11 @@ TEST_F(Failover, AStalledLeaderCommitsNothingAfterAStandbyTookOver) {
   ASSERT_TRUE(eventually([&] { return role_of(second.url()) == "leader"; }, 60))
       << read_file(dirs[1] / "server.log");
   print_takeovers("after SIGSTOP of the leader", {millis_since(stopped)});
+  // A client of the stalled leader hears nothing from it, and goes on to
+  // the one that took over rather than back to it.
+  EXPECT_THROW(follower.request("GET", "/v1/stats", "", 2s), client::ConnectionError);
+  EXPECT_EQ(follower.request("GET", "/v1/stats", "", 10s).status, 200);
+  EXPECT_EQ(follower.url(), second.url());
   ASSERT_EQ(second.request("POST", "/v1/jobs", R"({"command":{"argv":["true"]}})").status, 201);
   std::string before = database_digest(url);
 

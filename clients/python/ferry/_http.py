@@ -31,10 +31,6 @@ __all__ = ["Http", "server_or_default", "token_or_default", "encode"]
 
 VERSION = "0.1.0"
 DEFAULT_SERVER = "http://127.0.0.1:7077"
-# A request that may be sent twice (a read, a submit whose every job has a
-# key) is sent again after no answer or a 503 for this long, as ferry's C++
-# client does.
-SEND_AGAIN_FOR = 60.0
 # The server sends a keep-alive line every 15 s: a stream silent this long
 # is broken.
 SILENCE = 50.0
@@ -106,7 +102,12 @@ def _not_leader(status, answer):
 
 class Http:
     def __init__(self, urls, token):
-        self._servers = [_Server(url.strip()) for url in urls.split(",")]
+        try:
+            self._servers = [_Server(url.strip()) for url in urls.split(",")]
+        except ValueError as problem:
+            if "," not in urls:
+                raise
+            raise ValueError(f"in the server list '{urls}': {problem}") from None
         self._current = 0
         self._tls = None
         if any(server.https for server in self._servers):
@@ -162,8 +163,19 @@ class Http:
         data = None if body is None else encode(body)
         self._interrupted.clear()
         with self._lock:
-            return self._on_leader(time.monotonic() + timeout,
-                                   lambda: self._send(method, path, data, timeout))
+            try:
+                return self._on_leader(time.monotonic() + timeout,
+                                       lambda: self._send(method, path, data, timeout))
+            except errors.ConnectionError as problem:
+                self._after_silence()
+                raise errors.ConnectionError(str(problem)) from None
+
+    def _after_silence(self):
+        """A server was silent: it may be stalled (paused, cut off) while
+        another took over. The next request goes to the next server, which
+        leads or names the leader, rather than to this one again."""
+        if len(self._servers) > 1 and not self._interrupted.is_set():
+            self._switch(self._current + 1)
 
     def _on_leader(self, give_up, attempt):
         """attempt() on the current server, and on the others as their
@@ -278,12 +290,13 @@ class Http:
     def call(self, method, path, body=None, timeout=30.0, again=False):
         """The JSON of a 2xx answer. Raises ferry.ApiError for a refusal and
         ferry.ConnectionError for no answer. With `again`, no answer or a 503
-        is followed by the same request, with backoff, for SEND_AGAIN_FOR."""
-        give_up = time.monotonic() + SEND_AGAIN_FOR
+        is followed by the same request, with backoff, within `timeout`."""
+        give_up = time.monotonic() + timeout
         backoff = 0.1
         while True:
             try:
-                status, answer = self.request(method, path, body, timeout)
+                status, answer = self.request(method, path, body,
+                                              max(give_up - time.monotonic(), 0.1))
             except errors.ConnectionError:
                 if not again or time.monotonic() + backoff > give_up:
                     raise
@@ -347,37 +360,49 @@ class Http:
             return response.status, b"", (connection, response, sock)
 
         with self._lock:
-            status, answer, stream = self._on_leader(
-                deadline if deadline is not None else time.monotonic() + SILENCE, open_stream)
+            try:
+                status, answer, stream = self._on_leader(
+                    deadline if deadline is not None else time.monotonic() + SILENCE,
+                    open_stream)
+            except errors.ConnectionError as problem:
+                self._after_silence()
+                raise errors.ConnectionError(str(problem)) from None
         if stream is None:
             self.checked(status, answer)
         connection, response, sock = stream
         try:
-            data = []
-            while True:
-                sock.settimeout(wait_for(SILENCE))
-                try:
-                    line = response.readline()
-                except (OSError, http.client.HTTPException) as problem:
-                    failure = problem
-                    line = None
-                if line is None:
-                    wait_for(SILENCE)
-                    raise errors.ConnectionError(
-                        f"the event stream from {self.url} broke: {_describe(failure)}")
-                if not line:
-                    raise errors.ConnectionError(f"the server at {self.url} ended the stream")
-                line = line.rstrip(b"\r\n").decode("utf-8", "replace")
-                if not line:  # a blank line ends an event
-                    if data:
-                        yield "\n".join(data)
-                    data = []
-                elif line.startswith(":"):  # a comment: keep-alive
-                    continue
-                else:
-                    field, _, value = line.partition(":")
-                    if field == "data":
-                        data.append(value[1:] if value.startswith(" ") else value)
+            yield from self._read_events(response, sock, wait_for)
+        except errors.ConnectionError:
+            with self._lock:
+                self._after_silence()  # ended or broke: where it goes on may be elsewhere
+            raise
         finally:
             response.close()
             connection.close()
+
+    def _read_events(self, response, sock, wait_for):
+        data = []
+        while True:
+            sock.settimeout(wait_for(SILENCE))
+            try:
+                line = response.readline()
+            except (OSError, http.client.HTTPException) as problem:
+                failure = problem
+                line = None
+            if line is None:
+                wait_for(SILENCE)
+                raise errors.ConnectionError(
+                    f"the event stream from {self.url} broke: {_describe(failure)}")
+            if not line:
+                raise errors.ConnectionError(f"the server at {self.url} ended the stream")
+            line = line.rstrip(b"\r\n").decode("utf-8", "replace")
+            if not line:  # a blank line ends an event
+                if data:
+                    yield "\n".join(data)
+                data = []
+            elif line.startswith(":"):  # a comment: keep-alive
+                continue
+            else:
+                field, _, value = line.partition(":")
+                if field == "data":
+                    data.append(value[1:] if value.startswith(" ") else value)

@@ -9,8 +9,8 @@
 The server and the token default to FERRY_SERVER and FERRY_TOKEN. A job is
 durable once the call that submitted it returned: the server committed it.
 A submit whose every job has a key is sent again when its answer was lost
-(a dropped connection, a timeout, a 503), and gives the jobs the first one
-made: exactly-once submission. Waiting follows the server's event stream
+(a dropped connection, a timeout, a 503), within the client's `timeout`,
+and gives the jobs the first one made: exactly-once submission. Waiting follows the server's event stream
 (GET /v1/events), so a job's end is seen as soon as it is durable.
 
 A flow is a batch whose jobs wait for each other: each names others of the

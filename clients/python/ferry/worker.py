@@ -159,7 +159,7 @@ class Worker:
         with self._lock:
             self._stops += 1
             self._results_ready.notify_all()
-        if self._polling_idle:
+        if self._polling_idle or self._stops >= 2:
             self._http.abort()
 
     def run(self, handle_signals=True):
@@ -239,12 +239,16 @@ class Worker:
                 request = self._lease_request(undelivered, idle, stopping)
                 self._polling_idle = idle
             sent = list(undelivered)
+            timeout = request["wait"] + 15
+            if give_up is not None:  # stopping: within the patience left
+                timeout = max(0.1, min(timeout, give_up - time.monotonic()))
             try:
                 status, answer = self._http.request("POST", "/v1/lease", request,
-                                                    timeout=request["wait"] + 15)
+                                                    timeout=timeout)
             except errors.ConnectionError as problem:
-                if idle and (self._stops or self._signals > signals_seen[0]):
-                    continue  # the long poll was cut short by stop() or a signal
+                if (idle or self._stops >= 2) and (self._stops or
+                                                  self._signals > signals_seen[0]):
+                    continue  # cut short by stop() or a signal
                 if not unreachable:
                     log.warning("%s; retrying", problem)
                 unreachable = True

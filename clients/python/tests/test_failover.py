@@ -37,6 +37,20 @@ class Failover(unittest.TestCase):
             self.assertEqual(client.url, self.leader.url)
             self.assertEqual(client.status(job)["state"], "queued")
 
+    def test_a_stalled_leader_is_left_for_the_server_that_took_over(self):
+        client = ferry.Client(f"{self.leader.url},{self.standby.url}", TOKEN, timeout=3)
+        self.addCleanup(client.close)
+        client.stats()  # a kept-alive connection to the leader
+        self.leader.server.send_signal(signal.SIGSTOP)
+        self.addCleanup(self.leader.server.send_signal, signal.SIGCONT)
+        wait_until(lambda: role_of(self.standby.url) == "leader", "the standby takes over")
+        with self.assertRaises(ferry.ConnectionError):
+            client.stats()  # the stalled leader took it and never answers
+        self.assertIn("jobs", client.stats())  # the next request goes on, not back
+        self.assertEqual(client.url, self.standby.url)
+        job = client.call("anything", key="after-the-stall")
+        self.assertEqual(client.status(job)["state"], "queued")
+
     def test_nothing_acknowledged_is_lost_when_the_leader_is_killed(self):
         servers = f"{self.standby.url},{self.leader.url}"  # the standby first: it sends them on
         client = ferry.Client(servers, TOKEN, timeout=60)
