@@ -278,6 +278,11 @@ class Http:
             except OSError:
                 pass
 
+    @property
+    def interrupted(self):
+        """Whether abort() cut the last request short."""
+        return self._interrupted.is_set()
+
     def close(self):
         with self._lock:
             self._close()

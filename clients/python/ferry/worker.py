@@ -246,8 +246,7 @@ class Worker:
                 status, answer = self._http.request("POST", "/v1/lease", request,
                                                     timeout=timeout)
             except errors.ConnectionError as problem:
-                if (idle or self._stops >= 2) and (self._stops or
-                                                  self._signals > signals_seen[0]):
+                if self._http.interrupted:
                     continue  # cut short by stop() or a signal
                 if not unreachable:
                     log.warning("%s; retrying", problem)
